@@ -1,0 +1,165 @@
+/**
+ * Reads, validates and freezes the config once at start. Every error names the key, what is
+ * wrong and what to write instead; all errors are reported together so an operator fixes the
+ * file in one go.
+ */
+import { readFileSync } from "node:fs";
+import path from "node:path";
+import { parseDocument } from "yaml";
+import type { z } from "zod";
+import { ConfigError } from "../errors.js";
+import {
+  configSchema,
+  DEFAULT_AUTHORITY_HOST,
+  DEFAULT_IMAP_HOST,
+  DEFAULT_SCOPES,
+  parseInterval,
+  type Config,
+  type QueueConfig,
+  type RawConfig,
+} from "./schema.js";
+
+export function loadConfig(file: string): Config {
+  let text: string;
+  try {
+    text = readFileSync(file, "utf8");
+  } catch (error) {
+    throw new ConfigError(
+      `Cannot read the config file ${file} (${(error as NodeJS.ErrnoException).code ?? "error"}). Pass an existing file with --config; config/example.yaml is a commented example.`,
+      "CONFIG_NOT_FOUND",
+    );
+  }
+  return parseConfig(text, file);
+}
+
+/** Validates config text; `file` is used in messages and to resolve relative paths. */
+export function parseConfig(text: string, file: string): Config {
+  const document = parseDocument(text, { prettyErrors: true });
+  if (document.errors.length > 0) {
+    const first = document.errors[0]!;
+    throw new ConfigError(`${file}: not valid YAML: ${first.message.split("\n")[0]}`);
+  }
+  const result = configSchema.safeParse(document.toJS());
+  if (!result.success) throw new ConfigError(formatIssues(file, result.error.issues));
+  return resolveConfig(result.data, path.dirname(path.resolve(file)));
+}
+
+function formatIssues(file: string, issues: readonly z.core.$ZodIssue[]): string {
+  const lines = issues.map((issue) => `  ${keyPath(issue.path) || "(top level)"}: ${describeIssue(issue)}`);
+  return `${file}: the config is not valid:\n${lines.join("\n")}`;
+}
+
+function keyPath(segments: readonly PropertyKey[]): string {
+  return segments.reduce<string>(
+    (out, segment) => (typeof segment === "number" ? `${out}[${segment}]` : out ? `${out}.${String(segment)}` : String(segment)),
+    "",
+  );
+}
+
+function describeIssue(issue: z.core.$ZodIssue): string {
+  switch (issue.code) {
+    case "unrecognized_keys":
+      return `unknown key${issue.keys.length > 1 ? "s" : ""} ${issue.keys.map((k) => `'${k}'`).join(", ")}: remove or correct ${issue.keys.length > 1 ? "them" : "it"} (see config/example.yaml)`;
+    case "invalid_type":
+      return issue.input === undefined ? `missing: add this key (${issue.expected})` : `expected ${issue.expected}, not ${typeof issue.input}`;
+    default:
+      return issue.message;
+  }
+}
+
+function resolveConfig(raw: RawConfig, baseDir: string): Config {
+  const problems: string[] = [];
+  const resolvePath = (p: string) => path.resolve(baseDir, p);
+  const readSecret = (key: string, file: string): string | undefined => {
+    try {
+      // A trailing newline is what editors and `echo` add; it is never part of a password.
+      return readFileSync(resolvePath(file), "utf8").replace(/\r?\n$/, "");
+    } catch (error) {
+      problems.push(`  ${key}: cannot read ${file} (${(error as NodeJS.ErrnoException).code ?? "error"}): check the path and that the daemon's user may read it`);
+      return undefined;
+    }
+  };
+
+  const names = new Set<string>();
+  const queues = raw.queues.map((q, index): QueueConfig => {
+    const at = `queues[${index}]`;
+    if (names.has(q.name)) problems.push(`  ${at}.name: '${q.name}' is used twice: give every queue its own name`);
+    names.add(q.name);
+
+    const handlerNames = q.handlers.map((h) => h.name ?? h.type);
+    for (const [i, handler] of handlerNames.entries()) {
+      if (handlerNames.indexOf(handler) !== i) problems.push(`  ${at}.handlers[${i}].name: '${handler}' is used twice in this queue: give each handler its own name`);
+    }
+
+    const identity = { ...raw.identity, ...q.identity };
+    const imap = { ...raw.imap, ...q.imap };
+    if (!identity.tenantId) problems.push(`  ${at}.identity.tenantId: missing: write the Directory (tenant) ID (admin guide, section 2.2 step 8) here or in the top-level identity block`);
+    if (!identity.clientId) problems.push(`  ${at}.identity.clientId: missing: write the Application (client) ID (admin guide, section 2.2 step 7) here or in the top-level identity block`);
+
+    const scopes = identity.scopes ?? DEFAULT_SCOPES;
+    const scopeProblem = checkScopes(scopes);
+    if (scopeProblem) problems.push(`  ${at}.identity.scopes: ${scopeProblem}`);
+
+    const pollText = q.poll ?? raw.poll ?? "60s";
+    const intervalMs = parseInterval(pollText);
+    const password = q.signIn?.passwordFile ? readSecret(`${at}.signIn.passwordFile`, q.signIn.passwordFile) : undefined;
+    const readCa = (key: string, file?: string) => (file ? readSecret(key, file) : undefined);
+
+    return {
+      name: q.name,
+      address: q.address.toLowerCase(),
+      signIn: { user: (q.signIn?.user ?? q.address).toLowerCase(), password },
+      identity: {
+        tenantId: identity.tenantId ?? "",
+        clientId: identity.clientId ?? "",
+        authority: (identity.authority ?? `${DEFAULT_AUTHORITY_HOST}/${identity.tenantId ?? ""}`).replace(/\/+$/, ""),
+        ca: readCa(`${at}.identity.caFile`, identity.caFile),
+        scopes,
+      },
+      imap: {
+        host: imap.host ?? DEFAULT_IMAP_HOST,
+        port: imap.port ?? 993,
+        tls: imap.tls ?? true,
+        ca: readCa(`${at}.imap.caFile`, imap.caFile),
+      },
+      folder: q.folder ?? "INBOX",
+      poll: intervalMs !== undefined ? { intervalMs } : { cron: pollText },
+      handlers: q.handlers.map((h) => ({ ...h, path: resolvePath(h.path) })),
+    };
+  });
+
+  if (problems.length > 0) throw new ConfigError(`the config is not valid:\n${problems.join("\n")}`);
+  return deepFreeze({
+    stateDir: resolvePath(raw.state.dir),
+    keyFile: resolvePath(raw.state.keyFile),
+    logLevel: raw.log?.level ?? "info",
+    queues,
+  });
+}
+
+/**
+ * The most common mistake in the wild: a Graph scope (or a bare permission name, which means
+ * Graph) yields a token Exchange rejects with "AUTHENTICATE failed".
+ */
+export function checkScopes(scopes: readonly string[]): string | undefined {
+  const resource = scopes.filter((s) => !["offline_access", "openid", "profile", "email"].includes(s));
+  const exchange = resource.filter((s) => /^https:\/\/outlook\.office(365)?\.com\//i.test(s));
+  if (exchange.length === 0) {
+    return "no Exchange Online IMAP scope: write https://outlook.office.com/IMAP.AccessAsUser.All (a bare IMAP.AccessAsUser.All or a graph.microsoft.com scope gives a Graph token that IMAP rejects)";
+  }
+  if (exchange.length !== resource.length) {
+    return `only Exchange scopes may be requested together (Microsoft refuses a request spanning two resources, AADSTS28000): remove ${resource.filter((s) => !exchange.includes(s)).join(", ")}`;
+  }
+  if (!scopes.includes("offline_access")) {
+    return "add offline_access: without it there is no refresh token and the mailbox signs in with its password every hour";
+  }
+  return undefined;
+}
+
+function deepFreeze<T>(value: T): T {
+  if (value && typeof value === "object") {
+    for (const inner of Object.values(value)) deepFreeze(inner);
+    Object.freeze(value);
+  }
+  return value;
+}

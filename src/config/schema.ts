@@ -1,0 +1,150 @@
+/**
+ * The shape of mailfetchd's YAML config, validated once at start (src/config/load.ts).
+ *
+ * Top-level `identity` and `imap` blocks are defaults for every queue; a queue may override
+ * any key. Secrets are never inline: they are named by file (systemd credentials, Docker
+ * secrets), read once at start.
+ */
+import { z } from "zod";
+import cron from "node-cron";
+
+export const DEFAULT_SCOPES = ["https://outlook.office.com/IMAP.AccessAsUser.All", "offline_access"];
+export const DEFAULT_AUTHORITY_HOST = "https://login.microsoftonline.com";
+export const DEFAULT_IMAP_HOST = "outlook.office365.com";
+
+const INTERVAL = /^(\d+)\s*(ms|s|m|h)$/;
+
+/** "30s", "5m", "1h" -> milliseconds; undefined when not an interval. */
+export function parseInterval(text: string): number | undefined {
+  const match = INTERVAL.exec(text.trim());
+  if (!match) return undefined;
+  const unit = { ms: 1, s: 1_000, m: 60_000, h: 3_600_000 }[match[2] as "ms" | "s" | "m" | "h"];
+  return Number(match[1]) * unit;
+}
+
+const queueName = z
+  .string()
+  .regex(/^[a-z0-9][a-z0-9_-]{0,62}$/, "use 1-63 lower-case letters, digits, '-' or '_', starting with a letter or digit (it names files and metrics)");
+
+const email = z.string().regex(/^[^\s@]+@[^\s@]+\.[^\s@]+$/, "write a full e-mail address, e.g. support@contoso.com");
+
+const guid = z
+  .string()
+  .regex(
+    /^([0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}|[a-z0-9.-]+\.[a-z]{2,})$/,
+    "write the GUID shown on the app's Overview page (admin guide, section 2.2 steps 7-8), e.g. 0f1e2d3c-4b5a-6978-8796-a5b4c3d2e1f0",
+  );
+
+const schedule = z.string().refine((text) => {
+  const ms = parseInterval(text);
+  if (ms !== undefined) return ms >= 1_000;
+  return cron.validate(text);
+}, "write an interval of at least 1s such as '60s' or '5m', or a cron expression such as '*/2 * * * *'");
+
+const identityBlock = z
+  .object({
+    tenantId: guid.optional(),
+    clientId: guid.optional(),
+    /** Default https://login.microsoftonline.com/<tenantId>; national clouds and the test bed differ. */
+    authority: z.url({ protocol: /^https$/, error: "write an https:// URL such as https://login.microsoftonline.com/<tenant-id>" }).optional(),
+    /** Extra CA certificates (PEM) trusted for the identity endpoint, e.g. a TLS-inspecting proxy. */
+    caFile: z.string().min(1).optional(),
+    scopes: z.array(z.string().min(1)).min(1).optional(),
+  })
+  .strict();
+
+const imapBlock = z
+  .object({
+    host: z.string().min(1).optional(),
+    port: z.number().int().min(1).max(65535).optional(),
+    /** Implicit TLS (port 993). STARTTLS or plaintext are for test beds only. */
+    tls: z.boolean().optional(),
+    caFile: z.string().min(1).optional(),
+  })
+  .strict();
+
+const directoryHandler = z
+  .object({
+    type: z.literal("directory"),
+    name: queueName.optional(),
+    path: z.string().min(1),
+  })
+  .strict();
+
+export const handlerSchema = z.discriminatedUnion("type", [directoryHandler], {
+  error: "a handler needs `type: directory` (the only handler type in this version)",
+});
+
+const signIn = z
+  .object({
+    /** The Entra user who signs in. Defaults to the queue address. */
+    user: email.optional(),
+    /** File holding that user's password (ROPC). Trailing newline ignored. */
+    passwordFile: z.string().min(1).optional(),
+  })
+  .strict();
+
+const queue = z
+  .object({
+    name: queueName,
+    address: email,
+    signIn: signIn.optional(),
+    identity: identityBlock.optional(),
+    imap: imapBlock.optional(),
+    folder: z.string().min(1).optional(),
+    poll: schedule.optional(),
+    handlers: z.array(handlerSchema).min(1, "give each queue at least one handler, e.g. `- type: directory` with a `path`"),
+  })
+  .strict();
+
+export const configSchema = z
+  .object({
+    state: z
+      .object({
+        /** SQLite state and the spool live here. Created 0700. */
+        dir: z.string().min(1),
+        /** Key file for the token cache's encryption at rest (`mailfetchd keygen` writes one). */
+        keyFile: z.string().min(1, "name the key file written by `mailfetchd keygen`"),
+      })
+      .strict(),
+    log: z
+      .object({
+        level: z.enum(["fatal", "error", "warn", "info", "debug", "trace", "silent"]).optional(),
+      })
+      .strict()
+      .optional(),
+    identity: identityBlock.optional(),
+    imap: imapBlock.optional(),
+    poll: schedule.optional(),
+    queues: z.array(queue).min(1, "list at least one queue mailbox under `queues`"),
+  })
+  .strict();
+
+export type RawConfig = z.infer<typeof configSchema>;
+export type HandlerConfig = z.infer<typeof handlerSchema>;
+
+/** One queue, with defaults applied and secrets read: what the daemon runs on. */
+export interface QueueConfig {
+  readonly name: string;
+  readonly address: string;
+  readonly signIn: { readonly user: string; readonly password?: string };
+  readonly identity: {
+    readonly tenantId: string;
+    readonly clientId: string;
+    readonly authority: string;
+    readonly ca?: string;
+    readonly scopes: readonly string[];
+  };
+  readonly imap: { readonly host: string; readonly port: number; readonly tls: boolean; readonly ca?: string };
+  readonly folder: string;
+  /** Milliseconds between polls, or a cron expression. */
+  readonly poll: { readonly intervalMs: number } | { readonly cron: string };
+  readonly handlers: readonly HandlerConfig[];
+}
+
+export interface Config {
+  readonly stateDir: string;
+  readonly keyFile: string;
+  readonly logLevel: string;
+  readonly queues: readonly QueueConfig[];
+}

@@ -1,0 +1,45 @@
+/**
+ * The state database: one SQLite file (better-sqlite3) holding token caches, UID cursors and
+ * the spool's index. Opened once by the composition root and shared by the subsystems.
+ */
+import Database from "better-sqlite3";
+import { chmodSync, mkdirSync } from "node:fs";
+import path from "node:path";
+import { MIGRATIONS } from "./migrations.js";
+
+export type StateDatabase = Database.Database;
+
+export function openStateDatabase(stateDir: string): StateDatabase {
+  mkdirSync(stateDir, { recursive: true, mode: 0o700 });
+  chmodSync(stateDir, 0o700);
+  const file = path.join(stateDir, "state.sqlite");
+  const db = new Database(file);
+  // The spool's guarantee rests on these: WAL for concurrent readers, FULL so a commit is on
+  // disk before we touch the server or advance a cursor, a busy timeout for CLI commands
+  // (status, login) that open the same file while the daemon runs.
+  db.pragma("journal_mode = WAL");
+  db.pragma("synchronous = FULL");
+  db.pragma("foreign_keys = ON");
+  db.pragma("busy_timeout = 5000");
+  for (const suffix of ["", "-wal", "-shm"]) {
+    try {
+      chmodSync(file + suffix, 0o600);
+    } catch {
+      // -wal/-shm appear lazily; SQLite creates them with the main file's mode.
+    }
+  }
+  migrate(db);
+  return db;
+}
+
+function migrate(db: StateDatabase): void {
+  const current = db.pragma("user_version", { simple: true }) as number;
+  for (const [index, sql] of MIGRATIONS.entries()) {
+    const version = index + 1;
+    if (version <= current) continue;
+    db.transaction(() => {
+      db.exec(sql);
+      db.pragma(`user_version = ${version}`);
+    })();
+  }
+}

@@ -1,0 +1,51 @@
+/**
+ * Numbered schema migrations, applied in order; `PRAGMA user_version` records the last one.
+ * Never edit a released migration: append a new one.
+ */
+export const MIGRATIONS: readonly string[] = [
+  // 1: token caches, cursors, the spool index and per-handler deliveries
+  `
+  CREATE TABLE token_cache (
+    queue       TEXT PRIMARY KEY,
+    key_id      TEXT NOT NULL,
+    sealed      BLOB NOT NULL,           -- AES-256-GCM, see src/state/secret-box.ts
+    updated_at  INTEGER NOT NULL
+  );
+
+  CREATE TABLE cursors (
+    queue        TEXT NOT NULL,
+    folder       TEXT NOT NULL,
+    uid_validity TEXT NOT NULL,
+    last_uid     INTEGER NOT NULL,
+    updated_at   INTEGER NOT NULL,
+    PRIMARY KEY (queue, folder)
+  );
+
+  CREATE TABLE messages (
+    seq            INTEGER PRIMARY KEY AUTOINCREMENT,  -- spool order
+    id             TEXT NOT NULL,                      -- the stable id (idempotency key)
+    queue          TEXT NOT NULL,
+    folder         TEXT NOT NULL,
+    uid_validity   TEXT NOT NULL,
+    uid            INTEGER NOT NULL,
+    size           INTEGER NOT NULL,
+    internal_date  INTEGER,
+    header_message_id TEXT,
+    content_sha256 TEXT NOT NULL,
+    spooled_at     INTEGER NOT NULL,
+    UNIQUE (queue, id)
+  );
+
+  CREATE TABLE deliveries (
+    message_seq     INTEGER NOT NULL REFERENCES messages(seq) ON DELETE CASCADE,
+    handler         TEXT NOT NULL,
+    state           TEXT NOT NULL CHECK (state IN ('pending', 'delivered', 'dead')),
+    attempts        INTEGER NOT NULL DEFAULT 0,
+    next_attempt_at INTEGER NOT NULL,
+    last_error      TEXT,
+    delivered_at    INTEGER,
+    PRIMARY KEY (message_seq, handler)
+  );
+  CREATE INDEX deliveries_due ON deliveries (state, next_attempt_at);
+  `,
+];

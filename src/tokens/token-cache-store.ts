@@ -1,0 +1,83 @@
+/**
+ * Token caches in the state database, sealed with the SecretBox, one row per queue, exposed
+ * to MSAL as its cache plugin.
+ *
+ * MSAL calls afterCacheAccess right after every token response, so a rotated refresh token is
+ * written (one synchronous, fully synced SQLite transaction) before the token is used: a crash
+ * between a refresh and its write cannot lose the sign-in.
+ */
+import type { ICachePlugin, TokenCacheContext } from "@azure/msal-node";
+import type { StateDatabase } from "../state/database.js";
+import type { SecretBox } from "../state/secret-box.js";
+
+export class TokenCacheStore {
+  constructor(
+    private readonly db: StateDatabase,
+    private readonly box: SecretBox,
+    /** Told the tokens a cache holds, so logs can be scrubbed of them. */
+    private readonly onSecrets: (queue: string, secrets: string[]) => void = () => {},
+  ) {}
+
+  read(queue: string): string | undefined {
+    const row = this.db.prepare("SELECT key_id, sealed FROM token_cache WHERE queue = ?").get(queue) as
+      | { key_id: string; sealed: Buffer }
+      | undefined;
+    if (!row) return undefined;
+    return this.box.open({ keyId: row.key_id, data: row.sealed }, aad(queue)).toString("utf8");
+  }
+
+  write(queue: string, serializedCache: string): void {
+    const sealed = this.box.seal(Buffer.from(serializedCache, "utf8"), aad(queue));
+    this.db
+      .prepare(
+        `INSERT INTO token_cache (queue, key_id, sealed, updated_at) VALUES (?, ?, ?, ?)
+         ON CONFLICT (queue) DO UPDATE SET key_id = excluded.key_id, sealed = excluded.sealed, updated_at = excluded.updated_at`,
+      )
+      .run(queue, sealed.keyId, sealed.data, Date.now());
+  }
+
+  remove(queue: string): boolean {
+    return this.db.prepare("DELETE FROM token_cache WHERE queue = ?").run(queue).changes > 0;
+  }
+
+  /** When the row last changed: lets a running daemon notice a `login` done by the CLI. */
+  updatedAt(queue: string): number | undefined {
+    const row = this.db.prepare("SELECT updated_at FROM token_cache WHERE queue = ?").get(queue) as { updated_at: number } | undefined;
+    return row?.updated_at;
+  }
+
+  pluginFor(queue: string): ICachePlugin {
+    return {
+      beforeCacheAccess: async (context: TokenCacheContext) => {
+        const data = this.read(queue);
+        if (data !== undefined) {
+          context.tokenCache.deserialize(data);
+          this.onSecrets(queue, secretsIn(data));
+        }
+      },
+      afterCacheAccess: async (context: TokenCacheContext) => {
+        if (context.cacheHasChanged) {
+          const data = context.tokenCache.serialize();
+          this.write(queue, data);
+          this.onSecrets(queue, secretsIn(data));
+        }
+      },
+    };
+  }
+}
+
+function aad(queue: string): string {
+  return `mailfetchd.token-cache/1:${queue}`;
+}
+
+/** The token values in a serialised MSAL cache (its sections map keys to `{ secret }`). */
+function secretsIn(serializedCache: string): string[] {
+  const cache = JSON.parse(serializedCache) as Record<string, Record<string, { secret?: unknown }> | undefined>;
+  const out: string[] = [];
+  for (const section of ["AccessToken", "RefreshToken", "IdToken"]) {
+    for (const entry of Object.values(cache[section] ?? {})) {
+      if (typeof entry.secret === "string") out.push(entry.secret);
+    }
+  }
+  return out;
+}
