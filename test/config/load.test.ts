@@ -1,0 +1,122 @@
+import { mkdtempSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import path from "node:path";
+import { describe, expect, it } from "vitest";
+import { checkScopes, parseConfig } from "../../src/config/load.js";
+import { parseInterval } from "../../src/config/schema.js";
+import { ConfigError } from "../../src/errors.js";
+
+const dir = mkdtempSync(path.join(tmpdir(), "mailfetchd-config-"));
+writeFileSync(path.join(dir, "pw"), "s3cret-password\n");
+
+const TENANT = "11111111-2222-3333-4444-555555555555";
+const CLIENT = "66666666-7777-8888-9999-000000000000";
+
+function valid(extra = ""): string {
+  return `
+state:
+  dir: ./state
+  keyFile: ./key
+identity:
+  tenantId: ${TENANT}
+  clientId: ${CLIENT}
+queues:
+  - name: support
+    address: Support@Contoso.com
+    signIn:
+      passwordFile: pw
+    handlers:
+      - type: directory
+        path: out
+${extra}`;
+}
+
+function errorOf(text: string): string {
+  try {
+    parseConfig(text, path.join(dir, "config.yaml"));
+  } catch (error) {
+    expect(error).toBeInstanceOf(ConfigError);
+    return (error as Error).message;
+  }
+  throw new Error("expected the config to be refused");
+}
+
+describe("config", () => {
+  it("applies defaults, resolves paths and reads the password file", () => {
+    const config = parseConfig(valid(), path.join(dir, "config.yaml"));
+    const queue = config.queues[0]!;
+    expect(config.stateDir).toBe(path.join(dir, "state"));
+    expect(queue.address).toBe("support@contoso.com");
+    expect(queue.signIn).toEqual({ user: "support@contoso.com", password: "s3cret-password" });
+    expect(queue.identity.authority).toBe(`https://login.microsoftonline.com/${TENANT}`);
+    expect(queue.identity.scopes).toEqual(["https://outlook.office.com/IMAP.AccessAsUser.All", "offline_access"]);
+    expect(queue.imap).toEqual({ host: "outlook.office365.com", port: 993, tls: true, ca: undefined });
+    expect(queue.folder).toBe("INBOX");
+    expect(queue.poll).toEqual({ intervalMs: 60_000 });
+    expect(queue.handlers[0]).toEqual({ type: "directory", path: path.join(dir, "out") });
+    expect(Object.isFrozen(queue.identity)).toBe(true);
+  });
+
+  it("names the key, what is wrong and what to write for each problem, all at once", () => {
+    const message = errorOf(`
+state: { dir: ./s }
+queues:
+  - name: Bad Name
+    address: not-an-address
+    pol: 5m
+    handlers: []
+`);
+    expect(message).toContain("state.keyFile: missing");
+    expect(message).toContain("queues[0].name: use 1-63 lower-case letters");
+    expect(message).toContain("queues[0].address: write a full e-mail address");
+    expect(message).toContain("queues[0]: unknown key 'pol'");
+    expect(message).toContain("queues[0].handlers: give each queue at least one handler");
+  });
+
+  it("refuses missing tenant and client ids with the admin guide step", () => {
+    const message = errorOf(valid().replace(/identity:[\s\S]*?queues:/, "queues:"));
+    expect(message).toContain("queues[0].identity.tenantId: missing: write the Directory (tenant) ID (admin guide, section 2.2 step 8)");
+    expect(message).toContain("queues[0].identity.clientId: missing: write the Application (client) ID (admin guide, section 2.2 step 7)");
+  });
+
+  it("refuses an unreadable password file without printing any secret", () => {
+    const message = errorOf(valid().replace("passwordFile: pw", "passwordFile: nope"));
+    expect(message).toMatch(/queues\[0\]\.signIn\.passwordFile: cannot read nope \(ENOENT\)/);
+  });
+
+  it("refuses a bad poll schedule and accepts cron and intervals", () => {
+    expect(errorOf(valid("    poll: sometimes\n"))).toContain("queues[0].poll: write an interval");
+    expect(parseConfig(valid("    poll: '*/2 * * * *'\n"), path.join(dir, "c.yaml")).queues[0]!.poll).toEqual({ cron: "*/2 * * * *" });
+    expect(parseConfig(valid("    poll: 5m\n"), path.join(dir, "c.yaml")).queues[0]!.poll).toEqual({ intervalMs: 300_000 });
+  });
+
+  it("refuses duplicate queue names", () => {
+    const twice = valid() + valid().split("queues:\n")[1];
+    expect(errorOf(twice)).toContain("queues[1].name: 'support' is used twice");
+  });
+
+  it("reports YAML syntax errors", () => {
+    expect(errorOf("state: [unclosed")).toContain("not valid YAML");
+  });
+
+  it("parses intervals", () => {
+    expect(parseInterval("30s")).toBe(30_000);
+    expect(parseInterval("2h")).toBe(7_200_000);
+    expect(parseInterval("*/5 * * * *")).toBeUndefined();
+  });
+});
+
+describe("scope check", () => {
+  it("accepts the Exchange IMAP scope with offline_access, both host spellings", () => {
+    expect(checkScopes(["https://outlook.office.com/IMAP.AccessAsUser.All", "offline_access"])).toBeUndefined();
+    expect(checkScopes(["https://outlook.office365.com/IMAP.AccessAsUser.All", "offline_access"])).toBeUndefined();
+  });
+  it("names the Graph-token mistake", () => {
+    expect(checkScopes(["IMAP.AccessAsUser.All", "offline_access"])).toMatch(/Graph token/);
+    expect(checkScopes(["https://graph.microsoft.com/IMAP.AccessAsUser.All", "offline_access"])).toMatch(/Graph token/);
+  });
+  it("refuses mixed resources and a missing offline_access", () => {
+    expect(checkScopes(["https://outlook.office.com/IMAP.AccessAsUser.All", "https://graph.microsoft.com/User.Read", "offline_access"])).toMatch(/AADSTS28000/);
+    expect(checkScopes(["https://outlook.office.com/IMAP.AccessAsUser.All"])).toMatch(/offline_access/);
+  });
+});
