@@ -1,0 +1,254 @@
+/**
+ * Writes each message to a directory of its own:
+ *
+ *   <path>/<queue>/<id>/message.eml          the raw message, byte for byte
+ *   <path>/<queue>/<id>/message.json         the parsed message (see message-document.ts)
+ *   <path>/<queue>/<id>/attachments/<name>   each attachment, under its safe file name
+ *
+ * A message directory appears complete or not at all: it is built as a temp directory beside
+ * its final place and renamed (atomic on one file system), with every file and directory
+ * fsynced first, so a crash or power loss never leaves a half-written message that a consumer
+ * could pick up. A redelivery (at-least-once) of an id whose directory exists is a no-op.
+ */
+import { randomBytes } from "node:crypto";
+import type { Dirent } from "node:fs";
+import { lstat, mkdir, open, readdir, rename, rm } from "node:fs/promises";
+import { dirname, join, resolve } from "node:path";
+
+import { MailfetchdError } from "../errors.js";
+import type { DeliverableMessage, DeliveryContext, Handler, Logger, ParsedAttachment } from "../interfaces.js";
+import { toMessageDocument } from "./message-document.js";
+import { safeFileName, uniqueFileName } from "./safe-filename.js";
+
+export interface DirectoryHandlerOptions {
+  /** The handler's name in logs and status; default "directory". */
+  readonly name?: string;
+  /** The output root; created if missing. */
+  readonly path: string;
+}
+
+// The output holds customer mail: owner only.
+const DIRECTORY_MODE = 0o700;
+const FILE_MODE = 0o600;
+const TEMP_PREFIX = ".tmp-";
+/** A temp dir this old is left from a crash: no delivery takes an hour to write. */
+const STALE_TEMP_AGE_MS = 60 * 60 * 1000;
+const RAW_FILE = "message.eml";
+const JSON_FILE = "message.json";
+const ATTACHMENTS_DIR = "attachments";
+
+export function createDirectoryHandler(options: DirectoryHandlerOptions): Handler {
+  const root = resolve(options.path);
+  // One stale-temp sweep per queue directory, shared by concurrent first deliveries.
+  const sweeps = new Map<string, Promise<void>>();
+
+  return {
+    name: options.name ?? "directory",
+
+    async deliver(message: DeliverableMessage, context: DeliveryContext): Promise<void> {
+      // The queue name comes from the config and the id from the spool, so an unsafe one is
+      // our bug, not the sender's: a plain Error, never a silent rename.
+      assertSafeSegment(message.queue.name, "queue name");
+      assertSafeSegment(message.id, "message id");
+      context.signal.throwIfAborted();
+
+      const queueDir = join(root, message.queue.name);
+      const finalDir = join(queueDir, message.id);
+      try {
+        await ensureDirectory(queueDir);
+        let sweep = sweeps.get(queueDir);
+        if (sweep === undefined) {
+          sweep = removeStaleTempDirs(queueDir, context.logger);
+          sweeps.set(queueDir, sweep);
+        }
+        await sweep;
+
+        if (await isExistingDirectory(finalDir)) {
+          context.logger.debug({ id: message.id, dir: finalDir }, "message directory exists already; redelivery skipped");
+          return;
+        }
+        const outcome = await writeMessageDirectory(message, queueDir, finalDir, context.signal);
+        context.logger.debug({ id: message.id, dir: finalDir, outcome }, "message directory written");
+      } catch (error) {
+        if (context.signal.aborted && error === context.signal.reason) throw error;
+        throw storageError(error, message.id, finalDir);
+      }
+    },
+  };
+}
+
+async function writeMessageDirectory(
+  message: DeliverableMessage,
+  queueDir: string,
+  finalDir: string,
+  signal: AbortSignal,
+): Promise<"written" | "duplicate"> {
+  const tempDir = join(queueDir, `${TEMP_PREFIX}${message.id}-${randomBytes(6).toString("hex")}`);
+  await mkdir(tempDir, { mode: DIRECTORY_MODE });
+  try {
+    await writeFileDurably(join(tempDir, RAW_FILE), message.raw);
+
+    const attachmentsDir = join(tempDir, ATTACHMENTS_DIR);
+    await mkdir(attachmentsDir, { mode: DIRECTORY_MODE });
+    const names = attachmentFileNames(message.parsed.attachments);
+    for (const [index, attachment] of message.parsed.attachments.entries()) {
+      signal.throwIfAborted();
+      const name = names[index] ?? `attachment-${index + 1}`;
+      const target = join(attachmentsDir, name);
+      // Belt and braces: safeFileName already guarantees this.
+      if (dirname(target) !== attachmentsDir) throw new Error(`attachment name ${JSON.stringify(name)} escapes its directory`);
+      await writeFileDurably(target, attachment.content);
+    }
+    await syncDirectory(attachmentsDir);
+
+    const document = toMessageDocument(
+      message,
+      names.map((name) => `${ATTACHMENTS_DIR}/${name}`),
+      { rawPath: RAW_FILE },
+    );
+    await writeFileDurably(join(tempDir, JSON_FILE), Buffer.from(`${JSON.stringify(document, null, 2)}\n`, "utf8"));
+    await syncDirectory(tempDir);
+
+    try {
+      await rename(tempDir, finalDir);
+    } catch (error) {
+      // A concurrent delivery of the same id got there first: its directory is complete.
+      if ((errorCode(error) === "ENOTEMPTY" || errorCode(error) === "EEXIST") && (await isExistingDirectory(finalDir))) {
+        await rm(tempDir, { recursive: true, force: true });
+        return "duplicate";
+      }
+      throw error;
+    }
+    // The rename is durable only once the directory holding both names is synced.
+    await syncDirectory(queueDir);
+    return "written";
+  } catch (error) {
+    await rm(tempDir, { recursive: true, force: true }).catch(() => undefined);
+    throw error;
+  }
+}
+
+/** Safe, unique names for the attachments, in order. Names from MailparserParser come through unchanged. */
+function attachmentFileNames(attachments: readonly ParsedAttachment[]): string[] {
+  const taken = new Set<string>();
+  return attachments.map((attachment, index) => uniqueFileName(safeFileName(attachment.filename, `attachment-${index + 1}`), taken));
+}
+
+function assertSafeSegment(value: string, what: string): void {
+  if (typeof value !== "string" || value === "" || value.startsWith(".") || safeFileName(value, "") !== value) {
+    throw new Error(`Directory handler: ${what} ${JSON.stringify(String(value).slice(0, 100))} is not a safe path segment`);
+  }
+}
+
+/** Creates `dir` (and missing parents) and makes the new entries durable. */
+async function ensureDirectory(dir: string): Promise<void> {
+  const firstCreated = await mkdir(dir, { recursive: true, mode: DIRECTORY_MODE });
+  if (firstCreated === undefined) return;
+  for (let created = dir; ; created = dirname(created)) {
+    await syncDirectory(dirname(created));
+    if (created === firstCreated || dirname(created) === created) break;
+  }
+}
+
+async function writeFileDurably(path: string, data: Buffer): Promise<void> {
+  // "wx": never follow or overwrite something already there (the temp dir is ours alone).
+  const handle = await open(path, "wx", FILE_MODE);
+  try {
+    await handle.writeFile(data);
+    await handle.sync();
+  } finally {
+    await handle.close();
+  }
+}
+
+async function syncDirectory(dir: string): Promise<void> {
+  const handle = await open(dir, "r");
+  try {
+    await handle.sync();
+  } catch (error) {
+    // Some file systems (some FUSE and network mounts) cannot fsync a directory at all.
+    if (errorCode(error) !== "EINVAL") throw error;
+  } finally {
+    await handle.close();
+  }
+}
+
+async function isExistingDirectory(path: string): Promise<boolean> {
+  let stats;
+  try {
+    stats = await lstat(path);
+  } catch (error) {
+    if (errorCode(error) === "ENOENT") return false;
+    throw error;
+  }
+  if (stats.isDirectory()) return true;
+  throw new MailfetchdError(`Directory handler: ${path} exists but is not a directory`, {
+    code: "HANDLER_FAILED",
+    retryable: true,
+    fix: `Move ${path} out of the output directory; only mailfetchd should write there.`,
+  });
+}
+
+/** Removes temp dirs a crash left behind. Never throws: a failed sweep must not stop delivery. */
+async function removeStaleTempDirs(queueDir: string, logger: Logger): Promise<void> {
+  let entries: Dirent[];
+  try {
+    entries = await readdir(queueDir, { withFileTypes: true });
+  } catch (error) {
+    logger.warn({ dir: queueDir, err: error }, "could not list output directory for stale temp dirs");
+    return;
+  }
+  const now = Date.now();
+  for (const entry of entries) {
+    if (!entry.name.startsWith(TEMP_PREFIX) || !entry.isDirectory()) continue;
+    const path = join(queueDir, entry.name);
+    try {
+      const stats = await lstat(path);
+      if (now - stats.mtimeMs < STALE_TEMP_AGE_MS) continue;
+      await rm(path, { recursive: true, force: true });
+      logger.info({ dir: path }, "removed stale temp dir left by an interrupted delivery");
+    } catch (error) {
+      logger.warn({ dir: path, err: error }, "could not remove stale temp dir");
+    }
+  }
+}
+
+function storageError(error: unknown, id: string, dir: string): MailfetchdError {
+  if (error instanceof MailfetchdError) return error;
+  const code = errorCode(error);
+  const detail = code ?? (error instanceof Error ? error.message : String(error));
+  return new MailfetchdError(`Directory handler could not write message ${id} to ${dir}: ${detail}`, {
+    code: "HANDLER_FAILED",
+    // Storage trouble (full disk, permissions, read-only mount) is fixed outside mailfetchd;
+    // retry with backoff rather than dead-lettering mail that was fetched correctly.
+    retryable: true,
+    fix: fixFor(code, dir),
+    cause: error,
+  });
+}
+
+function fixFor(code: string | undefined, dir: string): string | undefined {
+  switch (code) {
+    case "ENOSPC":
+    case "EDQUOT":
+      return `Free space (or raise the quota) on the file system holding ${dir}.`;
+    case "EACCES":
+    case "EPERM":
+      return `Make ${dirname(dirname(dir))} writable by the user mailfetchd runs as.`;
+    case "EROFS":
+      return `The file system holding ${dir} is read-only: remount it read-write or point the handler's path elsewhere.`;
+    case "ENOTDIR":
+    case "EEXIST":
+      return `A component of ${dir} is a file, not a directory: move it away or change the handler's path.`;
+    default:
+      return undefined;
+  }
+}
+
+function errorCode(error: unknown): string | undefined {
+  if (typeof error === "object" && error !== null && "code" in error) {
+    const code = (error as { code: unknown }).code;
+    return typeof code === "string" ? code : undefined;
+  }
+  return undefined;
+}
