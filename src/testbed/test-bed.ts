@@ -1,0 +1,107 @@
+/**
+ * The whole offline test bed in one call: throw-away certificates, the identity stand-in
+ * (HTTPS) and a Dovecot speaking only XOAUTH2 (TLS), plus a writer for a daemon config
+ * pointing at them. Used by the end-to-end tests, the demo and the benchmarks.
+ */
+import { execFile } from "node:child_process";
+import { writeFileSync } from "node:fs";
+import { mkdtemp, rm } from "node:fs/promises";
+import { tmpdir } from "node:os";
+import path from "node:path";
+import { promisify } from "node:util";
+import { stringify } from "yaml";
+import { writeNewKeyFile } from "../state/secret-box.js";
+import { createTestCertificates, type TestCertificates } from "./certs.js";
+import { startDovecot, type Dovecot } from "./dovecot.js";
+import { startIdentityStandIn, type IdentityStandIn } from "./identity-standin.js";
+
+const run = promisify(execFile);
+
+/** A fixed client id for the bed's app registration (any GUID-shaped value works). */
+export const TEST_CLIENT_ID = "00000000-0000-4000-8000-00000000c11e";
+
+export interface DaemonConfigInput {
+  readonly stateDir: string;
+  readonly logLevel?: string;
+  readonly poll?: string;
+  readonly queues: ReadonlyArray<{
+    readonly name: string;
+    readonly address: string;
+    /** Written to a file beside the config; omit for a queue signed in by device code. */
+    readonly password?: string;
+    readonly signInUser?: string;
+    readonly folder?: string;
+    readonly handlers: ReadonlyArray<Record<string, unknown>>;
+  }>;
+}
+
+export interface TestBed {
+  readonly dir: string;
+  readonly certs: TestCertificates;
+  readonly identity: IdentityStandIn;
+  readonly dovecot: Dovecot & { countMessages(user: string, folder?: string): Promise<number> };
+  /** Writes config.yaml (and password and key files, 0600) into the bed's dir; returns its path. */
+  writeDaemonConfig(input: DaemonConfigInput, file?: string): string;
+  close(): Promise<void>;
+}
+
+export async function startTestBed(options: { dir?: string; accessTokenLifetimeSeconds?: number } = {}): Promise<TestBed> {
+  const dir = options.dir ?? (await mkdtemp(path.join(tmpdir(), "mailfetchd-bed-")));
+  const certs = await createTestCertificates(path.join(dir, "certs"));
+  const identity = await startIdentityStandIn({
+    certFile: certs.certFile,
+    keyFile: certs.keyFile,
+    clientId: TEST_CLIENT_ID,
+    accessTokenLifetimeSeconds: options.accessTokenLifetimeSeconds,
+  });
+  let dovecot: Dovecot;
+  try {
+    dovecot = await startDovecot({ dir: path.join(dir, "dovecot"), introspectionUrl: identity.introspectionUrl, certFile: certs.certFile, keyFile: certs.keyFile });
+  } catch (error) {
+    await identity.close();
+    throw error;
+  }
+  const configFile = path.join(dir, "dovecot", "dovecot.conf");
+  const countMessages = async (user: string, folder = "INBOX") => {
+    const { stdout } = await run("doveadm", ["-c", configFile, "-f", "flow", "mailbox", "status", "-u", user, "messages", folder]);
+    return Number(/messages=(\d+)/.exec(stdout)?.[1] ?? NaN);
+  };
+
+  return {
+    dir,
+    certs,
+    identity,
+    dovecot: Object.assign(dovecot, { countMessages }),
+    writeDaemonConfig(input, file = path.join(dir, "config.yaml")) {
+      const keyFile = path.join(dir, "token.key");
+      try {
+        writeNewKeyFile(keyFile);
+      } catch (error) {
+        if ((error as NodeJS.ErrnoException).code !== "EEXIST") throw error;
+      }
+      const config = {
+        state: { dir: input.stateDir, keyFile },
+        log: { level: input.logLevel ?? "info" },
+        identity: { tenantId: identity.tenantId, clientId: TEST_CLIENT_ID, authority: identity.authority, caFile: certs.caFile },
+        imap: { host: dovecot.host, port: dovecot.port, tls: true, caFile: certs.caFile },
+        poll: input.poll ?? "2s",
+        queues: input.queues.map((q) => {
+          let signIn: Record<string, string> | undefined;
+          if (q.password !== undefined) {
+            const passwordFile = path.join(dir, `${q.name}.password`);
+            writeFileSync(passwordFile, `${q.password}\n`, { mode: 0o600 });
+            signIn = { passwordFile };
+          }
+          if (q.signInUser) signIn = { ...signIn, user: q.signInUser };
+          return { name: q.name, address: q.address, signIn, folder: q.folder, handlers: q.handlers };
+        }),
+      };
+      writeFileSync(file, stringify(config), { mode: 0o600 });
+      return file;
+    },
+    async close() {
+      await Promise.allSettled([dovecot.close(), identity.close()]);
+      await rm(dir, { recursive: true, force: true });
+    },
+  };
+}
