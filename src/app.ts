@@ -11,7 +11,9 @@ import type { Handler, Logger } from "./interfaces.js";
 import type { SecretRegistry } from "./log.js";
 import { MailparserParser } from "./parse/mail-parser.js";
 import { Deliverer } from "./queue/deliverer.js";
-import { handlerName, Poller, type QueueHealth } from "./queue/poller.js";
+import { DaemonEvents } from "./events.js";
+import { handlerName, Poller } from "./queue/poller.js";
+import { QueueStatusStore } from "./state/queue-status-store.js";
 import { Spool } from "./spool/spool.js";
 import { openStateDatabase, type StateDatabase } from "./state/database.js";
 import { SecretBox } from "./state/secret-box.js";
@@ -31,6 +33,9 @@ interface QueuePipeline {
 export class Daemon {
   private readonly db: StateDatabase;
   private readonly pipelines: QueuePipeline[];
+  readonly events = new DaemonEvents();
+  readonly status: QueueStatusStore;
+  readonly spool: Spool;
   private stopping?: Promise<void>;
 
   constructor(
@@ -41,31 +46,41 @@ export class Daemon {
     const box = SecretBox.fromFile(config.keyFile);
     this.db = openStateDatabase(config.stateDir);
     const store = new TokenCacheStore(this.db, box, (queue, values) => values.forEach((v, i) => secrets.set(`${queue}:token:${i}`, v)));
-    const spool = new Spool(this.db, config.stateDir);
+    const spool = (this.spool = new Spool(this.db, config.stateDir));
+    const status = (this.status = new QueueStatusStore(this.db));
+    status.retain(config.queues.map((q) => q.name));
+    const events = this.events;
     const parser = new MailparserParser();
     const limiter = new ConcurrencyLimiter(IDENTITY_CONCURRENCY);
 
     this.pipelines = config.queues.map((queue) => {
       secrets.set(`${queue.name}:password`, queue.signIn.password);
       const log = logger.child({ queue: queue.name });
-      const tokens = new MsalTokenProvider({ queue, store, limiter, logger: log });
+      const tokens = new MsalTokenProvider({
+        queue,
+        store,
+        limiter,
+        logger: log,
+        onToken: (expiresOn) => {
+          status.recordTokenExpiry(queue.name, expiresOn);
+          events.emit("token-acquired", { queue: queue.name, expiresOn });
+        },
+      });
       const handlers = new Map<string, Handler>(queue.handlers.map((h) => [handlerName(h), createHandler(h)]));
-      const deliverer = new Deliverer({ name: queue.name, address: queue.address }, spool, parser, handlers, log);
-      const poller = new Poller(queue, new ImapMailbox(queue, tokens, log), spool, () => deliverer.wake(), log);
+      const deliverer = new Deliverer({ name: queue.name, address: queue.address }, { spool, parser, handlers, events, logger: log });
+      const poller = new Poller(queue, { mailbox: new ImapMailbox(queue, tokens, log), spool, status, events, logger: log });
       return { config: queue, poller, deliverer };
     });
   }
 
   start(): void {
+    const byName = new Map(this.pipelines.map((p) => [p.config.name, p]));
+    this.events.on("spooled", (event) => byName.get(event.queue)?.deliverer.wake());
     for (const pipeline of this.pipelines) {
       pipeline.deliverer.start();
       pipeline.poller.start();
     }
     this.logger.info({ queues: this.pipelines.map((p) => p.config.name) }, "mailfetchd started");
-  }
-
-  health(): Record<string, QueueHealth> {
-    return Object.fromEntries(this.pipelines.map((p) => [p.config.name, p.poller.health]));
   }
 
   stop(deadlineMs = 20_000): Promise<void> {

@@ -7,6 +7,7 @@
  * message never holds up the messages behind it: its pair simply falls due later.
  */
 import { describeError, isRetryable } from "../errors.js";
+import type { DaemonEvents } from "../events.js";
 import type { Handler, Logger, MessageParser, QueueIdentity } from "../interfaces.js";
 import type { DueDelivery, Spool } from "../spool/spool.js";
 import { backoffDelay, sleep } from "./backoff.js";
@@ -14,18 +15,30 @@ import { backoffDelay, sleep } from "./backoff.js";
 const BATCH = 50;
 const RETRY = { baseMs: 2_000, maxMs: 5 * 60_000 };
 
+export interface DelivererDependencies {
+  readonly spool: Spool;
+  readonly parser: MessageParser;
+  readonly handlers: ReadonlyMap<string, Handler>;
+  readonly events: DaemonEvents;
+  readonly logger: Logger;
+}
+
 export class Deliverer {
   private readonly stopping = new AbortController();
   private wakeUp?: () => void;
   private running?: Promise<void>;
+  private readonly spool: Spool;
+  private readonly parser: MessageParser;
+  private readonly handlers: ReadonlyMap<string, Handler>;
+  private readonly events: DaemonEvents;
+  private readonly logger: Logger;
 
   constructor(
     private readonly queue: QueueIdentity,
-    private readonly spool: Spool,
-    private readonly parser: MessageParser,
-    private readonly handlers: ReadonlyMap<string, Handler>,
-    private readonly logger: Logger,
-  ) {}
+    deps: DelivererDependencies,
+  ) {
+    ({ spool: this.spool, parser: this.parser, handlers: this.handlers, events: this.events, logger: this.logger } = deps);
+  }
 
   start(): void {
     this.running ??= this.loop().catch((error) => this.logger.fatal({ err: error }, "delivery loop crashed"));
@@ -74,7 +87,11 @@ export class Deliverer {
     } catch (error) {
       // The spool file is written before the row that points at it; a missing file means the
       // state directory was tampered with. Park the pair rather than loop on it.
-      for (const delivery of group) this.spool.markDead(delivery.seq, delivery.handler, `spool file unreadable: ${describeError(error)}`);
+      for (const delivery of group) {
+        const reason = `spool file unreadable: ${describeError(error)}`;
+        this.spool.markDead(delivery.seq, delivery.handler, reason);
+        this.events.emit("dead-lettered", { queue: this.queue.name, id: first.id, handler: delivery.handler, reason });
+      }
       log.error({ err: error }, "spooled message file is unreadable; parked as dead letter");
       return;
     }
@@ -91,7 +108,9 @@ export class Deliverer {
     for (const delivery of group) {
       const handler = this.handlers.get(delivery.handler);
       if (!handler) {
-        this.spool.markDead(delivery.seq, delivery.handler, `handler '${delivery.handler}' is no longer configured`);
+        const reason = `handler '${delivery.handler}' is no longer configured`;
+        this.spool.markDead(delivery.seq, delivery.handler, reason);
+        this.events.emit("dead-lettered", { queue: this.queue.name, id: first.id, handler: delivery.handler, reason });
         continue;
       }
       const attempt = delivery.attempts + 1;
@@ -99,16 +118,20 @@ export class Deliverer {
       try {
         await handler.deliver(message, { signal, logger: log.child({ handler: handler.name }), attempt });
         this.spool.markDelivered(delivery.seq, delivery.handler);
-        log.debug({ handler: handler.name, attempt, ms: Date.now() - started, uid: first.uid }, "delivered");
+        const durationMs = Date.now() - started;
+        log.debug({ handler: handler.name, attempt, ms: durationMs, uid: first.uid }, "delivered");
+        this.events.emit("delivered", { queue: this.queue.name, id: first.id, handler: handler.name, attempt, durationMs });
       } catch (error) {
         const reason = describeError(error);
         if (isRetryable(error)) {
           const delay = backoffDelay(attempt, RETRY);
           this.spool.markRetry(delivery.seq, delivery.handler, reason, Date.now() + delay);
           log.warn({ handler: handler.name, attempt, retryInMs: delay, reason }, "delivery failed; will retry");
+          this.events.emit("delivery-failed", { queue: this.queue.name, id: first.id, handler: handler.name, attempt, retryInMs: delay, reason });
         } else {
           this.spool.markDead(delivery.seq, delivery.handler, reason);
           log.error({ handler: handler.name, attempt, reason }, "handler rejected the message; parked as dead letter");
+          this.events.emit("dead-lettered", { queue: this.queue.name, id: first.id, handler: handler.name, reason });
         }
       }
     }

@@ -6,35 +6,36 @@
 import cron, { type ScheduledTask } from "node-cron";
 import type { QueueConfig } from "../config/schema.js";
 import { describeError, MailfetchdError } from "../errors.js";
+import type { DaemonEvents } from "../events.js";
 import type { Logger } from "../interfaces.js";
 import type { ImapMailbox } from "../imap/imap-mailbox.js";
 import type { Spool } from "../spool/spool.js";
-import { authStateOf, type QueueAuthState } from "../tokens/identity-errors.js";
+import type { QueueState, QueueStatusStore } from "../state/queue-status-store.js";
+import { queueStateOf } from "../tokens/identity-errors.js";
 import { backoffDelay } from "./backoff.js";
 
 const FAILURE_BACKOFF = { baseMs: 5_000, maxMs: 15 * 60_000 };
 
-export interface QueueHealth {
-  state: "starting" | "ok" | QueueAuthState;
-  lastSuccessAt?: Date;
-  lastError?: { code: string; message: string; fix?: string; at: Date };
-  consecutiveFailures: number;
+export interface PollerDependencies {
+  readonly mailbox: ImapMailbox;
+  readonly spool: Spool;
+  readonly status: QueueStatusStore;
+  readonly events: DaemonEvents;
+  readonly logger: Logger;
 }
 
 export class Poller {
-  readonly health: QueueHealth = { state: "starting", consecutiveFailures: 0 };
   private timer?: NodeJS.Timeout;
   private task?: ScheduledTask;
   private cycle?: Promise<void>;
   private stopped = false;
+  private state: QueueState = "starting";
+  private consecutiveFailures = 0;
   private lastError?: MailfetchdError;
 
   constructor(
     private readonly queue: QueueConfig,
-    private readonly mailbox: ImapMailbox,
-    private readonly spool: Spool,
-    private readonly onSpooled: () => void,
-    private readonly logger: Logger,
+    private readonly deps: PollerDependencies,
   ) {}
 
   start(): void {
@@ -62,18 +63,9 @@ export class Poller {
     clearTimeout(this.timer);
     this.timer = setTimeout(async () => {
       await this.runCycle();
-      this.scheduleNext();
+      if (this.consecutiveFailures > 0) this.schedule(this.retryDelay());
+      else if ("intervalMs" in this.queue.poll) this.schedule(this.queue.poll.intervalMs);
     }, delayMs);
-  }
-
-  private scheduleNext(): void {
-    if (this.health.consecutiveFailures > 0) {
-      const wait = this.retryDelay();
-      // With a cron schedule, a failure retry is sooner than the next tick where that helps.
-      this.schedule(wait);
-    } else if ("intervalMs" in this.queue.poll) {
-      this.schedule(this.queue.poll.intervalMs);
-    }
   }
 
   private retryDelay(): number {
@@ -81,57 +73,68 @@ export class Poller {
     const hinted = error?.retryAfterMs ?? 0;
     // Nobody has changed anything yet: look again rarely (an admin may fix consent meanwhile).
     if (error && !error.retryable) return Math.max(FAILURE_BACKOFF.maxMs, hinted);
-    return Math.max(backoffDelay(this.health.consecutiveFailures, FAILURE_BACKOFF), hinted);
+    return Math.max(backoffDelay(this.consecutiveFailures, FAILURE_BACKOFF), hinted);
   }
 
   private async fetch(): Promise<void> {
     const { name, folder } = this.queue;
+    const { mailbox, spool, events } = this.deps;
     let fetched = 0;
-    let spooledNew = 0;
+    let spooled = 0;
     try {
       const handlers = this.queue.handlers.map(handlerName);
       const identity = { name, address: this.queue.address };
-      await this.mailbox.fetchNew(
-        this.spool.cursor(name, folder),
+      await mailbox.fetchNew(
+        spool.cursor(name, folder),
         async (message) => {
-          const result = await this.spool.accept(identity, handlers, message);
+          const result = await spool.accept(identity, handlers, message);
           fetched++;
           if (result.isNew) {
-            spooledNew++;
-            this.onSpooled();
+            spooled++;
+            events.emit("spooled", { queue: name, id: result.id, size: message.size });
           }
         },
-        (state) => this.spool.resetCursor(name, folder, state.uidValidity),
+        (state) => spool.resetCursor(name, folder, state.uidValidity),
       );
-      this.succeeded(fetched, spooledNew);
+      this.succeeded(fetched, spooled);
     } catch (raw) {
       this.failed(raw instanceof MailfetchdError ? raw : new MailfetchdError(describeError(raw), { code: "IMAP_UNAVAILABLE", retryable: true, cause: raw }));
     }
   }
 
-  private succeeded(fetched: number, spooledNew: number): void {
-    if (this.health.consecutiveFailures > 0) this.logger.info({ after: this.health.consecutiveFailures }, "queue recovered: fetching again");
-    this.health.state = "ok";
-    this.health.consecutiveFailures = 0;
-    this.health.lastSuccessAt = new Date();
+  private succeeded(fetched: number, spooled: number): void {
+    const at = new Date();
+    const { logger, status, events } = this.deps;
+    if (this.consecutiveFailures > 0) logger.info({ after: this.consecutiveFailures }, "queue recovered: fetching again");
+    this.consecutiveFailures = 0;
     this.lastError = undefined;
-    if (spooledNew > 0) this.logger.info({ fetched, spooled: spooledNew }, "fetched new mail");
-    else this.logger.debug({ fetched }, "poll: nothing new");
+    status.recordSuccess(this.queue.name, at);
+    this.setState("ok");
+    events.emit("fetch-succeeded", { queue: this.queue.name, fetched, spooled, at });
+    if (spooled > 0) logger.info({ fetched, spooled }, "fetched new mail");
+    else logger.debug({ fetched }, "poll: nothing new");
   }
 
   private failed(error: MailfetchdError): void {
-    const changed = this.health.lastError?.code !== error.code;
-    this.health.consecutiveFailures++;
-    this.health.state = authStateOf(error.code);
-    this.health.lastError = { code: error.code, message: error.message, fix: error.fix, at: new Date() };
+    const at = new Date();
+    const { logger, status, events } = this.deps;
+    const changed = this.lastError?.code !== error.code;
+    const state = queueStateOf(error.code);
     this.lastError = error;
-    const entry = { code: error.code, state: this.health.state, retryable: error.retryable, fix: error.fix, failures: this.health.consecutiveFailures };
-    if (changed) {
-      if (error.retryable) this.logger.warn(entry, error.message);
-      else this.logger.error(entry, error.message);
-    } else {
-      this.logger.debug(entry, error.message);
-    }
+    this.consecutiveFailures = status.recordFailure(this.queue.name, state, error, at);
+    this.setState(state);
+    events.emit("fetch-failed", { queue: this.queue.name, code: error.code, retryable: error.retryable, message: error.message, fix: error.fix, at });
+    const entry = { code: error.code, state, retryable: error.retryable, fix: error.fix, failures: this.consecutiveFailures };
+    if (!changed) logger.debug(entry, error.message);
+    else if (error.retryable) logger.warn(entry, error.message);
+    else logger.error(entry, error.message);
+  }
+
+  private setState(state: QueueState): void {
+    if (state === this.state) return;
+    const previous = this.state;
+    this.state = state;
+    this.deps.events.emit("queue-state", { queue: this.queue.name, state, previous });
   }
 }
 

@@ -48,4 +48,19 @@ export const MIGRATIONS: readonly string[] = [
   );
   CREATE INDEX deliveries_due ON deliveries (state, next_attempt_at);
   `,
+  // 2: each queue's condition, written by the daemon, read by `status` and the HTTP surface
+  `
+  CREATE TABLE queue_status (
+    queue                TEXT PRIMARY KEY,
+    state                TEXT NOT NULL,
+    last_success_at      INTEGER,
+    last_error_code      TEXT,
+    last_error_message   TEXT,
+    last_error_fix       TEXT,
+    last_error_at        INTEGER,
+    consecutive_failures INTEGER NOT NULL DEFAULT 0,
+    token_expires_at     INTEGER,
+    updated_at           INTEGER NOT NULL
+  );
+  `,
 ];

@@ -6,6 +6,7 @@
  */
 import { AuthError } from "@azure/msal-node";
 import { MailfetchdError, type ErrorCode } from "../errors.js";
+import type { QueueState } from "../state/queue-status-store.js";
 import { IDENTITY_THROTTLED, IDENTITY_UNAVAILABLE, IdentityTransportError } from "./identity-http-client.js";
 
 interface Rule {
@@ -45,9 +46,7 @@ const BY_AADSTS: Readonly<Record<number, Rule>> = {
 };
 
 /** What a queue needs, derived from its last error: shown in logs and status. */
-export type QueueAuthState = "retrying" | "needs-password" | "needs-sign-in" | "needs-admin" | "misconfigured";
-
-export function authStateOf(code: ErrorCode): QueueAuthState {
+export function queueStateOf(code: ErrorCode): Exclude<QueueState, "ok" | "starting"> {
   switch (code) {
     case "IDENTITY_BAD_PASSWORD":
     case "IDENTITY_PASSWORD_EXPIRED":

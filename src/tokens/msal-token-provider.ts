@@ -22,6 +22,8 @@ export interface MsalTokenProviderOptions {
   readonly store: TokenCacheStore;
   readonly limiter: ConcurrencyLimiter;
   readonly logger: Logger;
+  /** Told the expiry of every access token obtained (for status and metrics). */
+  readonly onToken?: (expiresOn: Date) => void;
 }
 
 export class MsalTokenProvider implements TokenProvider {
@@ -29,6 +31,7 @@ export class MsalTokenProvider implements TokenProvider {
   private readonly queue: QueueConfig;
   private readonly logger: Logger;
   private readonly store: TokenCacheStore;
+  private readonly onToken: (expiresOn: Date) => void;
   /**
    * A sign-in that failed for good: answered from memory until someone signs the queue in
    * (the cache changes) or the hold-off passes (an admin may have fixed consent meanwhile).
@@ -40,6 +43,7 @@ export class MsalTokenProvider implements TokenProvider {
     this.queue = options.queue;
     this.logger = options.logger;
     this.store = options.store;
+    this.onToken = options.onToken ?? (() => {});
     const authorityHost = new URL(this.queue.identity.authority).host;
     this.client = new PublicClientApplication({
       auth: {
@@ -69,7 +73,9 @@ export class MsalTokenProvider implements TokenProvider {
     if (this.deadSignIn && this.deadSignIn.cacheVersion === cacheVersion && Date.now() < this.deadSignIn.until) throw this.deadSignIn.error;
     this.deadSignIn = undefined;
     try {
-      return toAccessToken(await this.acquire(options.forceRefresh ?? false));
+      const token = toAccessToken(await this.acquire(options.forceRefresh ?? false));
+      this.onToken(token.expiresOn);
+      return token;
     } catch (raw) {
       const error = classifyIdentityError(raw, this.queue.name);
       if (!error.retryable) {

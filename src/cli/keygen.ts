@@ -1,0 +1,17 @@
+/** `mailfetchd keygen`: a new key file for the token caches' encryption at rest. */
+import type { Command } from "commander";
+import { writeNewKeyFile } from "../state/secret-box.js";
+
+export function registerKeygen(program: Command): void {
+  program
+    .command("keygen")
+    .description("write a new key file for the token caches' encryption (mode 0600; never overwrites a file)")
+    .requiredOption("-o, --out <file>", "where to write the key")
+    .option("--id <keyId>", "key id (default: k + today's date)")
+    .action((options: { out: string; id?: string }) => {
+      writeNewKeyFile(options.out, options.id);
+      process.stdout.write(
+        `Wrote a new key to ${options.out}. Set state.keyFile to it. To rotate, put its line above the old key's line in the current key file.\n`,
+      );
+    });
+}

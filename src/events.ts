@@ -1,0 +1,23 @@
+/**
+ * What the daemon's subsystems report, as one typed event map: metrics, the status page and
+ * tests subscribe here instead of reaching into the subsystems.
+ */
+import { EventEmitter } from "node:events";
+
+export interface DaemonEventMap {
+  /** A fetch cycle ended well. */
+  "fetch-succeeded": [{ queue: string; fetched: number; spooled: number; at: Date }];
+  /** A fetch cycle failed; `code` is a MailfetchdError code. */
+  "fetch-failed": [{ queue: string; code: string; retryable: boolean; message: string; fix?: string; at: Date }];
+  /** A message became durable in the spool for the first time. */
+  spooled: [{ queue: string; id: string; size: number }];
+  delivered: [{ queue: string; id: string; handler: string; attempt: number; durationMs: number }];
+  "delivery-failed": [{ queue: string; id: string; handler: string; attempt: number; retryInMs: number; reason: string }];
+  "dead-lettered": [{ queue: string; id: string; handler: string; reason: string }];
+  /** A queue's condition changed (ok, retrying, needs-sign-in, ...). */
+  "queue-state": [{ queue: string; state: string; previous: string }];
+  /** An access token was obtained; for expiry gauges (never carries the token). */
+  "token-acquired": [{ queue: string; expiresOn: Date }];
+}
+
+export class DaemonEvents extends EventEmitter<DaemonEventMap> {}

@@ -1,0 +1,102 @@
+/**
+ * Each queue's condition, persisted so `mailfetchd status` (another process) and the HTTP
+ * surface see the same thing, and so a restart does not forget that a queue needs sign-in.
+ */
+import type { StateDatabase } from "./database.js";
+
+export type QueueState =
+  | "starting"
+  | "ok"
+  | "retrying"
+  | "needs-password"
+  | "needs-sign-in"
+  | "needs-admin"
+  | "misconfigured";
+
+export interface QueueStatus {
+  readonly queue: string;
+  readonly state: QueueState;
+  readonly lastSuccessAt?: Date;
+  readonly lastError?: { readonly code: string; readonly message: string; readonly fix?: string; readonly at: Date };
+  readonly consecutiveFailures: number;
+  readonly tokenExpiresAt?: Date;
+  readonly updatedAt: Date;
+}
+
+interface Row {
+  queue: string;
+  state: QueueState;
+  last_success_at: number | null;
+  last_error_code: string | null;
+  last_error_message: string | null;
+  last_error_fix: string | null;
+  last_error_at: number | null;
+  consecutive_failures: number;
+  token_expires_at: number | null;
+  updated_at: number;
+}
+
+export class QueueStatusStore {
+  constructor(private readonly db: StateDatabase) {}
+
+  get(queue: string): QueueStatus | undefined {
+    const row = this.db.prepare("SELECT * FROM queue_status WHERE queue = ?").get(queue) as Row | undefined;
+    return row ? fromRow(row) : undefined;
+  }
+
+  all(): QueueStatus[] {
+    return (this.db.prepare("SELECT * FROM queue_status ORDER BY queue").all() as Row[]).map(fromRow);
+  }
+
+  recordSuccess(queue: string, at: Date): void {
+    this.db
+      .prepare(
+        `INSERT INTO queue_status (queue, state, last_success_at, consecutive_failures, updated_at) VALUES (?, 'ok', ?, 0, ?)
+         ON CONFLICT (queue) DO UPDATE SET state = 'ok', last_success_at = excluded.last_success_at, consecutive_failures = 0, updated_at = excluded.updated_at`,
+      )
+      .run(queue, at.getTime(), at.getTime());
+  }
+
+  recordFailure(queue: string, state: QueueState, error: { code: string; message: string; fix?: string }, at: Date): number {
+    this.db
+      .prepare(
+        `INSERT INTO queue_status (queue, state, last_error_code, last_error_message, last_error_fix, last_error_at, consecutive_failures, updated_at)
+         VALUES (?, ?, ?, ?, ?, ?, 1, ?)
+         ON CONFLICT (queue) DO UPDATE SET state = excluded.state, last_error_code = excluded.last_error_code,
+           last_error_message = excluded.last_error_message, last_error_fix = excluded.last_error_fix,
+           last_error_at = excluded.last_error_at, consecutive_failures = consecutive_failures + 1, updated_at = excluded.updated_at`,
+      )
+      .run(queue, state, error.code, error.message, error.fix ?? null, at.getTime(), at.getTime());
+    return this.get(queue)!.consecutiveFailures;
+  }
+
+  recordTokenExpiry(queue: string, expiresOn: Date): void {
+    this.db
+      .prepare(
+        `INSERT INTO queue_status (queue, state, token_expires_at, updated_at) VALUES (?, 'starting', ?, ?)
+         ON CONFLICT (queue) DO UPDATE SET token_expires_at = excluded.token_expires_at`,
+      )
+      .run(queue, expiresOn.getTime(), Date.now());
+  }
+
+  /** Forget queues that are no longer configured. */
+  retain(queues: readonly string[]): void {
+    const keep = new Set(queues);
+    for (const status of this.all()) if (!keep.has(status.queue)) this.db.prepare("DELETE FROM queue_status WHERE queue = ?").run(status.queue);
+  }
+}
+
+function fromRow(row: Row): QueueStatus {
+  return {
+    queue: row.queue,
+    state: row.state,
+    lastSuccessAt: row.last_success_at === null ? undefined : new Date(row.last_success_at),
+    lastError:
+      row.last_error_code === null
+        ? undefined
+        : { code: row.last_error_code, message: row.last_error_message ?? "", fix: row.last_error_fix ?? undefined, at: new Date(row.last_error_at ?? 0) },
+    consecutiveFailures: row.consecutive_failures,
+    tokenExpiresAt: row.token_expires_at === null ? undefined : new Date(row.token_expires_at),
+    updatedAt: new Date(row.updated_at),
+  };
+}
