@@ -4,6 +4,7 @@
  * errors into a message and an exit code (src/cli/common.ts EXIT), never a stack trace.
  */
 import { Command, CommanderError } from "commander";
+import { registerDeadLetters } from "./cli/deadletters.js";
 import { registerKeygen } from "./cli/keygen.js";
 import { registerRun } from "./cli/run.js";
 import { EXIT, packageVersion } from "./cli/common.js";
@@ -19,6 +20,7 @@ export function buildProgram(): Command {
 
   registerRun(program);
   registerKeygen(program);
+  registerDeadLetters(program);
   program
     .command("version")
     .description("print the version")

@@ -38,7 +38,9 @@ export type ErrorCode =
   // storage and delivery
   | "SPOOL_WRITE_FAILED"
   | "HANDLER_FAILED"
-  | "HANDLER_REJECTED";
+  | "HANDLER_REJECTED"
+  // command line
+  | "NOT_FOUND";
 
 export interface ErrorDetails {
   code: ErrorCode;

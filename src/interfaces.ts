@@ -40,7 +40,17 @@ export interface ServerLocation {
 export interface FetchedMessage extends ServerLocation {
   readonly size: number;
   readonly internalDate?: Date;
+  /** The whole message; only its header block when `tooLarge` is set. */
   readonly raw: Buffer;
+  /** Set when the message was above the queue's size cap and was not downloaded. */
+  readonly tooLarge?: { readonly limit: number };
+}
+
+/** A change on the server owed for a message that is durably spooled. */
+export interface ServerAction {
+  readonly uid: number;
+  readonly action: "seen" | "move" | "delete";
+  readonly target?: string;
 }
 
 export interface FolderState {

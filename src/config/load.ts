@@ -13,6 +13,7 @@ import {
   DEFAULT_AUTHORITY_HOST,
   DEFAULT_IMAP_HOST,
   DEFAULT_SCOPES,
+  parseByteSize,
   parseInterval,
   type Config,
   type QueueConfig,
@@ -123,6 +124,9 @@ function resolveConfig(raw: RawConfig, baseDir: string): Config {
         ca: readCa(`${at}.imap.caFile`, imap.caFile),
       },
       folder: q.folder ?? "INBOX",
+      afterSpool: afterSpoolOf(q, at, problems),
+      maxMessageSize: parseByteSize(q.maxMessageSize ?? "25MB")!,
+      idle: q.idle ?? true,
       poll: intervalMs !== undefined ? { intervalMs } : { cron: pollText },
       handlers: q.handlers.map((h) => ({ ...h, path: resolvePath(h.path) })),
     };
@@ -135,6 +139,17 @@ function resolveConfig(raw: RawConfig, baseDir: string): Config {
     logLevel: raw.log?.level ?? "info",
     queues,
   });
+}
+
+function afterSpoolOf(q: RawConfig["queues"][number], at: string, problems: string[]): QueueConfig["afterSpool"] {
+  const action = q.afterSpool ?? "keep";
+  if (action === "move") {
+    if (q.moveTo) return { action, to: q.moveTo };
+    problems.push(`  ${at}.moveTo: missing: with afterSpool: move, name the folder to move fetched mail to (e.g. moveTo: Processed)`);
+    return { action: "keep" };
+  }
+  if (q.moveTo) problems.push(`  ${at}.moveTo: only used with afterSpool: move; remove it or set afterSpool: move`);
+  return { action };
 }
 
 /**

@@ -22,6 +22,19 @@ export function parseInterval(text: string): number | undefined {
   return Number(match[1]) * unit;
 }
 
+const BYTE_SIZE = /^(\d+(?:\.\d+)?)\s*(B|KB|MB|GB)?$/i;
+
+/** "25MB", "512KB", 1048576 -> bytes (1 KB = 1024 B); undefined when not a size. */
+export function parseByteSize(value: string | number): number | undefined {
+  if (typeof value === "number") return Number.isInteger(value) && value > 0 ? value : undefined;
+  const match = BYTE_SIZE.exec(value.trim());
+  if (!match) return undefined;
+  const unit = { B: 1, KB: 1024, MB: 1024 ** 2, GB: 1024 ** 3 }[(match[2] ?? "B").toUpperCase() as "B" | "KB" | "MB" | "GB"];
+  return Math.round(Number(match[1]) * unit);
+}
+
+const byteSize = z.union([z.number(), z.string()]).refine((v) => parseByteSize(v) !== undefined, "write a size such as 25MB, 512KB or a number of bytes");
+
 const queueName = z
   .string()
   .regex(/^[a-z0-9][a-z0-9_-]{0,62}$/, "use 1-63 lower-case letters, digits, '-' or '_', starting with a letter or digit (it names files and metrics)");
@@ -92,6 +105,16 @@ const queue = z
     identity: identityBlock.optional(),
     imap: imapBlock.optional(),
     folder: z.string().min(1).optional(),
+    /**
+     * What happens on the server once a message is durably spooled: keep (default), seen
+     * (flag \Seen), move (to `moveTo`), delete (expunge).
+     */
+    afterSpool: z.enum(["keep", "seen", "move", "delete"], { error: "write keep, seen, move or delete" }).optional(),
+    moveTo: z.string().min(1).optional(),
+    /** Larger messages are not downloaded: dead-lettered with their headers and an alert. */
+    maxMessageSize: byteSize.optional(),
+    /** Hold an IMAP IDLE session for new mail within a second; polling stays as a safety net. */
+    idle: z.boolean().optional(),
     poll: schedule.optional(),
     handlers: z.array(handlerSchema).min(1, "give each queue at least one handler, e.g. `- type: directory` with a `path`"),
   })
@@ -137,6 +160,9 @@ export interface QueueConfig {
   };
   readonly imap: { readonly host: string; readonly port: number; readonly tls: boolean; readonly ca?: string };
   readonly folder: string;
+  readonly afterSpool: { readonly action: "keep" | "seen" | "delete" } | { readonly action: "move"; readonly to: string };
+  readonly maxMessageSize: number;
+  readonly idle: boolean;
   /** Milliseconds between polls, or a cron expression. */
   readonly poll: { readonly intervalMs: number } | { readonly cron: string };
   readonly handlers: readonly HandlerConfig[];

@@ -1,21 +1,38 @@
 /**
- * One queue mailbox over IMAP with SASL XOAUTH2: connects, opens the folder read-only, and
- * streams every message above the cursor, by UID, to a consumer that spools it.
+ * One queue mailbox over IMAP with SASL XOAUTH2: connects, opens the folder, settles
+ * server-side actions still owed, and streams every message above the cursor, by UID, to a
+ * sync target that spools it; then takes the server-side action for what was spooled.
  *
  * Sync is by UID, UIDVALIDITY and a stored cursor only: Exchange offers no CONDSTORE/QRESYNC,
- * and sequence numbers or date windows duplicate or lose mail. The consumer is awaited for
- * each message before the next is taken, so the cursor advances in order.
+ * and sequence numbers or date windows duplicate or lose mail. The target is awaited for each
+ * message before the next is taken, so the cursor advances in order. No other IMAP command
+ * may run inside a FETCH stream (imapflow#159): sizes are read first, actions taken after.
  */
 import { ImapFlow } from "imapflow";
 import { rootCertificates } from "node:tls";
 import type { QueueConfig } from "../config/schema.js";
-import type { Cursor, FetchedMessage, FolderState, Logger, TokenProvider } from "../interfaces.js";
+import type { Cursor, FetchedMessage, FolderState, Logger, ServerAction, TokenProvider } from "../interfaces.js";
 import { classifyImapError } from "./imap-errors.js";
 
-/** UIDs fetched per FETCH command: bounds the command line and the work lost on a drop. */
+/** UIDs per FETCH command: bounds the command line and the work redone after a drop. */
 const FETCH_BATCH = 100;
 
-export type MessageConsumer = (message: FetchedMessage) => Promise<void>;
+/** What a sync reads from and writes to: the spool, seen from one queue folder. */
+export interface SyncTarget {
+  cursor(): Cursor | undefined;
+  /** The folder's UIDVALIDITY is new (or first seen): it is read again from UID 1. */
+  uidValidityChanged(state: FolderState): void;
+  /** Makes the message durable; resolves only when it is. */
+  accept(message: FetchedMessage): Promise<void>;
+  pendingServerActions(uidValidity: string): ServerAction[];
+  serverActionsDone(uidValidity: string, uids: readonly number[]): void;
+}
+
+export interface SyncResult {
+  readonly state: FolderState;
+  readonly fetched: number;
+  readonly actionsTaken: number;
+}
 
 export class ImapMailbox {
   constructor(
@@ -24,56 +41,128 @@ export class ImapMailbox {
     private readonly logger: Logger,
   ) {}
 
-  /**
-   * Fetches the messages above `cursor` (all of them when the folder's UIDVALIDITY is not the
-   * cursor's) and gives each to `consume`. Returns the folder state seen.
-   */
-  async fetchNew(cursor: Cursor | undefined, consume: MessageConsumer, onUidValidityChange?: (state: FolderState) => void): Promise<FolderState> {
+  async sync(target: SyncTarget): Promise<SyncResult> {
     const client = await this.connect();
     try {
-      const folder = this.queue.folder;
-      let mailbox;
-      try {
-        // Read-only (EXAMINE): this version never changes anything on the server.
-        mailbox = await client.mailboxOpen(folder, { readOnly: true });
-      } catch (error) {
-        throw classifyImapError(error, this.queue.name, { folder, host: this.queue.imap.host });
-      }
-      const state: FolderState = { folder, uidValidity: String(mailbox.uidValidity), uidNext: mailbox.uidNext };
-      let lastUid = cursor?.lastUid ?? 0;
-      if (cursor && cursor.uidValidity !== state.uidValidity) {
-        this.logger.warn({ folder, previous: cursor.uidValidity, current: state.uidValidity }, "UIDVALIDITY changed: re-reading the folder; messages already spooled are recognised");
-        lastUid = 0;
-        onUidValidityChange?.(state);
-      } else if (!cursor) {
-        onUidValidityChange?.(state);
-      }
-      if (mailbox.exists === 0 || (state.uidNext !== undefined && state.uidNext <= lastUid + 1)) return state;
-
-      const found = await client.search({ uid: `${lastUid + 1}:*` }, { uid: true });
-      // "n:*" always matches the highest UID, even when it is below n.
-      const uids = (found || []).filter((uid) => uid > lastUid).sort((a, b) => a - b);
-      for (let start = 0; start < uids.length; start += FETCH_BATCH) {
-        const batch = uids.slice(start, start + FETCH_BATCH);
-        // No other IMAP command may run inside this loop (imapflow#159): the consumer only writes locally.
-        for await (const message of client.fetch(batch.join(","), { uid: true, source: true, size: true, internalDate: true }, { uid: true })) {
-          if (!message.source) continue;
-          await consume({
-            folder,
-            uidValidity: state.uidValidity,
-            uid: message.uid,
-            size: message.size ?? message.source.length,
-            internalDate: message.internalDate instanceof Date ? message.internalDate : message.internalDate ? new Date(message.internalDate) : undefined,
-            raw: message.source,
-          });
-        }
-      }
-      return state;
+      return await this.syncOn(client, target);
     } catch (error) {
       throw classifyImapError(error, this.queue.name, { folder: this.queue.folder, host: this.queue.imap.host });
     } finally {
       await client.logout().catch(() => client.close());
     }
+  }
+
+  private async syncOn(client: ImapFlow, target: SyncTarget): Promise<SyncResult> {
+    const folder = this.queue.folder;
+    const readOnly = this.queue.afterSpool.action === "keep";
+    let mailbox;
+    try {
+      // EXAMINE when nothing is ever changed on the server: not even \Seen can be set by accident.
+      mailbox = await client.mailboxOpen(folder, { readOnly });
+    } catch (error) {
+      throw classifyImapError(error, this.queue.name, { folder, host: this.queue.imap.host });
+    }
+    const state: FolderState = { folder, uidValidity: String(mailbox.uidValidity), uidNext: mailbox.uidNext };
+    const cursor = target.cursor();
+    let lastUid = cursor?.lastUid ?? 0;
+    if (!cursor || cursor.uidValidity !== state.uidValidity) {
+      if (cursor) {
+        this.logger.warn(
+          { folder, previous: cursor.uidValidity, current: state.uidValidity },
+          "UIDVALIDITY changed: re-reading the folder; messages already spooled are recognised by their stable id",
+        );
+      }
+      lastUid = 0;
+      target.uidValidityChanged(state);
+    }
+
+    let actionsTaken = readOnly ? 0 : await this.takeActions(client, target, state.uidValidity);
+    let fetched = 0;
+    if (mailbox.exists > 0 && (state.uidNext === undefined || state.uidNext > lastUid + 1)) {
+      const found = await client.search({ uid: `${lastUid + 1}:*` }, { uid: true });
+      // "n:*" always matches the highest UID, even when it is below n.
+      const uids = (found || []).filter((uid) => uid > lastUid).sort((a, b) => a - b);
+      for (let start = 0; start < uids.length; start += FETCH_BATCH) {
+        fetched += await this.fetchBatch(client, target, state, uids.slice(start, start + FETCH_BATCH));
+        if (!readOnly) actionsTaken += await this.takeActions(client, target, state.uidValidity);
+      }
+    }
+    return { state, fetched, actionsTaken };
+  }
+
+  private async fetchBatch(client: ImapFlow, target: SyncTarget, state: FolderState, batch: number[]): Promise<number> {
+    const limit = this.queue.maxMessageSize;
+    const sizes = new Map<number, number>();
+    for await (const message of client.fetch(batch.join(","), { uid: true, size: true }, { uid: true })) sizes.set(message.uid, message.size ?? 0);
+
+    // Too large: only the header block is fetched, so the dead letter says what it was.
+    const tooLarge: FetchedMessage[] = [];
+    const tooLargeUids = batch.filter((uid) => (sizes.get(uid) ?? 0) > limit);
+    if (tooLargeUids.length > 0) {
+      for await (const message of client.fetch(tooLargeUids.join(","), { uid: true, size: true, internalDate: true, headers: true }, { uid: true })) {
+        tooLarge.push({ ...this.located(state, message.uid, message.size ?? 0, message.internalDate), raw: message.headers ?? Buffer.alloc(0), tooLarge: { limit } });
+      }
+      tooLarge.sort((a, b) => a.uid - b.uid);
+    }
+
+    let fetched = 0;
+    const acceptTooLargeBelow = async (uid: number) => {
+      while (tooLarge.length > 0 && tooLarge[0]!.uid < uid) {
+        const message = tooLarge.shift()!;
+        this.logger.error({ uid: message.uid, size: message.size, limit }, "message above maxMessageSize: not downloaded, parked as dead letter");
+        await target.accept(message);
+        fetched++;
+      }
+    };
+    const wanted = batch.filter((uid) => sizes.has(uid) && (sizes.get(uid) ?? 0) <= limit);
+    if (wanted.length > 0) {
+      for await (const message of client.fetch(wanted.join(","), { uid: true, source: true, size: true, internalDate: true }, { uid: true })) {
+        if (!message.source) continue;
+        await acceptTooLargeBelow(message.uid);
+        await target.accept({ ...this.located(state, message.uid, message.size ?? message.source.length, message.internalDate), raw: message.source });
+        fetched++;
+      }
+    }
+    await acceptTooLargeBelow(Number.MAX_SAFE_INTEGER);
+    return fetched;
+  }
+
+  private located(state: FolderState, uid: number, size: number, internalDate: Date | string | undefined) {
+    return {
+      folder: state.folder,
+      uidValidity: state.uidValidity,
+      uid,
+      size,
+      internalDate: internalDate instanceof Date ? internalDate : internalDate ? new Date(internalDate) : undefined,
+    };
+  }
+
+  /** Takes the server-side actions owed for spooled messages; each kind in one command. */
+  private async takeActions(client: ImapFlow, target: SyncTarget, uidValidity: string): Promise<number> {
+    const pending = target.pendingServerActions(uidValidity);
+    if (pending.length === 0) return 0;
+    const groups = new Map<string, ServerAction[]>();
+    for (const action of pending) {
+      const key = `${action.action}\u0000${action.target ?? ""}`;
+      groups.set(key, [...(groups.get(key) ?? []), action]);
+    }
+    for (const actions of groups.values()) {
+      const { action, target: destination } = actions[0]!;
+      const uids = actions.map((a) => a.uid);
+      const range = uids.join(",");
+      if (action === "seen") {
+        await client.messageFlagsAdd(range, ["\\Seen"], { uid: true });
+      } else if (action === "move") {
+        // MOVE where offered, else COPY + \Deleted + (UID) EXPUNGE: imapflow chooses.
+        await client.messageMove(range, destination!, { uid: true });
+      } else {
+        // UID EXPUNGE where UIDPLUS is offered, so only these messages are expunged.
+        await client.messageDelete(range, { uid: true });
+      }
+      target.serverActionsDone(uidValidity, uids);
+      this.logger.debug({ action, count: uids.length }, "server-side action taken");
+    }
+    return pending.length;
   }
 
   private async connect(): Promise<ImapFlow> {
@@ -98,7 +187,7 @@ export class ImapMailbox {
     }
   }
 
-  private createClient(accessToken: string): ImapFlow {
+  createClient(accessToken: string): ImapFlow {
     const { host, port, tls, ca } = this.queue.imap;
     return new ImapFlow({
       host,

@@ -82,20 +82,33 @@ export class Poller {
     let fetched = 0;
     let spooled = 0;
     try {
-      const handlers = this.queue.handlers.map(handlerName);
       const identity = { name, address: this.queue.address };
-      await mailbox.fetchNew(
-        spool.cursor(name, folder),
-        async (message) => {
-          const result = await spool.accept(identity, handlers, message);
+      const afterSpool = this.queue.afterSpool;
+      const acceptOptions = {
+        handlers: this.queue.handlers.map(handlerName),
+        serverAction: afterSpool.action === "keep" ? undefined : { action: afterSpool.action, target: afterSpool.action === "move" ? afterSpool.to : undefined },
+      };
+      await mailbox.sync({
+        cursor: () => spool.cursor(name, folder),
+        uidValidityChanged: (state) => {
+          spool.resetCursor(name, folder, state.uidValidity);
+          const dropped = spool.dropStaleServerActions(name, folder, state.uidValidity);
+          if (dropped > 0) this.deps.logger.warn({ dropped }, "server-side actions owed under the old UIDVALIDITY cannot be taken any more");
+        },
+        accept: async (message) => {
+          const result = await spool.accept(identity, acceptOptions, message);
           fetched++;
           if (result.isNew) {
             spooled++;
             events.emit("spooled", { queue: name, id: result.id, size: message.size });
+            if (message.tooLarge) {
+              for (const handler of acceptOptions.handlers) events.emit("dead-lettered", { queue: name, id: result.id, handler, reason: "too large" });
+            }
           }
         },
-        (state) => spool.resetCursor(name, folder, state.uidValidity),
-      );
+        pendingServerActions: (uidValidity) => spool.pendingServerActions(name, folder, uidValidity),
+        serverActionsDone: (uidValidity, uids) => spool.serverActionsDone(name, folder, uidValidity, uids),
+      });
       this.succeeded(fetched, spooled);
     } catch (raw) {
       this.failed(raw instanceof MailfetchdError ? raw : new MailfetchdError(describeError(raw), { code: "IMAP_UNAVAILABLE", retryable: true, cause: raw }));

@@ -39,7 +39,7 @@ export const MIGRATIONS: readonly string[] = [
   CREATE TABLE deliveries (
     message_seq     INTEGER NOT NULL REFERENCES messages(seq) ON DELETE CASCADE,
     handler         TEXT NOT NULL,
-    state           TEXT NOT NULL CHECK (state IN ('pending', 'delivered', 'dead')),
+    state           TEXT NOT NULL CHECK (state IN ('pending', 'delivered', 'dead', 'dropped')),
     attempts        INTEGER NOT NULL DEFAULT 0,
     next_attempt_at INTEGER NOT NULL,
     last_error      TEXT,
@@ -62,5 +62,20 @@ export const MIGRATIONS: readonly string[] = [
     token_expires_at     INTEGER,
     updated_at           INTEGER NOT NULL
   );
+  `,
+  // 3: server-side actions owed after spooling (done in a later session if a crash intervenes),
+  //    and messages too large to download (kept as headers only, dead-lettered)
+  `
+  CREATE TABLE server_actions (
+    queue        TEXT NOT NULL,
+    folder       TEXT NOT NULL,
+    uid_validity TEXT NOT NULL,
+    uid          INTEGER NOT NULL,
+    action       TEXT NOT NULL CHECK (action IN ('seen', 'move', 'delete')),
+    target       TEXT,
+    created_at   INTEGER NOT NULL,
+    PRIMARY KEY (queue, folder, uid_validity, uid)
+  );
+  ALTER TABLE messages ADD COLUMN headers_only INTEGER NOT NULL DEFAULT 0;
   `,
 ];

@@ -31,6 +31,8 @@ export interface DaemonConfigInput {
     readonly password?: string;
     readonly signInUser?: string;
     readonly folder?: string;
+    /** Any other queue keys (afterSpool, maxMessageSize, idle, ...), written as given. */
+    readonly options?: Readonly<Record<string, unknown>>;
     readonly handlers: ReadonlyArray<Record<string, unknown>>;
   }>;
 }
@@ -39,7 +41,11 @@ export interface TestBed {
   readonly dir: string;
   readonly certs: TestCertificates;
   readonly identity: IdentityStandIn;
-  readonly dovecot: Dovecot & { countMessages(user: string, folder?: string): Promise<number> };
+  readonly dovecot: Dovecot & {
+    countMessages(user: string, folder?: string): Promise<number>;
+    /** Runs doveadm against this Dovecot, e.g. ["fetch", "-u", user, "uid flags", "mailbox", "INBOX"]. */
+    doveadm(args: string[]): Promise<string>;
+  };
   /** Writes config.yaml (and password and key files, 0600) into the bed's dir; returns its path. */
   writeDaemonConfig(input: DaemonConfigInput, file?: string): string;
   close(): Promise<void>;
@@ -62,8 +68,9 @@ export async function startTestBed(options: { dir?: string; accessTokenLifetimeS
     throw error;
   }
   const configFile = path.join(dir, "dovecot", "dovecot.conf");
+  const doveadm = async (args: string[]) => (await run("doveadm", ["-c", configFile, ...args])).stdout;
   const countMessages = async (user: string, folder = "INBOX") => {
-    const { stdout } = await run("doveadm", ["-c", configFile, "-f", "flow", "mailbox", "status", "-u", user, "messages", folder]);
+    const stdout = await doveadm(["-f", "flow", "mailbox", "status", "-u", user, "messages", folder]);
     return Number(/messages=(\d+)/.exec(stdout)?.[1] ?? NaN);
   };
 
@@ -71,7 +78,7 @@ export async function startTestBed(options: { dir?: string; accessTokenLifetimeS
     dir,
     certs,
     identity,
-    dovecot: Object.assign(dovecot, { countMessages }),
+    dovecot: Object.assign(dovecot, { countMessages, doveadm }),
     writeDaemonConfig(input, file = path.join(dir, "config.yaml")) {
       const keyFile = path.join(dir, "token.key");
       try {
@@ -93,7 +100,7 @@ export async function startTestBed(options: { dir?: string; accessTokenLifetimeS
             signIn = { passwordFile };
           }
           if (q.signInUser) signIn = { ...signIn, user: q.signInUser };
-          return { name: q.name, address: q.address, signIn, folder: q.folder, handlers: q.handlers };
+          return { name: q.name, address: q.address, signIn, folder: q.folder, ...q.options, handlers: q.handlers };
         }),
       };
       writeFileSync(file, stringify(config), { mode: 0o600 });

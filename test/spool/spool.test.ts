@@ -21,7 +21,7 @@ function open() {
 describe("spool (real SQLite file)", () => {
   it("makes a message durable with a pending delivery per handler and advances the cursor in the same step", async () => {
     const { dir, spool } = open();
-    const result = await spool.accept(queue, ["a", "b"], fetched(5));
+    const result = await spool.accept(queue, { handlers: ["a", "b"] }, fetched(5));
     expect(result.isNew).toBe(true);
     expect(spool.cursor("support", "INBOX")).toEqual({ uidValidity: "7", lastUid: 5 });
     expect(spool.backlog("support")).toBe(2);
@@ -39,9 +39,9 @@ describe("spool (real SQLite file)", () => {
 
   it("recognises a re-fetched message (same id) and adds no delivery", async () => {
     const { spool } = open();
-    const first = await spool.accept(queue, ["a"], fetched(1));
+    const first = await spool.accept(queue, { handlers: ["a"] }, fetched(1));
     spool.markDelivered(spool.dueDeliveries("support", Date.now(), 10)[0]!.seq, "a");
-    const again = await spool.accept(queue, ["a"], { ...fetched(1, "8"), uid: 40 });
+    const again = await spool.accept(queue, { handlers: ["a"] }, { ...fetched(1, "8"), uid: 40 });
     expect(again).toEqual({ id: first.id, isNew: false });
     expect(spool.backlog("support")).toBe(0);
     expect(spool.cursor("support", "INBOX")).toEqual({ uidValidity: "8", lastUid: 40 });
@@ -49,7 +49,7 @@ describe("spool (real SQLite file)", () => {
 
   it("schedules retries and parks dead letters", async () => {
     const { spool } = open();
-    await spool.accept(queue, ["a", "b"], fetched(1));
+    await spool.accept(queue, { handlers: ["a", "b"] }, fetched(1));
     const [a, b] = spool.dueDeliveries("support", Date.now(), 10);
     spool.markRetry(a!.seq, "a", "down", Date.now() + 60_000);
     spool.markDead(b!.seq, "b", "rejected");
@@ -61,7 +61,7 @@ describe("spool (real SQLite file)", () => {
 
   it("survives reopening: state is on disk", async () => {
     const { dir, spool } = open();
-    const { id } = await spool.accept(queue, ["a"], fetched(3));
+    const { id } = await spool.accept(queue, { handlers: ["a"] }, fetched(3));
     db!.close();
     db = openStateDatabase(dir);
     const reopened = new Spool(db, dir);

@@ -1,0 +1,114 @@
+/**
+ * `mailfetchd deadletters list|show|retry|drop`: the messages a handler rejected for good, or
+ * that could not be fetched (too large), with their reasons. Works while the daemon runs
+ * (the state database is shared safely); a running daemon picks requeued messages up within
+ * a minute (its deliverer looks at least that often).
+ */
+import type { Command } from "commander";
+import { loadConfig } from "../config/load.js";
+import { MailfetchdError } from "../errors.js";
+import { readHeaders } from "../spool/stable-id.js";
+import { Spool, type DeadLetter } from "../spool/spool.js";
+import { openStateDatabase } from "../state/database.js";
+import { configPathOf, withConfigOption } from "./common.js";
+
+function openSpool(options: { config?: string }) {
+  const config = loadConfig(configPathOf(options));
+  const db = openStateDatabase(config.stateDir);
+  return { db, spool: new Spool(db, config.stateDir), config };
+}
+
+function find(spool: Spool, id: string, queue?: string): DeadLetter[] {
+  const letters = spool.deadLetters(queue).filter((l) => l.id === id);
+  if (letters.length === 0) {
+    throw new MailfetchdError(`No dead letter with id ${id}${queue ? ` in queue ${queue}` : ""}.`, {
+      code: "NOT_FOUND",
+      retryable: false,
+      fix: "List them with `mailfetchd deadletters list`.",
+    });
+  }
+  return letters;
+}
+
+export function registerDeadLetters(program: Command): void {
+  const group = program.command("deadletters").description("list, show, retry or drop messages parked as dead letters");
+
+  withConfigOption(group.command("list").description("one line per parked delivery (message id, queue, handler, reason)"))
+    .option("-q, --queue <name>", "only this queue")
+    .option("--json", "JSON instead of a table")
+    .action((options: { config?: string; queue?: string; json?: boolean }) => {
+      const { db, spool } = openSpool(options);
+      try {
+        const letters = spool.deadLetters(options.queue);
+        if (options.json) {
+          process.stdout.write(`${JSON.stringify(letters, null, 2)}\n`);
+          return;
+        }
+        if (letters.length === 0) {
+          process.stdout.write("No dead letters.\n");
+          return;
+        }
+        for (const l of letters) {
+          process.stdout.write(`${l.id}  ${l.queue}  ${l.handler}  uid ${l.source.uid}  ${l.spooledAt.toISOString()}  ${l.reason}\n`);
+        }
+      } finally {
+        db.close();
+      }
+    });
+
+  withConfigOption(group.command("show <id>").description("a dead letter's reason, where it came from, and its headers"))
+    .option("-q, --queue <name>", "the queue, if the id is in several")
+    .action(async (id: string, options: { config?: string; queue?: string }) => {
+      const { db, spool } = openSpool(options);
+      try {
+        const letters = find(spool, id, options.queue);
+        const first = letters[0]!;
+        const raw = await spool.readRaw(first.queue, first.id).catch(() => undefined);
+        const headers = raw ? readHeaders(raw) : new Map<string, string>();
+        const lines = [
+          `id:          ${first.id}`,
+          `queue:       ${first.queue}`,
+          `source:      folder ${first.source.folder}, UIDVALIDITY ${first.source.uidValidity}, UID ${first.source.uid}`,
+          `size:        ${first.size} bytes${first.headersOnly ? " (too large: only headers kept)" : ""}`,
+          `spooled at:  ${first.spooledAt.toISOString()}`,
+          `message-id:  ${headers.get("message-id") ?? "-"}`,
+          `from:        ${headers.get("from") ?? "-"}`,
+          `subject:     ${headers.get("subject") ?? "-"}`,
+          `date:        ${headers.get("date") ?? "-"}`,
+          ...letters.map((l) => `handler ${l.handler}: after ${l.attempts} attempt(s): ${l.reason}`),
+        ];
+        // Headers are sender-controlled: strip control characters before they reach a terminal.
+        process.stdout.write(`${lines.map((line) => line.replace(/[\u0000-\u0008\u000b-\u001f\u007f-\u009f]/g, "?")).join("\n")}\n`);
+      } finally {
+        db.close();
+      }
+    });
+
+  withConfigOption(group.command("retry <id>").description("deliver a dead letter again (a too-large one is fetched again)"))
+    .option("-q, --queue <name>", "the queue, if the id is in several")
+    .option("--handler <name>", "only for this handler")
+    .action((id: string, options: { config?: string; queue?: string; handler?: string }) => {
+      const { db, spool } = openSpool(options);
+      try {
+        const letters = find(spool, id, options.queue);
+        const count = spool.retryDeadLetter(letters[0]!.queue, id, options.handler);
+        process.stdout.write(`Requeued ${count} deliver${count === 1 ? "y" : "ies"} of ${id}.\n`);
+      } finally {
+        db.close();
+      }
+    });
+
+  withConfigOption(group.command("drop <id>").description("give up on a dead letter for good (it stays in the spool, marked dropped)"))
+    .option("-q, --queue <name>", "the queue, if the id is in several")
+    .option("--handler <name>", "only for this handler")
+    .action((id: string, options: { config?: string; queue?: string; handler?: string }) => {
+      const { db, spool } = openSpool(options);
+      try {
+        const letters = find(spool, id, options.queue);
+        const count = spool.dropDeadLetter(letters[0]!.queue, id, options.handler);
+        process.stdout.write(`Dropped ${count} deliver${count === 1 ? "y" : "ies"} of ${id}.\n`);
+      } finally {
+        db.close();
+      }
+    });
+}
