@@ -6,6 +6,7 @@
  */
 import type { Config, HandlerConfig, QueueConfig } from "./config/schema.js";
 import { createDirectoryHandler } from "./handlers/directory.js";
+import { IdleWatcher } from "./imap/idle-watcher.js";
 import { ImapMailbox } from "./imap/imap-mailbox.js";
 import type { Handler, Logger } from "./interfaces.js";
 import type { SecretRegistry } from "./log.js";
@@ -28,6 +29,7 @@ interface QueuePipeline {
   readonly config: QueueConfig;
   readonly poller: Poller;
   readonly deliverer: Deliverer;
+  readonly idle?: IdleWatcher;
 }
 
 export class Daemon {
@@ -68,8 +70,10 @@ export class Daemon {
       });
       const handlers = new Map<string, Handler>(queue.handlers.map((h) => [handlerName(h), createHandler(h)]));
       const deliverer = new Deliverer({ name: queue.name, address: queue.address }, { spool, parser, handlers, events, logger: log });
-      const poller = new Poller(queue, { mailbox: new ImapMailbox(queue, tokens, log), spool, status, events, logger: log });
-      return { config: queue, poller, deliverer };
+      const mailbox = new ImapMailbox(queue, tokens, log);
+      const poller = new Poller(queue, { mailbox, spool, status, events, logger: log });
+      const idle = queue.idle ? new IdleWatcher(queue, mailbox, () => void poller.runCycle(), log) : undefined;
+      return { config: queue, poller, deliverer, idle };
     });
   }
 
@@ -79,6 +83,7 @@ export class Daemon {
     for (const pipeline of this.pipelines) {
       pipeline.deliverer.start();
       pipeline.poller.start();
+      pipeline.idle?.start();
     }
     this.logger.info({ queues: this.pipelines.map((p) => p.config.name) }, "mailfetchd started");
   }
@@ -89,7 +94,7 @@ export class Daemon {
   }
 
   private async tearDown(deadlineMs: number): Promise<void> {
-    const steps = this.pipelines.flatMap((p) => [p.poller.stop(), p.deliverer.stop()]);
+    const steps = this.pipelines.flatMap((p) => [p.idle?.stop(), p.poller.stop(), p.deliverer.stop()]);
     const finished = Promise.allSettled(steps).then(() => true);
     const timedOut = new Promise<false>((resolve) => setTimeout(() => resolve(false), deadlineMs).unref());
     if (!(await Promise.race([finished, timedOut]))) {

@@ -42,7 +42,7 @@ export class ImapMailbox {
   ) {}
 
   async sync(target: SyncTarget): Promise<SyncResult> {
-    const client = await this.connect();
+    const { client } = await this.connect();
     try {
       return await this.syncOn(client, target);
     } catch (error) {
@@ -165,14 +165,15 @@ export class ImapMailbox {
     return pending.length;
   }
 
-  private async connect(): Promise<ImapFlow> {
+  /** A logged-in connection, and when its token (so the session, on Exchange) expires. */
+  async connect(options: { idle?: boolean } = {}): Promise<{ client: ImapFlow; tokenExpiresOn: Date }> {
     let token = await this.tokens.getAccessToken();
     for (let attempt = 1; ; attempt++) {
-      const client = this.createClient(token.token);
+      const client = this.createClient(token.token, options.idle ?? false);
       client.on("error", (error: Error) => this.logger.debug({ err: error }, "IMAP connection error"));
       try {
         await client.connect();
-        return client;
+        return { client, tokenExpiresOn: token.expiresOn };
       } catch (raw) {
         client.close();
         const error = classifyImapError(raw, this.queue.name, { folder: this.queue.folder, host: this.queue.imap.host });
@@ -187,7 +188,7 @@ export class ImapMailbox {
     }
   }
 
-  createClient(accessToken: string): ImapFlow {
+  private createClient(accessToken: string, idle: boolean): ImapFlow {
     const { host, port, tls, ca } = this.queue.imap;
     return new ImapFlow({
       host,
@@ -198,7 +199,11 @@ export class ImapMailbox {
       // XOAUTH2 `user=` is the queue mailbox: for a shared mailbox that differs from the sign-in user.
       auth: { user: this.queue.address, accessToken },
       logger: imapLogger(this.logger),
-      disableAutoIdle: true,
+      // Only the IDLE watcher's session idles; fetch sessions log out when done.
+      disableAutoIdle: !idle,
+      autoIdleDelay: 1_000,
+      // Re-issuing IDLE now and then proves the connection alive; a silent dead one times out.
+      maxIdleTime: 4 * 60_000,
       connectionTimeout: 30_000,
       greetingTimeout: 16_000,
       socketTimeout: 5 * 60_000,

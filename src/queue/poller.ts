@@ -29,6 +29,7 @@ export class Poller {
   private task?: ScheduledTask;
   private cycle?: Promise<void>;
   private stopped = false;
+  private again = false;
   private state: QueueState = "starting";
   private consecutiveFailures = 0;
   private lastError?: MailfetchdError;
@@ -52,9 +53,21 @@ export class Poller {
     await this.cycle;
   }
 
-  /** One fetch cycle now, unless one is running (then that one's result). */
+  /**
+   * A fetch cycle now. When one is running, another follows it: mail that arrived after the
+   * running cycle's search must not wait for the next poll.
+   */
   runCycle(): Promise<void> {
-    this.cycle ??= this.fetch().finally(() => (this.cycle = undefined));
+    if (this.cycle) {
+      this.again = true;
+      return this.cycle;
+    }
+    this.cycle = (async () => {
+      do {
+        this.again = false;
+        await this.fetch();
+      } while (this.again && !this.stopped);
+    })().finally(() => (this.cycle = undefined));
     return this.cycle;
   }
 
