@@ -1,0 +1,51 @@
+/**
+ * The environment a command handler's program runs with: a few variables a program needs to
+ * run at all, the handler's configured `env`, and the message's metadata. Never the daemon's
+ * own environment: it may hold credentials (a CI token, a cloud key, a password variable)
+ * that a per-message program has no business seeing.
+ */
+import type { DeliverableMessage } from "../interfaces.js";
+import { oneLine } from "./printable.js";
+
+/** Inherited from the daemon when set: what programs need to find binaries, text encoding, time zone, a home and temp dir. */
+export const INHERITED_VARIABLES = ["PATH", "LANG", "LC_ALL", "LC_CTYPE", "TZ", "HOME", "USER", "LOGNAME", "TMPDIR"] as const;
+const DEFAULT_PATH = "/usr/local/bin:/usr/bin:/bin";
+/** Sender-controlled values are cut here: Linux refuses one variable above 128 KiB, and nobody routes on more. */
+const MAX_SENDER_TEXT = 1000;
+
+export const METADATA_PREFIX = "MAILFETCHD_";
+
+export function commandEnvironment(
+  inherited: NodeJS.ProcessEnv,
+  message: DeliverableMessage,
+  context: { readonly attempt: number; readonly documentPath: string },
+  configured: Readonly<Record<string, string>> = {},
+): Record<string, string> {
+  const env: Record<string, string> = { PATH: DEFAULT_PATH };
+  for (const name of INHERITED_VARIABLES) {
+    const value = inherited[name];
+    if (value !== undefined) env[name] = value;
+  }
+  Object.assign(env, configured);
+  const from = message.parsed.from[0]?.address ?? "";
+  Object.assign(env, {
+    MAILFETCHD_ID: message.id,
+    MAILFETCHD_QUEUE: message.queue.name,
+    MAILFETCHD_QUEUE_ADDRESS: message.queue.address,
+    MAILFETCHD_MESSAGE_ID: senderText(message.parsed.messageId),
+    MAILFETCHD_SUBJECT: senderText(message.parsed.subject),
+    MAILFETCHD_FROM: senderText(from),
+    MAILFETCHD_FOLDER: senderText(message.source.folder),
+    MAILFETCHD_UID: String(message.source.uid),
+    MAILFETCHD_UIDVALIDITY: message.source.uidValidity,
+    MAILFETCHD_SIZE: String(message.raw.length),
+    MAILFETCHD_ATTEMPT: String(context.attempt),
+    MAILFETCHD_DOCUMENT: context.documentPath,
+  });
+  return env;
+}
+
+/** One line, no control characters (a NUL would make spawn throw; a newline fools line-based scripts). */
+function senderText(text: string | undefined): string {
+  return text === undefined ? "" : oneLine(text, MAX_SENDER_TEXT);
+}

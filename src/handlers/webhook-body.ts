@@ -1,0 +1,67 @@
+/**
+ * What a webhook POSTs for a message: the body in either format, and metadata headers sent
+ * with both.
+ *
+ *   json: the message document the directory handler writes as message.json
+ *         (schema "mailfetchd.message/1"), with each attachment's bytes inline as base64 in
+ *         `content` when it is at most `inlineAttachmentsUpTo` bytes. A larger attachment is
+ *         sent by reference: `content` is null and `filename`, `contentType`, `size` and
+ *         `sha256` identify it inside the raw MIME (which a `format: raw` webhook or a
+ *         directory handler on the same queue delivers). `rawPath` and `path` are null:
+ *         nothing is stored on the receiver's side.
+ *   raw:  the message's raw MIME, byte for byte, as message/rfc822.
+ */
+import type { DeliverableMessage } from "../interfaces.js";
+import { toMessageDocument, type MessageDocument, type MessageDocumentAttachment } from "./message-document.js";
+import { headerValue } from "./printable.js";
+
+export type WebhookFormat = "json" | "raw";
+
+export interface WebhookAttachment extends MessageDocumentAttachment {
+  /** The attachment's bytes in base64; null when larger than the inline limit (sent by reference). */
+  readonly content: string | null;
+}
+
+export interface WebhookMessageDocument extends Omit<MessageDocument, "attachments"> {
+  readonly attachments: WebhookAttachment[];
+}
+
+export interface WebhookPayload {
+  readonly body: Buffer;
+  readonly contentType: string;
+}
+
+export function webhookPayload(message: DeliverableMessage, format: WebhookFormat, inlineAttachmentsUpTo: number): WebhookPayload {
+  if (format === "raw") return { body: message.raw, contentType: "message/rfc822" };
+  const document = webhookDocument(message, inlineAttachmentsUpTo);
+  return { body: Buffer.from(JSON.stringify(document), "utf8"), contentType: "application/json" };
+}
+
+export function webhookDocument(message: DeliverableMessage, inlineAttachmentsUpTo: number): WebhookMessageDocument {
+  const document = toMessageDocument(message, [], { rawPath: null });
+  return {
+    ...document,
+    attachments: document.attachments.map((attachment, index) => {
+      const content = message.parsed.attachments[index]?.content;
+      const inline = content !== undefined && content.length <= inlineAttachmentsUpTo;
+      return { ...attachment, content: inline ? content.toString("base64") : null };
+    }),
+  };
+}
+
+/**
+ * Where the message came from, for routing without parsing the body. Values that are not
+ * printable ASCII are percent-encoded UTF-8 (decodeURIComponent restores them).
+ */
+export function metadataHeaders(message: DeliverableMessage, attempt: number): Record<string, string> {
+  const headers: Record<string, string> = {
+    "x-mailfetchd-queue": headerValue(message.queue.name),
+    "x-mailfetchd-queue-address": headerValue(message.queue.address),
+    "x-mailfetchd-folder": headerValue(message.source.folder),
+    "x-mailfetchd-uidvalidity": message.source.uidValidity,
+    "x-mailfetchd-uid": String(message.source.uid),
+    "x-mailfetchd-attempt": String(attempt),
+  };
+  if (message.parsed.messageId) headers["x-mailfetchd-message-id"] = headerValue(message.parsed.messageId);
+  return headers;
+}
