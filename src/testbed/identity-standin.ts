@@ -505,9 +505,11 @@ class StandIn implements IdentityStandIn {
 
   /**
    * Dovecot POSTs `token=...` and logs the user in when the answer is active and its username
-   * equals the XOAUTH2 `user=`. Dovecot does not tell us which mailbox the client asked for, so
-   * we answer the token's own user: a shared mailbox (`user=` naming another mailbox the user
-   * has in `mailboxes`) is refused for now. Shared mailbox support is a later issue.
+   * equals the XOAUTH2 `user=`. Dovecot does not tell us which mailbox the client asked for
+   * (Dovecot 2.3 expands no variables in introspection_url), so the answer is keyed on the
+   * token alone: a user granted exactly one mailbox (`addUser({ mailboxes: [shared] })`) is
+   * answered as that mailbox, which is how a shared-mailbox delegate is tested; anyone else is
+   * answered as themselves. A delegate of several mailboxes cannot be told apart.
    */
   async handleIntrospection(request: IncomingMessage, response: ServerResponse): Promise<void> {
     let body: string;
@@ -528,7 +530,9 @@ class StandIn implements IdentityStandIn {
     const token = new URLSearchParams(body).get("token") ?? "";
     const issued = this.accessTokens.get(token);
     const active = issued !== undefined && issued.audience === "exchange" && Date.now() < issued.expiresAt;
-    send(response, { status: 200, body: active ? { active: true, username: issued.username } : { active: false } });
+    const mailboxes = issued ? this.users.get(issued.username.toLowerCase())?.mailboxes : undefined;
+    const mailbox = mailboxes?.length === 1 ? mailboxes[0]! : issued?.username;
+    send(response, { status: 200, body: active ? { active: true, username: mailbox } : { active: false } });
   }
 
   // -------------------------------------------------------------------------------------------

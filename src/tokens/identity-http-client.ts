@@ -5,9 +5,15 @@
  *
  * Transport failures, throttling (429) and server errors (5xx) are thrown as AuthErrors with
  * our own codes: MSAL passes AuthErrors through unchanged, where it would flatten any other
- * error into a bare "network_error".
+ * error into a bare "network_error". That also keeps MSAL's own throttling cache (which it
+ * fills from 429/5xx answers it sees) out of play: the waiting is ours, and visible.
+ *
+ * Two answers MSAL would lose are kept: a refused device code request or poll is thrown as a
+ * ServerError with its AADSTS code (MSAL reduces it to "post_request_failed"), and a failed discovery
+ * request is remembered (MSAL reports only "endpoints_resolution_error", whether the tenant
+ * does not exist or the network is down).
  */
-import { AuthError, type INetworkModule, type NetworkRequestOptions, type NetworkResponse } from "@azure/msal-node";
+import { AuthError, ServerError, type INetworkModule, type NetworkRequestOptions, type NetworkResponse } from "@azure/msal-node";
 import https from "node:https";
 import tls from "node:tls";
 
@@ -21,7 +27,10 @@ export class IdentityTransportError extends AuthError {
     message: string,
     readonly retryAfterMs?: number,
   ) {
-    super(code, message);
+    // msal-common 16: (errorCode, correlationId, errorMessage).
+    super(code, "", message);
+    // AuthError's constructor pins the prototype to AuthError; without this, instanceof fails.
+    Object.setPrototypeOf(this, IdentityTransportError.prototype);
     this.name = "IdentityTransportError";
   }
 }
@@ -33,29 +42,57 @@ export interface IdentityHttpClientOptions {
   readonly limiter: ConcurrencyLimiter;
 }
 
+/** When a 429 names no Retry-After: Microsoft's guidance is to wait, not to retry at once. */
+const DEFAULT_THROTTLE_MS = 60_000;
+
 export class IdentityHttpClient implements INetworkModule {
   private readonly agent: https.Agent;
   private readonly timeoutMs: number;
+  /** After a 429, no request leaves before this time (ms since epoch). */
+  private notBefore = 0;
+  /** Why the last discovery (GET) request failed, if it did; cleared by the next success. */
+  lastDiscoveryFailure?: AuthError;
 
   constructor(private readonly options: IdentityHttpClientOptions) {
-    this.agent = new https.Agent({
-      keepAlive: true,
-      maxSockets: 8,
-      ca: options.ca ? [...tls.rootCertificates, options.ca] : undefined,
-    });
+    this.agent = sharedAgent(options.ca);
     this.timeoutMs = options.timeoutMs ?? 30_000;
   }
 
-  sendGetRequestAsync<T>(url: string, options?: NetworkRequestOptions, timeout?: number): Promise<NetworkResponse<T>> {
-    return this.send<T>("GET", url, options, timeout);
+  async sendGetRequestAsync<T>(url: string, options?: NetworkRequestOptions, timeout?: number): Promise<NetworkResponse<T>> {
+    try {
+      const response = await this.send<T>("GET", url, options, timeout);
+      this.lastDiscoveryFailure = response.status >= 400 ? serverErrorOf(response.body, response.status) : undefined;
+      return response;
+    } catch (error) {
+      this.lastDiscoveryFailure = error instanceof AuthError ? error : undefined;
+      throw error;
+    }
   }
 
-  sendPostRequestAsync<T>(url: string, options?: NetworkRequestOptions): Promise<NetworkResponse<T>> {
-    return this.send<T>("POST", url, options);
+  async sendPostRequestAsync<T>(url: string, options?: NetworkRequestOptions): Promise<NetworkResponse<T>> {
+    const response = await this.send<T>("POST", url, options);
+    // MSAL reads a device code answer without looking for an error, and reduces a refused poll
+    // to "post_request_failed": both would hide the AADSTS code the operator needs.
+    if (response.status >= 400 && (new URL(url).pathname.endsWith("/devicecode") || isDeviceCodePoll(options?.body))) {
+      const refused = serverErrorOf(response.body, response.status);
+      if (refused && refused.errorCode !== "authorization_pending") throw refused;
+    }
+    return response;
   }
 
   private async send<T>(method: string, url: string, options?: NetworkRequestOptions, timeout?: number): Promise<NetworkResponse<T>> {
-    return this.options.limiter.run(() => this.request<T>(method, url, options, timeout ?? this.timeoutMs));
+    const waitMs = this.notBefore - Date.now();
+    if (waitMs > 0) {
+      throw new IdentityTransportError(IDENTITY_THROTTLED, `${new URL(url).host} asked us to wait (HTTP 429); ${Math.ceil(waitMs / 1000)} s left`, waitMs);
+    }
+    try {
+      return await this.options.limiter.run(() => this.request<T>(method, url, options, timeout ?? this.timeoutMs));
+    } catch (error) {
+      if (error instanceof IdentityTransportError && error.errorCode === IDENTITY_THROTTLED) {
+        this.notBefore = Date.now() + (error.retryAfterMs ?? DEFAULT_THROTTLE_MS);
+      }
+      throw error;
+    }
   }
 
   private request<T>(method: string, url: string, options: NetworkRequestOptions | undefined, timeoutMs: number): Promise<NetworkResponse<T>> {
@@ -104,6 +141,44 @@ export class IdentityHttpClient implements INetworkModule {
       request.end();
     });
   }
+}
+
+/**
+ * One keep-alive agent per trusted CA set, shared by every queue: 200 queues talk to one
+ * identity host over a few warm connections instead of 200 TLS handshakes and idle sockets.
+ */
+const agents = new Map<string, https.Agent>();
+
+function sharedAgent(ca: string | undefined): https.Agent {
+  const key = ca ?? "";
+  let agent = agents.get(key);
+  if (!agent) {
+    agent = new https.Agent({ keepAlive: true, maxSockets: 8, ca: ca ? [...tls.rootCertificates, ca] : undefined });
+    agents.set(key, agent);
+  }
+  return agent;
+}
+
+function isDeviceCodePoll(body: string | undefined): boolean {
+  if (!body) return false;
+  const grant = new URLSearchParams(body).get("grant_type");
+  return grant === "device_code" || grant === "urn:ietf:params:oauth:grant-type:device_code";
+}
+
+/** An OAuth error answer as MSAL would build it for a token request: code, suberror, AADSTS number. */
+function serverErrorOf(body: unknown, status: number): ServerError | undefined {
+  if (!body || typeof body !== "object") return undefined;
+  const answer = body as { error?: unknown; error_description?: unknown; suberror?: unknown; error_codes?: unknown; correlation_id?: unknown };
+  if (typeof answer.error !== "string") return undefined;
+  const codes = Array.isArray(answer.error_codes) ? answer.error_codes : [];
+  return new ServerError(
+    answer.error,
+    typeof answer.correlation_id === "string" ? answer.correlation_id : "",
+    typeof answer.error_description === "string" ? answer.error_description : undefined,
+    typeof answer.suberror === "string" ? answer.suberror : undefined,
+    codes.length > 0 ? String(codes[0]) : undefined,
+    status,
+  );
 }
 
 function unavailable(target: URL, reason: string): IdentityTransportError {

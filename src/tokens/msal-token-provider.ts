@@ -5,33 +5,54 @@
  * (acquireTokenSilent); and, only where a password is configured, a fresh password sign-in
  * (ROPC). Without a password a dead sign-in is remembered, so the queue waits for
  * `mailfetchd login` instead of hammering the endpoint.
+ *
+ * Requests of one queue run one at a time: refresh tokens rotate, and two refreshes racing
+ * with the same one would leave one of them holding a redeemed token.
  */
-import { LogLevel, PublicClientApplication, type AccountInfo, type AuthenticationResult } from "@azure/msal-node";
+import type { AccountInfo, AuthenticationResult, PublicClientApplication } from "@azure/msal-node";
 import type { QueueConfig } from "../config/schema.js";
 import { MailfetchdError } from "../errors.js";
 import type { AccessToken, Logger, TokenProvider } from "../interfaces.js";
-import type { ConcurrencyLimiter } from "./identity-http-client.js";
-import { IdentityHttpClient } from "./identity-http-client.js";
+import type { ConcurrencyLimiter, IdentityHttpClient } from "./identity-http-client.js";
 import { classifyIdentityError, passwordSignInMayHelp } from "./identity-errors.js";
+import { createQueueClient } from "./msal-client.js";
 import type { TokenCacheStore } from "./token-cache-store.js";
 
 const DEAD_SIGN_IN_HOLD_OFF_MS = 30 * 60_000;
+
+/** How a token was obtained; `check` reports it. */
+export type SignInMethod = "cache" | "refresh" | "password";
+
+export interface TokenAcquired {
+  readonly result: AuthenticationResult;
+  readonly method: SignInMethod;
+}
 
 export interface MsalTokenProviderOptions {
   readonly queue: QueueConfig;
   readonly store: TokenCacheStore;
   readonly limiter: ConcurrencyLimiter;
   readonly logger: Logger;
-  /** Told the expiry of every access token obtained (for status and metrics). */
-  readonly onToken?: (expiresOn: Date) => void;
+  /**
+   * Told of every access token obtained (never the token itself): its expiry, and whether it
+   * came from the identity endpoint (so the refresh token was just used) or from the cache.
+   */
+  readonly onToken?: (expiresOn: Date, info: { readonly fromNetwork: boolean }) => void;
+  /** Per identity request; default 30 s. */
+  readonly identityTimeoutMs?: number;
 }
 
 export class MsalTokenProvider implements TokenProvider {
-  readonly client: PublicClientApplication;
+  private client!: PublicClientApplication;
+  private http!: IdentityHttpClient;
+  private readonly options: MsalTokenProviderOptions;
   private readonly queue: QueueConfig;
   private readonly logger: Logger;
   private readonly store: TokenCacheStore;
-  private readonly onToken: (expiresOn: Date) => void;
+  private readonly onToken: NonNullable<MsalTokenProviderOptions["onToken"]>;
+  private tail: Promise<unknown> = Promise.resolve();
+  /** The cache row's version when last looked at; undefined: no row. */
+  private cacheVersion?: number;
   /**
    * A sign-in that failed for good: answered from memory until someone signs the queue in
    * (the cache changes) or the hold-off passes (an admin may have fixed consent meanwhile).
@@ -44,40 +65,51 @@ export class MsalTokenProvider implements TokenProvider {
     this.logger = options.logger;
     this.store = options.store;
     this.onToken = options.onToken ?? (() => {});
-    const authorityHost = new URL(this.queue.identity.authority).host;
-    this.client = new PublicClientApplication({
-      auth: {
-        clientId: this.queue.identity.clientId,
-        authority: this.queue.identity.authority,
-        // Naming the configured host as known skips MSAL's instance discovery call to
-        // Microsoft, which national clouds, proxies and the test bed cannot answer.
-        knownAuthorities: [authorityHost],
-      },
-      cache: { cachePlugin: options.store.pluginFor(this.queue.name) },
-      system: {
-        networkClient: new IdentityHttpClient({ ca: this.queue.identity.ca, limiter: options.limiter }),
-        loggerOptions: {
-          // MSAL's own log lines can carry personal data; keep only warnings, without PII.
-          piiLoggingEnabled: false,
-          logLevel: LogLevel.Warning,
-          loggerCallback: (level, message) => {
-            if (level <= LogLevel.Warning) this.logger.warn({ msal: message }, "MSAL warning");
-          },
-        },
-      },
+    this.options = options;
+    this.newClient();
+  }
+
+  private newClient(): void {
+    const { app, http } = createQueueClient(this.queue, {
+      limiter: this.options.limiter,
+      logger: this.options.logger,
+      cachePlugin: this.store.pluginFor(this.queue.name),
+      timeoutMs: this.options.identityTimeoutMs,
     });
+    this.client = app;
+    this.http = http;
   }
 
   async getAccessToken(options: { forceRefresh?: boolean } = {}): Promise<AccessToken> {
+    const { result } = await this.acquireToken(options);
+    return { token: result.accessToken, expiresOn: result.expiresOn ?? new Date(Date.now() + 5 * 60_000) };
+  }
+
+  /** Like getAccessToken, with MSAL's whole answer and how it was obtained (for `check`). */
+  acquireToken(options: { forceRefresh?: boolean } = {}): Promise<TokenAcquired> {
+    const run = this.tail.then(() => this.acquireOnce(options.forceRefresh ?? false));
+    this.tail = run.catch(() => undefined);
+    return run;
+  }
+
+  private async acquireOnce(forceRefresh: boolean): Promise<TokenAcquired> {
     const cacheVersion = this.store.updatedAt(this.queue.name);
+    if (cacheVersion === undefined && this.cacheVersion !== undefined) {
+      // `logout` removed the row; MSAL would still answer from memory (and write it back).
+      this.logger.info("the stored sign-in was removed (logout): forgetting it");
+      this.newClient();
+    }
+    this.cacheVersion = cacheVersion;
     if (this.deadSignIn && this.deadSignIn.cacheVersion === cacheVersion && Date.now() < this.deadSignIn.until) throw this.deadSignIn.error;
     this.deadSignIn = undefined;
     try {
-      const token = toAccessToken(await this.acquire(options.forceRefresh ?? false));
-      this.onToken(token.expiresOn);
-      return token;
+      const acquired = await this.acquire(forceRefresh);
+      this.cacheVersion = this.store.updatedAt(this.queue.name);
+      const { expiresOn } = acquired.result;
+      if (expiresOn) this.onToken(expiresOn, { fromNetwork: acquired.method !== "cache" });
+      return acquired;
     } catch (raw) {
-      const error = classifyIdentityError(raw, this.queue.name);
+      const error = this.classify(raw);
       if (!error.retryable) {
         this.deadSignIn = { error, cacheVersion: this.store.updatedAt(this.queue.name), until: Date.now() + DEAD_SIGN_IN_HOLD_OFF_MS };
       }
@@ -85,19 +117,20 @@ export class MsalTokenProvider implements TokenProvider {
     }
   }
 
-  private async acquire(forceRefresh: boolean): Promise<AuthenticationResult> {
+  private async acquire(forceRefresh: boolean): Promise<TokenAcquired> {
     const account = await this.account();
     if (account) {
       try {
-        return await this.client.acquireTokenSilent({ account, scopes: [...this.queue.identity.scopes], forceRefresh });
+        const result = await this.client.acquireTokenSilent({ account, scopes: [...this.queue.identity.scopes], forceRefresh });
+        return { result, method: result.fromCache ? "cache" : "refresh" };
       } catch (raw) {
-        const error = classifyIdentityError(raw, this.queue.name);
+        const error = this.classify(raw);
         if (!(this.queue.signIn.password !== undefined && passwordSignInMayHelp(error))) throw error;
         this.logger.warn({ code: error.code }, "stored sign-in no longer valid; signing in again with the password");
       }
     }
     if (this.queue.signIn.password === undefined) {
-      throw new MailfetchdError(`Queue ${this.queue.name} has no sign-in and no password.`, {
+      throw new MailfetchdError(`Queue ${this.queue.name} is not signed in: there is no stored sign-in and no password.`, {
         code: "IDENTITY_NEEDS_SIGN_IN",
         retryable: false,
         fix: `Run \`mailfetchd login ${this.queue.name}\` (device code), or set signIn.passwordFile.`,
@@ -110,15 +143,15 @@ export class MsalTokenProvider implements TokenProvider {
       scopes: [...this.queue.identity.scopes],
     });
     if (!result) throw new MailfetchdError(`Queue ${this.queue.name}: the password sign-in returned no token.`, { code: "IDENTITY_ERROR", retryable: true });
-    return result;
+    return { result, method: "password" };
+  }
+
+  private classify(raw: unknown): MailfetchdError {
+    return classifyIdentityError(raw, this.queue.name, { discoveryFailure: this.http.lastDiscoveryFailure });
   }
 
   private async account(): Promise<AccountInfo | undefined> {
     const accounts = await this.client.getTokenCache().getAllAccounts();
     return accounts.find((a) => a.username.toLowerCase() === this.queue.signIn.user) ?? accounts[0];
   }
-}
-
-function toAccessToken(result: AuthenticationResult): AccessToken {
-  return { token: result.accessToken, expiresOn: result.expiresOn ?? new Date(Date.now() + 5 * 60_000) };
 }

@@ -11,6 +11,9 @@ import type { StateDatabase } from "../state/database.js";
 import type { SecretBox } from "../state/secret-box.js";
 
 export class TokenCacheStore {
+  /** updated_at of the rows this process wrote: a different value was written by someone else (`login`). */
+  private readonly ownWrites = new Map<string, number>();
+
   constructor(
     private readonly db: StateDatabase,
     private readonly box: SecretBox,
@@ -26,18 +29,34 @@ export class TokenCacheStore {
     return this.box.open({ keyId: row.key_id, data: row.sealed }, aad(queue)).toString("utf8");
   }
 
+  /** Seals with the key file's first key, so a rotated key replaces the old one row by row. */
   write(queue: string, serializedCache: string): void {
     const sealed = this.box.seal(Buffer.from(serializedCache, "utf8"), aad(queue));
+    // Strictly increasing per row, so "changed since" never misses a write in the same millisecond.
+    const updatedAt = Math.max(Date.now(), (this.updatedAt(queue) ?? 0) + 1);
     this.db
       .prepare(
         `INSERT INTO token_cache (queue, key_id, sealed, updated_at) VALUES (?, ?, ?, ?)
          ON CONFLICT (queue) DO UPDATE SET key_id = excluded.key_id, sealed = excluded.sealed, updated_at = excluded.updated_at`,
       )
-      .run(queue, sealed.keyId, sealed.data, Date.now());
+      .run(queue, sealed.keyId, sealed.data, updatedAt);
+    this.ownWrites.set(queue, updatedAt);
   }
 
   remove(queue: string): boolean {
-    return this.db.prepare("DELETE FROM token_cache WHERE queue = ?").run(queue).changes > 0;
+    this.ownWrites.delete(queue);
+    return removeTokenCache(this.db, queue);
+  }
+
+  /** The key id a queue's cache is sealed with (for `check` and key rotation). */
+  keyIdOf(queue: string): string | undefined {
+    const row = this.db.prepare("SELECT key_id FROM token_cache WHERE queue = ?").get(queue) as { key_id: string } | undefined;
+    return row?.key_id;
+  }
+
+  /** Whether this process wrote the row's current version (false after a `login` by the CLI). */
+  isOwnWrite(queue: string, updatedAt: number | undefined): boolean {
+    return updatedAt !== undefined && this.ownWrites.get(queue) === updatedAt;
   }
 
   /** When the row last changed: lets a running daemon notice a `login` done by the CLI. */
@@ -49,6 +68,8 @@ export class TokenCacheStore {
   pluginFor(queue: string): ICachePlugin {
     return {
       beforeCacheAccess: async (context: TokenCacheContext) => {
+        // Without a row MSAL keeps what it holds in memory (deserialize merges, it never
+        // removes): a provider that sees its row vanish (`logout`) starts a new client.
         const data = this.read(queue);
         if (data !== undefined) {
           context.tokenCache.deserialize(data);
@@ -64,6 +85,11 @@ export class TokenCacheStore {
       },
     };
   }
+}
+
+/** Deletes a queue's cache; needs no key, so `logout` works when the key is lost. */
+export function removeTokenCache(db: StateDatabase, queue: string): boolean {
+  return db.prepare("DELETE FROM token_cache WHERE queue = ?").run(queue).changes > 0;
 }
 
 function aad(queue: string): string {

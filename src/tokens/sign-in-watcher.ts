@@ -1,0 +1,56 @@
+/**
+ * Notices a sign-in made by another process (`mailfetchd login`, `logout`) while the daemon
+ * runs, by watching the updated_at of the queues' token cache rows, so a queue waiting in
+ * needs-sign-in fetches again within seconds instead of at its next (long) retry.
+ *
+ * Polling one indexed row per queue every few seconds costs nothing next to an IMAP poll, and
+ * needs no signal or socket between the CLI and the daemon.
+ */
+import type { Logger } from "../interfaces.js";
+import type { TokenCacheStore } from "./token-cache-store.js";
+
+export const DEFAULT_WATCH_INTERVAL_MS = 3_000;
+
+export interface SignInWatcherOptions {
+  readonly queues: readonly string[];
+  readonly store: TokenCacheStore;
+  readonly logger: Logger;
+  /** Called with the queue whose cache another process changed. */
+  readonly onChange: (queue: string) => void;
+  readonly intervalMs?: number;
+}
+
+export class SignInWatcher {
+  private timer?: NodeJS.Timeout;
+  private readonly seen = new Map<string, number | undefined>();
+
+  constructor(private readonly options: SignInWatcherOptions) {}
+
+  start(): void {
+    for (const queue of this.options.queues) this.seen.set(queue, this.options.store.updatedAt(queue));
+    this.timer = setInterval(() => this.check(), this.options.intervalMs ?? DEFAULT_WATCH_INTERVAL_MS);
+    this.timer.unref();
+  }
+
+  stop(): void {
+    clearInterval(this.timer);
+  }
+
+  private check(): void {
+    for (const queue of this.options.queues) {
+      let version: number | undefined;
+      try {
+        version = this.options.store.updatedAt(queue);
+      } catch (error) {
+        // A locked or closing database: look again next time.
+        this.options.logger.debug({ err: error }, "could not read the token cache version");
+        return;
+      }
+      if (version === this.seen.get(queue)) continue;
+      this.seen.set(queue, version);
+      if (this.options.store.isOwnWrite(queue, version)) continue;
+      this.options.logger.info({ queue, signedIn: version !== undefined }, version === undefined ? "the queue's sign-in was removed (logout)" : "a new sign-in was stored for the queue (login): fetching now");
+      this.options.onChange(queue);
+    }
+  }
+}
