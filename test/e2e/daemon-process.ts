@@ -51,6 +51,11 @@ export class DaemonProcess {
     return this.exited!;
   }
 
+  /** Sends a signal without waiting for the exit. */
+  signal(signal: NodeJS.Signals): void {
+    this.child?.kill(signal);
+  }
+
   /** Polls `condition` until true; fails with the last log lines when it never is. */
   async waitFor(what: string, condition: () => boolean | Promise<boolean>, timeoutMs = 60_000): Promise<void> {
     const deadline = Date.now() + timeoutMs;

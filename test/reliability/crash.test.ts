@@ -1,0 +1,105 @@
+/**
+ * Crash: SIGKILL mailfetchd at random instants while it drains 1,000 messages from three
+ * queues with two webhook handlers each (real HTTP receivers), at least 20 times, restarting
+ * after each kill. At the end every message has reached every handler (lost = 0); repeats are
+ * counted, and a repeat must carry the same id (the receivers see exactly the expected ids).
+ * One queue moves each message out of the inbox after spooling: the server ends empty.
+ * MAILFETCHD_SOAK=1 runs 10,000 messages and 100 kills.
+ */
+import path from "node:path";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { identifyMessage } from "../../src/spool/stable-id.js";
+import { sampleMessages } from "../../src/testbed/sample-messages.js";
+import { startTestBed, type TestBed } from "../../src/testbed/test-bed.js";
+import { DaemonProcess } from "../e2e/daemon-process.js";
+import { WebhookReceiver } from "../handlers/webhook-receiver.js";
+import { recordFigures } from "./figures.js";
+
+const SOAK = Boolean(process.env.MAILFETCHD_SOAK);
+const TOTAL = SOAK ? 10_000 : 1_000;
+const KILLS = SOAK ? 100 : 20;
+const QUEUES = [
+  { name: "crash-a", address: "crash-a@example.test", password: "crash-a-password", options: {} },
+  { name: "crash-b", address: "crash-b@example.test", password: "crash-b-password", options: { afterSpool: "move", moveTo: "Processed" } },
+  { name: "crash-c", address: "crash-c@example.test", password: "crash-c-password", options: { afterSpool: "seen" } },
+];
+
+let bed: TestBed;
+let receivers: WebhookReceiver[];
+let configFile: string;
+const expected = new Map<string, string>(); // id -> queue
+
+beforeAll(async () => {
+  bed = await startTestBed();
+  receivers = [await WebhookReceiver.start(), await WebhookReceiver.start()];
+  for (const q of QUEUES) bed.identity.addUser({ username: q.address, password: q.password });
+  await bed.dovecot.createFolder("crash-b@example.test", "Processed");
+  configFile = bed.writeDaemonConfig({
+    stateDir: path.join(bed.dir, "state"),
+    logLevel: "warn",
+    poll: "1s",
+    queues: QUEUES.map((q) => ({
+      ...q,
+      handlers: [
+        { type: "webhook", name: "crm", url: receivers[0]!.url(), timeout: "10s" },
+        { type: "webhook", name: "archive", url: receivers[1]!.url(), timeout: "10s" },
+      ],
+    })),
+  });
+  for (const [index, q] of QUEUES.entries()) {
+    const count = Math.floor(TOTAL / QUEUES.length) + (index < TOTAL % QUEUES.length ? 1 : 0);
+    for (const m of sampleMessages(count, { seed: `crash-${q.name}`, to: q.address })) {
+      await bed.dovecot.deliver(q.address, m.raw);
+      expected.set(identifyMessage(q.address, m.raw).id, q.name);
+    }
+  }
+}, 600_000);
+
+afterAll(async () => {
+  await Promise.all(receivers?.map((r) => r.close()) ?? []);
+  await bed?.close();
+});
+
+const idsAt = (receiver: WebhookReceiver) => receiver.requests.map((r) => String(r.headers["webhook-id"]));
+const complete = () => receivers.every((r) => new Set(idsAt(r)).size >= expected.size);
+
+describe("crash", () => {
+  it(`loses nothing when killed with SIGKILL ${KILLS} times during a drain of ${TOTAL} messages`, { timeout: SOAK ? 3_600_000 : 600_000 }, async () => {
+    expect(expected.size).toBe(TOTAL);
+    let kills = 0;
+    let seed = 7;
+    const random = () => ((seed = (seed * 1_103_515_245 + 12_345) % 2 ** 31) / 2 ** 31);
+    const started = Date.now();
+    while (kills < KILLS && !complete()) {
+      const daemon = new DaemonProcess(configFile);
+      daemon.start();
+      // A random instant: during start-up, sign-in, fetch, spooling, server actions or delivery.
+      await new Promise((resolve) => setTimeout(resolve, 200 + random() * 2_800));
+      const status = await daemon.stop("SIGKILL");
+      expect(status.signal, `the daemon ended by itself (${JSON.stringify(status)}):\n${daemon.rawOutput.slice(-5).join("")}`).toBe("SIGKILL");
+      kills++;
+    }
+    const deliveredBeforeFinal = receivers.map((r) => new Set(idsAt(r)).size);
+    const finalStarted = Date.now();
+    const final = new DaemonProcess(configFile);
+    final.start();
+    await final.waitFor("every message at every handler", complete, SOAK ? 1_800_000 : 300_000);
+    await final.waitFor("the moved queue's inbox to empty", async () => (await bed.dovecot.countMessages("crash-b@example.test")) === 0, 60_000);
+    expect(await final.stop("SIGTERM")).toEqual({ code: 0, signal: null });
+    const totalSeconds = (Date.now() - started) / 1000;
+    const recoverSeconds = (Date.now() - finalStarted) / 1000;
+
+    const rows = receivers.map((receiver, index) => {
+      const ids = idsAt(receiver);
+      const distinct = new Set(ids);
+      const lost = [...expected.keys()].filter((id) => !distinct.has(id)).length;
+      const unexpected = [...distinct].filter((id) => !expected.has(id)).length;
+      expect(lost, "lost").toBe(0);
+      expect(unexpected, "a repeat carried another id").toBe(0);
+      return { fault: `SIGKILL x${kills} (handler ${index === 0 ? "crm" : "archive"})`, runs: kills + 1, messages: expected.size, lost, duplicated: ids.length - distinct.size, recovered: true, secondsToRecover: Math.round(recoverSeconds), secondsInAll: Math.round(totalSeconds), deliveredBeforeLastRun: deliveredBeforeFinal[index]! };
+    });
+    expect(await bed.dovecot.countMessages("crash-b@example.test", "Processed")).toBe(Math.floor(TOTAL / 3));
+    expect(kills).toBeGreaterThanOrEqual(Math.min(KILLS, 20));
+    recordFigures("crash", rows);
+  });
+});
