@@ -1,0 +1,70 @@
+/**
+ * `mailfetchd status`: every configured queue's health, read from the state database (safe
+ * while the daemon runs): state, token expiry, last successful fetch, backlog, dead letters,
+ * and the last error with its fix. `--json` prints the same as JSON.
+ * Exit 0: every queue is ok; 1: some queue needs attention (not ok, or dead letters waiting),
+ * or the daemon has never run with this config; 78: the config is invalid.
+ */
+import type { Command } from "commander";
+import { loadConfig } from "../config/load.js";
+import { attentionHints, currentError, healthToJson, needsAttention, readQueueHealth, type QueueHealth } from "../metrics/queue-health.js";
+import { openStateReadOnly } from "../metrics/state-reader.js";
+import { describeLastSuccess, describeTokenExpiry, relativeTime } from "../metrics/time-format.js";
+import { QueueStatusStore } from "../state/queue-status-store.js";
+import { Spool } from "../spool/spool.js";
+import { configPathOf, EXIT, withConfigOption } from "./common.js";
+
+export function registerStatus(program: Command): void {
+  withConfigOption(
+    program
+      .command("status")
+      .description("each queue's state, token expiry, last successful fetch, backlog, dead letters and last error with its fix (exit 1 when any needs attention)")
+      .option("--json", "print JSON instead of a table"),
+  ).action((options: { config?: string; json?: boolean }) => {
+    const config = loadConfig(configPathOf(options));
+    const queues = config.queues.map((q) => q.name);
+    const db = openStateReadOnly(config.stateDir);
+    let health: QueueHealth[];
+    try {
+      health = db
+        ? readQueueHealth({ status: new QueueStatusStore(db), spool: new Spool(db, config.stateDir) }, queues)
+        : queues.map((queue): QueueHealth => ({ queue, state: "unknown", consecutiveFailures: 0, backlog: 0, deadLetters: 0 }));
+    } finally {
+      db?.close();
+    }
+    const now = new Date();
+    const ok = health.every((h) => !needsAttention(h));
+    if (options.json) {
+      process.stdout.write(`${JSON.stringify({ generatedAt: now.toISOString(), ok, queues: health.map(healthToJson) }, null, 2)}\n`);
+    } else {
+      process.stdout.write(renderTable(health, now));
+      if (!db) process.stdout.write(`\nNo state yet in ${config.stateDir}: the daemon has not run with this config. Start it: mailfetchd run (or systemctl start mailfetchd).\n`);
+    }
+    process.exitCode = ok ? EXIT.OK : EXIT.FAILURE;
+  });
+}
+
+/** Columns for a terminal, then one block per queue that needs a look: its error and fix. */
+export function renderTable(health: readonly QueueHealth[], now: Date): string {
+  const header = ["QUEUE", "STATE", "TOKEN EXPIRES", "LAST FETCH OK", "BACKLOG", "DEAD LETTERS"];
+  const rows = health.map((h) => [h.queue, h.state, describeTokenExpiry(h.tokenExpiresAt, now), describeLastSuccess(h.lastSuccessAt, now), String(h.backlog), String(h.deadLetters)]);
+  const widths = header.map((title, i) => Math.max(title.length, ...rows.map((row) => row[i]!.length)));
+  const line = (cells: readonly string[]) =>
+    cells
+      .map((cell, i) => (i >= 4 ? cell.padStart(widths[i]!) : cell.padEnd(widths[i]!)))
+      .join("  ")
+      .trimEnd();
+  const out = [line(header), ...rows.map(line)];
+  for (const h of health) {
+    const error = currentError(h);
+    const hints = attentionHints(h);
+    if (!error && hints.length === 0) continue;
+    out.push("", `${h.queue}:`);
+    if (error) {
+      out.push(`  last error ${error.code} (${relativeTime(error.at, now)}${h.consecutiveFailures > 1 ? `, ${h.consecutiveFailures} in a row` : ""}): ${error.message}`);
+      if (error.fix) out.push(`  fix: ${error.fix}`);
+    }
+    for (const hint of hints) out.push(`  ${hint}`);
+  }
+  return `${out.join("\n")}\n`;
+}

@@ -1,0 +1,144 @@
+/**
+ * The HTTP surface (node:http): /livez, /readyz, /metrics, the status page (/ and /status)
+ * and /status.json. Off unless the config has an `http` block. When a bearer token is
+ * configured (always, off loopback) every path requires it, health probes included: the
+ * healthcheck command sends it, and nothing here is public.
+ */
+import { createServer, type IncomingMessage, type Server, type ServerResponse } from "node:http";
+import { MailfetchdError } from "../errors.js";
+import type { HttpConfig } from "../config/schema.js";
+import type { Logger } from "../interfaces.js";
+import type { DaemonMetrics } from "../metrics/daemon-metrics.js";
+import { healthToJson, type QueueHealth } from "../metrics/queue-health.js";
+import { bearerTokenMatches } from "./bearer-auth.js";
+import { urlAuthority } from "./listen-address.js";
+import type { ReadinessTracker } from "./readiness.js";
+import { renderStatusPage, STATUS_PAGE_CSP } from "./status-page.js";
+
+/** Slow or idle clients must not hold sockets: every answer here is computed in milliseconds. */
+const REQUEST_TIMEOUT_MS = 10_000;
+
+export interface HttpSurfaceOptions {
+  readonly config: HttpConfig;
+  readonly metrics: DaemonMetrics;
+  readonly readiness: ReadinessTracker;
+  /** The configured queues now (a reload may change them). */
+  readonly queues: () => readonly string[];
+  readonly health: () => QueueHealth[];
+  /** Throws when the state database cannot be read. */
+  readonly probeState: () => void;
+  readonly version: string;
+  readonly logger: Logger;
+}
+
+const COMMON_HEADERS = {
+  "cache-control": "no-store",
+  "x-content-type-options": "nosniff",
+  "referrer-policy": "no-referrer",
+};
+
+export class HttpSurface {
+  private constructor(
+    private readonly server: Server,
+    /** Where it listens, e.g. 127.0.0.1:9464. */
+    readonly authority: string,
+  ) {}
+
+  static async start(options: HttpSurfaceOptions): Promise<HttpSurface> {
+    const server = createServer((request, response) => {
+      handle(options, request, response).catch((error: unknown) => {
+        options.logger.error({ err: error, path: pathOf(request) }, "HTTP request failed");
+        if (!response.headersSent) send(response, 500, "text/plain; charset=utf-8", "internal error; see the daemon's log\n");
+        else response.destroy();
+      });
+    });
+    server.requestTimeout = REQUEST_TIMEOUT_MS;
+    server.headersTimeout = REQUEST_TIMEOUT_MS;
+    server.keepAliveTimeout = 5_000;
+    const { host, port } = options.config;
+    await new Promise<void>((resolve, reject) => {
+      server.once("error", reject);
+      server.listen({ host, port }, () => {
+        server.off("error", reject);
+        resolve();
+      });
+    }).catch((cause: NodeJS.ErrnoException) => {
+      throw new MailfetchdError(`Cannot listen for HTTP on ${urlAuthority({ host, port })}: ${cause.code ?? cause.message}.`, {
+        code: "HTTP_LISTEN_FAILED",
+        retryable: false,
+        fix:
+          cause.code === "EADDRINUSE"
+            ? "Another process uses that port: stop it, or choose another port in http.listen."
+            : "Check http.listen: the address must belong to this machine (0.0.0.0 for every interface); ports below 1024 need privileges.",
+        cause,
+      });
+    });
+    server.on("error", (error) => options.logger.error({ err: error }, "HTTP server error"));
+    options.logger.info({ listen: urlAuthority({ host, port }), authentication: options.config.bearerToken ? "bearer token" : "none (loopback)" }, "HTTP surface listening");
+    return new HttpSurface(server, urlAuthority({ host, port }));
+  }
+
+  /** Stops accepting connections and closes idle and in-flight ones. */
+  async close(): Promise<void> {
+    const closed = new Promise<void>((resolve) => this.server.close(() => resolve()));
+    this.server.closeAllConnections();
+    await closed;
+  }
+}
+
+async function handle(options: HttpSurfaceOptions, request: IncomingMessage, response: ServerResponse): Promise<void> {
+  const path = pathOf(request);
+  if (options.config.bearerToken !== undefined && !bearerTokenMatches(request.headers.authorization, options.config.bearerToken)) {
+    options.logger.debug({ path, remote: request.socket.remoteAddress }, "HTTP request refused: no valid bearer token");
+    response.setHeader("www-authenticate", 'Bearer realm="mailfetchd"');
+    send(response, 401, "text/plain; charset=utf-8", "401 unauthorized: send the header Authorization: Bearer <the token in the file named by http.bearerTokenFile>\n");
+    return;
+  }
+  if (request.method !== "GET" && request.method !== "HEAD") {
+    response.setHeader("allow", "GET, HEAD");
+    send(response, 405, "text/plain; charset=utf-8", "405 method not allowed: use GET\n");
+    return;
+  }
+  switch (path) {
+    case "/livez":
+      send(response, 200, "text/plain; charset=utf-8", "ok\n");
+      return;
+    case "/readyz": {
+      const readiness = options.readiness.check(options.queues(), options.probeState);
+      send(response, readiness.ready ? 200 : 503, "text/plain; charset=utf-8", readiness.ready ? "ready\n" : `not ready: ${readiness.reason}\n`);
+      return;
+    }
+    case "/metrics":
+      send(response, 200, options.metrics.contentType, await options.metrics.render());
+      return;
+    case "/":
+    case "/status": {
+      const now = new Date();
+      const ready = options.readiness.check(options.queues(), options.probeState).ready;
+      response.setHeader("content-security-policy", STATUS_PAGE_CSP);
+      response.setHeader("x-frame-options", "DENY");
+      send(response, 200, "text/html; charset=utf-8", renderStatusPage(options.health(), { now, version: options.version, ready }));
+      return;
+    }
+    case "/status.json": {
+      const readiness = options.readiness.check(options.queues(), options.probeState);
+      const body = { generatedAt: new Date().toISOString(), version: options.version, ready: readiness.ready, queues: options.health().map(healthToJson) };
+      send(response, 200, "application/json; charset=utf-8", `${JSON.stringify(body, null, 2)}\n`);
+      return;
+    }
+    default:
+      send(response, 404, "text/plain; charset=utf-8", "404 not found: try /status, /status.json, /metrics, /livez or /readyz\n");
+  }
+}
+
+function pathOf(request: IncomingMessage): string {
+  const url = request.url ?? "/";
+  const end = url.search(/[?#]/);
+  return end === -1 ? url : url.slice(0, end);
+}
+
+function send(response: ServerResponse, status: number, contentType: string, body: string): void {
+  const bytes = Buffer.from(body, "utf8");
+  response.writeHead(status, { ...COMMON_HEADERS, "content-type": contentType, "content-length": bytes.length });
+  response.end(response.req.method === "HEAD" ? undefined : bytes);
+}

@@ -1,0 +1,63 @@
+/**
+ * What the composition root needs of the HTTP surface in three calls: built with the daemon
+ * (so metrics count from the first event), listen() before the first fetch (a port in use
+ * stops the start with its fix), markStopping() then close() on the way down (before the
+ * state database closes: the pages read it).
+ */
+import { packageVersion } from "../cli/common.js";
+import type { HttpConfig } from "../config/schema.js";
+import type { DaemonEvents } from "../events.js";
+import type { Logger } from "../interfaces.js";
+import { DaemonMetrics } from "../metrics/daemon-metrics.js";
+import { readQueueHealth, type HealthSources } from "../metrics/queue-health.js";
+import { HttpSurface } from "./http-server.js";
+import { ReadinessTracker } from "./readiness.js";
+
+export interface OperatingSurfaceOptions extends HealthSources {
+  readonly http: HttpConfig;
+  readonly events: DaemonEvents;
+  /** The configured queues now (a reload may change them). */
+  readonly queues: () => ReadonlyArray<{ readonly name: string; readonly handlers: readonly string[] }>;
+  /** Throws when the state database cannot be read. */
+  readonly probeState: () => void;
+  readonly logger: Logger;
+}
+
+export class OperatingSurface {
+  readonly metrics: DaemonMetrics;
+  private readonly readiness: ReadinessTracker;
+  private server?: HttpSurface;
+
+  constructor(private readonly options: OperatingSurfaceOptions) {
+    const version = packageVersion();
+    this.metrics = new DaemonMetrics(options.events, options, version);
+    this.readiness = new ReadinessTracker(options.events);
+  }
+
+  async listen(): Promise<void> {
+    const { options } = this;
+    const names = () => options.queues().map((q) => q.name);
+    this.server ??= await HttpSurface.start({
+      config: options.http,
+      metrics: this.metrics,
+      readiness: this.readiness,
+      queues: names,
+      health: () => readQueueHealth(options, names()),
+      probeState: options.probeState,
+      version: packageVersion(),
+      logger: options.logger.child({ component: "http" }),
+    });
+  }
+
+  /** /readyz answers 503 from now on. */
+  markStopping(): void {
+    this.readiness.markStopping();
+  }
+
+  async close(): Promise<void> {
+    this.readiness.markStopping();
+    this.metrics.close();
+    await this.server?.close();
+    this.server = undefined;
+  }
+}

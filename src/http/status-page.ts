@@ -1,0 +1,91 @@
+/**
+ * The operators' status page: every queue's health at a glance, refreshed by the browser
+ * every REFRESH_SECONDS (a meta refresh: no script, so the page's CSP allows none). Every
+ * piece of text from the outside world is escaped.
+ */
+import { createHash } from "node:crypto";
+import { attentionHints, currentError, needsAttention, type QueueHealth } from "../metrics/queue-health.js";
+import { describeLastSuccess, describeTokenExpiry, relativeTime, utcTime } from "../metrics/time-format.js";
+import { escapeHtml as e } from "./html.js";
+
+export const REFRESH_SECONDS = 10;
+
+const STYLE = `
+body{font:14px/1.4 system-ui,sans-serif;margin:1.5rem;color:#1d2330;background:#f6f7f9}
+h1{font-size:1.3rem;margin:0 0 .25rem}
+.summary{margin:0 0 1rem;font-weight:600}
+.summary.attention{color:#a4262c}.summary.ok{color:#107c10}
+table{border-collapse:collapse;width:100%;background:#fff;box-shadow:0 1px 2px #0002}
+th,td{text-align:left;vertical-align:top;padding:.5rem .6rem;border-bottom:1px solid #e3e6ea}
+th{background:#eef0f3;font-weight:600;white-space:nowrap}
+td.num{text-align:right;font-variant-numeric:tabular-nums}
+.state{display:inline-block;padding:.1rem .5rem;border-radius:1rem;font-weight:600;white-space:nowrap}
+.state-ok{background:#dff6dd;color:#0b5a0b}.state-starting,.state-unknown{background:#eef0f3;color:#444}
+.state-retrying{background:#fff4ce;color:#6b4b00}
+.state-needs-password,.state-needs-sign-in,.state-needs-admin,.state-misconfigured{background:#fde7e9;color:#a4262c}
+.error code{font-weight:600}.fix{margin-top:.25rem;color:#0b3a8c}
+.muted{color:#68707c}
+footer{margin-top:1rem;color:#68707c;font-size:.85rem}
+`;
+
+/** For the Content-Security-Policy: this one inline style and nothing else may run or load. */
+export const STATUS_PAGE_CSP = `default-src 'none'; style-src 'sha256-${createHash("sha256").update(STYLE).digest("base64")}'; frame-ancestors 'none'; base-uri 'none'; form-action 'none'`;
+
+export function renderStatusPage(queues: readonly QueueHealth[], info: { now: Date; version: string; ready: boolean }): string {
+  const attention = queues.filter(needsAttention).length;
+  const summary =
+    attention === 0
+      ? `<p class="summary ok">All ${queues.length} queue${queues.length === 1 ? "" : "s"} ok</p>`
+      : `<p class="summary attention">${attention} of ${queues.length} queue${queues.length === 1 ? "" : "s"} need${attention === 1 ? "s" : ""} attention</p>`;
+  return `<!doctype html>
+<html lang="en">
+<head>
+<meta charset="utf-8">
+<meta http-equiv="refresh" content="${REFRESH_SECONDS}">
+<meta name="viewport" content="width=device-width, initial-scale=1">
+<title>${attention === 0 ? "" : `(${attention}) `}mailfetchd status</title>
+<style>${STYLE}</style>
+</head>
+<body>
+<h1>mailfetchd</h1>
+${summary}
+<table id="queues">
+<thead><tr><th>Queue</th><th>State</th><th>Token expires</th><th>Last successful fetch</th><th>Backlog</th><th>Dead letters</th><th>Last error and fix</th></tr></thead>
+<tbody>
+${queues.map((q) => renderRow(q, info.now)).join("\n")}
+</tbody>
+</table>
+<footer>Generated ${e(utcTime(info.now))} by mailfetchd ${e(info.version)} (${info.ready ? "ready" : "not ready"}); refreshes every ${REFRESH_SECONDS} s.
+Machine-readable: <a href="status.json">status.json</a>, <a href="metrics">metrics</a>. Errors and fixes: docs/troubleshooting.md.</footer>
+</body>
+</html>
+`;
+}
+
+function renderRow(q: QueueHealth, now: Date): string {
+  const cells = [
+    `<td class="queue">${e(q.queue)}</td>`,
+    `<td><span class="state state-${e(q.state)}">${e(q.state)}</span>${q.consecutiveFailures > 1 ? ` <span class="muted">(${q.consecutiveFailures} failures in a row)</span>` : ""}</td>`,
+    `<td${title(q.tokenExpiresAt)}>${e(describeTokenExpiry(q.tokenExpiresAt, now))}</td>`,
+    `<td${title(q.lastSuccessAt)}>${e(describeLastSuccess(q.lastSuccessAt, now))}</td>`,
+    `<td class="num backlog">${q.backlog}</td>`,
+    `<td class="num dead-letters">${q.deadLetters}</td>`,
+    `<td class="last-error">${renderProblem(q, now)}</td>`,
+  ];
+  return `<tr data-queue="${e(q.queue)}" data-state="${e(q.state)}">${cells.join("")}</tr>`;
+}
+
+function renderProblem(q: QueueHealth, now: Date): string {
+  const parts: string[] = [];
+  const error = currentError(q);
+  if (error) {
+    parts.push(`<div class="error"><code>${e(error.code)}</code> ${e(error.message)} <span class="muted">(${e(relativeTime(error.at, now))})</span></div>`);
+    if (error.fix) parts.push(`<div class="fix">Fix: ${e(error.fix)}</div>`);
+  }
+  for (const hint of attentionHints(q)) parts.push(`<div class="fix">${e(hint)}</div>`);
+  return parts.length > 0 ? parts.join("") : `<span class="muted">none</span>`;
+}
+
+function title(at: Date | undefined): string {
+  return at ? ` title="${e(utcTime(at))}"` : "";
+}

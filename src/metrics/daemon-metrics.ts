@@ -1,0 +1,155 @@
+/**
+ * Prometheus metrics (prom-client), on a registry of the daemon's own rather than the global
+ * one, so two daemons in one process (tests) never share counters.
+ * Counters follow DaemonEvents; gauges (token expiry, last success, backlog, dead letters,
+ * queue state) are read from the state database on each scrape, so they are never stale and
+ * survive restarts. Labels are queue and handler names (config-checked) and error codes: no
+ * address, message text or secret ever becomes a label.
+ */
+import { collectDefaultMetrics, Counter, Gauge, Histogram, Registry } from "prom-client";
+import type { DaemonEventMap, DaemonEvents } from "../events.js";
+import type { QueueState } from "../state/queue-status-store.js";
+import { readQueueHealth, type HealthSources } from "./queue-health.js";
+
+/** Every state a queue can be in, so a state gauge reads 0 for the others (alerting on `== 1`). */
+const QUEUE_STATES: readonly (QueueState | "unknown")[] = ["unknown", "starting", "ok", "retrying", "needs-password", "needs-sign-in", "needs-admin", "misconfigured"];
+
+/** Handler latencies, seconds: a local directory takes milliseconds, a webhook up to its timeout. */
+const LATENCY_BUCKETS = [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60];
+
+export interface MetricsSources extends HealthSources {
+  /** The queues configured now (a reload may change them), with their handlers' names. */
+  queues(): ReadonlyArray<{ readonly name: string; readonly handlers: readonly string[] }>;
+}
+
+type Listener<K extends keyof DaemonEventMap> = (...args: DaemonEventMap[K]) => void;
+
+export class DaemonMetrics {
+  readonly registry = new Registry();
+  /** Counts scrapes, so the scrape gauges share one database read per scrape. */
+  private scrapes = 0;
+  private readonly unsubscribe: Array<() => void> = [];
+
+  constructor(
+    private readonly events: DaemonEvents,
+    private readonly sources: MetricsSources,
+    version: string,
+  ) {
+    const registers = [this.registry];
+    collectDefaultMetrics({ register: this.registry });
+    new Gauge({ name: "mailfetchd_info", help: "Always 1; the version as a label", labelNames: ["version"], registers }).set({ version }, 1);
+
+    const fetched = new Counter({ name: "mailfetchd_messages_fetched_total", help: "Messages downloaded from IMAP (repeats after a crash or re-sync included)", labelNames: ["queue"], registers });
+    const spooled = new Counter({ name: "mailfetchd_messages_spooled_total", help: "Messages made durable in the spool for the first time", labelNames: ["queue"], registers });
+    const cycles = new Counter({ name: "mailfetchd_fetch_cycles_total", help: "Fetch cycles, by result (ok or failed)", labelNames: ["queue", "result"], registers });
+    const failures = new Counter({ name: "mailfetchd_fetch_failures_total", help: "Failed fetch cycles by error code (see docs/troubleshooting.md)", labelNames: ["queue", "code"], registers });
+    const identityErrors = new Counter({ name: "mailfetchd_identity_errors_total", help: "Failed fetch cycles caused by the identity platform (IDENTITY_* codes)", labelNames: ["queue", "code"], registers });
+    const imapErrors = new Counter({ name: "mailfetchd_imap_errors_total", help: "Failed fetch cycles caused by the IMAP server (IMAP_* codes)", labelNames: ["queue", "code"], registers });
+    const delivered = new Counter({ name: "mailfetchd_deliveries_total", help: "Messages a handler accepted", labelNames: ["queue", "handler"], registers });
+    const deliveryFailures = new Counter({ name: "mailfetchd_delivery_failures_total", help: "Delivery attempts that failed and will be retried", labelNames: ["queue", "handler"], registers });
+    const deadLettered = new Counter({ name: "mailfetchd_dead_lettered_total", help: "Deliveries parked for good (handler rejection or message too large)", labelNames: ["queue", "handler"], registers });
+    const latency = new Histogram({ name: "mailfetchd_handler_duration_seconds", help: "Time a handler took to accept a message", labelNames: ["queue", "handler"], buckets: LATENCY_BUCKETS, registers });
+
+    // Series exist from the start, so rate() and absent() work before the first message.
+    for (const queue of sources.queues()) {
+      for (const counter of [fetched, spooled]) counter.labels({ queue: queue.name }).inc(0);
+      for (const result of ["ok", "failed"]) cycles.labels({ queue: queue.name, result }).inc(0);
+      for (const handler of queue.handlers) for (const counter of [delivered, deliveryFailures, deadLettered]) counter.labels({ queue: queue.name, handler }).inc(0);
+    }
+
+    this.on("fetch-succeeded", (e) => {
+      fetched.inc({ queue: e.queue }, e.fetched);
+      cycles.inc({ queue: e.queue, result: "ok" });
+    });
+    this.on("fetch-failed", (e) => {
+      cycles.inc({ queue: e.queue, result: "failed" });
+      failures.inc({ queue: e.queue, code: e.code });
+      if (e.code.startsWith("IDENTITY_")) identityErrors.inc({ queue: e.queue, code: e.code });
+      else if (e.code.startsWith("IMAP_")) imapErrors.inc({ queue: e.queue, code: e.code });
+    });
+    this.on("spooled", (e) => spooled.inc({ queue: e.queue }));
+    this.on("delivered", (e) => {
+      delivered.inc({ queue: e.queue, handler: e.handler });
+      latency.observe({ queue: e.queue, handler: e.handler }, e.durationMs / 1000);
+    });
+    this.on("delivery-failed", (e) => deliveryFailures.inc({ queue: e.queue, handler: e.handler }));
+    this.on("dead-lettered", (e) => deadLettered.inc({ queue: e.queue, handler: e.handler }));
+
+    this.defineScrapeGauges(registers);
+  }
+
+  get contentType(): string {
+    return this.registry.contentType;
+  }
+
+  render(): Promise<string> {
+    this.scrapes++;
+    return this.registry.metrics();
+  }
+
+  /** Stops counting (the daemon stopped); the registry stays readable. */
+  close(): void {
+    for (const off of this.unsubscribe.splice(0)) off();
+  }
+
+  private on<K extends keyof DaemonEventMap>(event: K, listener: Listener<K>): void {
+    // EventEmitter's typed overloads do not accept a generic key; the map keeps it honest.
+    const emitter = this.events as unknown as NodeJS.EventEmitter;
+    emitter.on(event, listener as (...args: unknown[]) => void);
+    this.unsubscribe.push(() => emitter.off(event, listener as (...args: unknown[]) => void));
+  }
+
+  private defineScrapeGauges(registers: Registry[]): void {
+    const sources = this.sources;
+    const health = () => readQueueHealth(sources, sources.queues().map((q) => q.name));
+    // One read of the database per scrape, shared by the gauges below.
+    let snapshot: { scrape: number; health: ReturnType<typeof health> } | undefined;
+    const current = () => {
+      if (snapshot?.scrape !== this.scrapes) snapshot = { scrape: this.scrapes, health: health() };
+      return snapshot.health;
+    };
+    const seconds = (date: Date | undefined) => (date ? date.getTime() / 1000 : undefined);
+
+    const gauge = (name: string, help: string, labelNames: string[], fill: (g: Gauge) => void) =>
+      new Gauge({
+        name,
+        help,
+        labelNames,
+        registers,
+        collect() {
+          this.reset();
+          fill(this);
+        },
+      });
+
+    gauge(
+      "mailfetchd_queue_state",
+      "1 for the queue's current state, 0 for the others",
+      ["queue", "state"],
+      (g) => {
+        for (const q of current()) for (const state of QUEUE_STATES) g.set({ queue: q.queue, state }, q.state === state ? 1 : 0);
+      },
+    );
+    gauge("mailfetchd_token_expiry_timestamp_seconds", "When the queue's current access token expires (Unix time); it is refreshed before", ["queue"], (g) => {
+      for (const q of current()) {
+        const value = seconds(q.tokenExpiresAt);
+        if (value !== undefined) g.set({ queue: q.queue }, value);
+      }
+    });
+    gauge("mailfetchd_last_success_timestamp_seconds", "When the queue's last fetch cycle succeeded (Unix time)", ["queue"], (g) => {
+      for (const q of current()) {
+        const value = seconds(q.lastSuccessAt);
+        if (value !== undefined) g.set({ queue: q.queue }, value);
+      }
+    });
+    gauge("mailfetchd_consecutive_failures", "Fetch cycles failed in a row", ["queue"], (g) => {
+      for (const q of current()) g.set({ queue: q.queue }, q.consecutiveFailures);
+    });
+    gauge("mailfetchd_spool_backlog", "Deliveries spooled and waiting for a handler", ["queue"], (g) => {
+      for (const q of current()) g.set({ queue: q.queue }, q.backlog);
+    });
+    gauge("mailfetchd_dead_letters", "Deliveries parked for good, waiting for an operator (mailfetchd deadletters)", ["queue"], (g) => {
+      for (const q of current()) g.set({ queue: q.queue }, q.deadLetters);
+    });
+  }
+}

@@ -1,0 +1,64 @@
+import { mkdtempSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import path from "node:path";
+import { describe, expect, it } from "vitest";
+import { parseConfig } from "../../src/config/load.js";
+
+const dir = mkdtempSync(path.join(tmpdir(), "mailfetchd-http-config-"));
+writeFileSync(path.join(dir, "http.token"), "9f86d081884c7d659a2feaa0c55ad015\n");
+writeFileSync(path.join(dir, "short.token"), "abc\n");
+
+function config(http: string): string {
+  return `
+state: { dir: ./state, keyFile: ./key }
+identity: { tenantId: 11111111-2222-3333-4444-555555555555, clientId: 66666666-7777-8888-9999-000000000000 }
+queues:
+  - name: support
+    address: support@contoso.com
+    handlers: [{ type: directory, path: out }]
+${http}`;
+}
+
+const parse = (http: string) => parseConfig(config(http), path.join(dir, "config.yaml"));
+const errorOf = (http: string) => {
+  try {
+    parse(http);
+  } catch (error) {
+    return (error as Error).message;
+  }
+  throw new Error("expected a config error");
+};
+
+describe("config: http block", () => {
+  it("is off without the block and on 127.0.0.1:9464 with an empty one", () => {
+    expect(parse("").http).toBeUndefined();
+    expect(parse("http: {}").http).toEqual({ host: "127.0.0.1", port: 9464 });
+  });
+
+  it("reads the bearer token from its file", () => {
+    expect(parse("http: { listen: '0.0.0.0:9000', bearerTokenFile: http.token }").http).toEqual({
+      host: "0.0.0.0",
+      port: 9000,
+      bearerToken: "9f86d081884c7d659a2feaa0c55ad015",
+    });
+  });
+
+  it("refuses a non-loopback address without a bearer token, saying what to do", () => {
+    const message = errorOf("http: { listen: '0.0.0.0:9464' }");
+    expect(message).toContain("http.bearerTokenFile: missing");
+    expect(message).toContain("openssl rand -hex 32");
+    expect(errorOf("http: { listen: '[::]:9464' }")).toContain("http.bearerTokenFile: missing");
+  });
+
+  it("refuses malformed addresses, short tokens and unreadable token files", () => {
+    expect(errorOf("http: { listen: '9464' }")).toContain("http.listen: write HOST:PORT");
+    expect(errorOf("http: { listen: '127.0.0.1:9464', bearerTokenFile: short.token }")).toContain("at least 16 printable characters");
+    expect(errorOf("http: { bearerTokenFile: missing.token }")).toContain("http.bearerTokenFile: cannot read missing.token (ENOENT)");
+    expect(errorOf("http: { port: 9464 }")).toContain("unknown key 'port'");
+  });
+
+  it("never puts the token in an error message", () => {
+    writeFileSync(path.join(dir, "spaced.token"), "has a space in it 9f86d081884c7d659a2f\n");
+    expect(errorOf("http: { bearerTokenFile: spaced.token }")).not.toContain("9f86d081884c7d659a2f");
+  });
+});
