@@ -5,8 +5,13 @@
  */
 import { Command, CommanderError } from "commander";
 import { registerDeadLetters } from "./cli/deadletters.js";
+import { registerHealthcheck } from "./cli/healthcheck.js";
+import { registerCheck } from "./cli/check.js";
 import { registerKeygen } from "./cli/keygen.js";
+import { registerLogin } from "./cli/login.js";
+import { registerLogout } from "./cli/logout.js";
 import { registerRun } from "./cli/run.js";
+import { registerStatus } from "./cli/status.js";
 import { EXIT, packageVersion } from "./cli/common.js";
 import { ConfigError, describeError } from "./errors.js";
 
@@ -20,7 +25,12 @@ export function buildProgram(): Command {
 
   registerRun(program);
   registerKeygen(program);
+  registerLogin(program);
+  registerLogout(program);
+  registerCheck(program);
   registerDeadLetters(program);
+  registerStatus(program);
+  registerHealthcheck(program);
   program
     .command("version")
     .description("print the version")

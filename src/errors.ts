@@ -39,6 +39,10 @@ export type ErrorCode =
   | "SPOOL_WRITE_FAILED"
   | "HANDLER_FAILED"
   | "HANDLER_REJECTED"
+  // operating surface (HTTP, status, healthcheck)
+  | "HTTP_LISTEN_FAILED"
+  | "STATE_NOT_FOUND"
+  | "UNHEALTHY"
   // command line
   | "NOT_FOUND";
 

@@ -9,6 +9,11 @@ export interface DaemonEventMap {
   "fetch-succeeded": [{ queue: string; fetched: number; spooled: number; at: Date }];
   /** A fetch cycle failed; `code` is a MailfetchdError code. */
   "fetch-failed": [{ queue: string; code: string; retryable: boolean; message: string; fix?: string; at: Date }];
+  /**
+   * The IDLE session said mail arrived (EXISTS), or a new session asks for a catch-up cycle:
+   * where mailfetchd's own share of new-mail latency starts (npm run bench).
+   */
+  "new-mail-signalled": [{ queue: string }];
   /** A message became durable in the spool for the first time. */
   spooled: [{ queue: string; id: string; size: number }];
   delivered: [{ queue: string; id: string; handler: string; attempt: number; durationMs: number }];

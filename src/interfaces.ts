@@ -46,6 +46,18 @@ export interface FetchedMessage extends ServerLocation {
   readonly tooLarge?: { readonly limit: number };
 }
 
+/**
+ * A message too big to hold in memory on its way to the spool: `content` is read once, in
+ * chunks, straight into a spool file (src/spool/spool.ts); it must be read to its end or the
+ * download abandoned.
+ */
+export interface StreamedMessage extends ServerLocation {
+  readonly size: number;
+  readonly internalDate?: Date;
+  readonly content: AsyncIterable<Buffer>;
+  readonly tooLarge?: undefined;
+}
+
 /** A change on the server owed for a message that is durably spooled. */
 export interface ServerAction {
   readonly uid: number;
@@ -84,6 +96,63 @@ export interface ParsedAttachment {
   readonly contentId?: string;
   readonly inline: boolean;
   readonly content: Buffer;
+  /**
+   * Set on a file unpacked from a TNEF container (winmail.dat): the container's safe file
+   * name. The container itself stays in the list too (README "TNEF").
+   */
+  readonly extractedFrom?: string;
+}
+
+// What the enrichers (src/enrich/) add to a parsed message. README "What every message carries".
+
+/** Which rule gave the conversation key. */
+export type ConversationSource = "references" | "thread-index" | "subject";
+
+export interface Conversation {
+  /** "c" + 31 hex digits; the same for the messages of one conversation (README "Conversation key"). */
+  readonly key: string;
+  readonly source: ConversationSource;
+  /** With source "references": the Message-ID the key was derived from (the root of References, else In-Reply-To, else the message's own), lower-cased, without <>. */
+  readonly rootMessageId?: string;
+  /** The key of the Outlook conversation (first 22 bytes of Thread-Index) when the message has a Thread-Index: joins an Outlook reply that lost its References. */
+  readonly threadIndexKey?: string;
+  /** The key the subject rule gives (normalised subject + sender), always set: a fallback for clients that drop References. */
+  readonly subjectKey: string;
+  /** The subject without reply/forward prefixes and ticket tags, whitespace collapsed, lower-cased. */
+  readonly normalizedSubject: string;
+}
+
+export type MessageKindType = "normal" | "auto-reply" | "bounce" | "calendar";
+
+export interface BounceRecipient {
+  readonly address: string;
+  /** DSN Action: "failed", "delayed", "delivered", "relayed", "expanded". */
+  readonly action?: string;
+  /** DSN Status, e.g. "5.1.1". */
+  readonly status?: string;
+  /** DSN Diagnostic-Code without its type, e.g. "550 5.1.1 User unknown". */
+  readonly diagnostic?: string;
+}
+
+export interface MessageKind {
+  readonly type: MessageKindType;
+  /** How sure the type is: "low" when it rests on weak or non-standard markers only. */
+  readonly confidence: "high" | "low";
+  /** The markers that decided the type, e.g. "Auto-Submitted: auto-replied". */
+  readonly reasons: string[];
+  /** Never send an automatic reply (acknowledgement, ticket receipt) to this message: loops. */
+  readonly suppressAutoReply: boolean;
+  readonly bounce?: { readonly recipients: BounceRecipient[]; readonly reportingMta?: string };
+  /** iTIP method of the text/calendar part: REQUEST, REPLY, CANCEL, ... */
+  readonly calendar?: { readonly method: string };
+}
+
+export type MessagePriority = "high" | "normal" | "low";
+
+/** An enricher that failed on this message; the message is delivered without its fields. */
+export interface EnrichmentError {
+  readonly enricher: string;
+  readonly error: string;
 }
 
 export interface ParsedMessage {
@@ -102,10 +171,33 @@ export interface ParsedMessage {
   readonly attachments: ParsedAttachment[];
   /** Set when the MIME could not be parsed fully; the raw message is still delivered. */
   readonly parseError?: string;
+
+  // Enrichments (src/enrich/). Optional: a message an enricher failed on has no such field,
+  // and enrichmentErrors says why.
+  readonly conversation?: Conversation;
+  readonly kind?: MessageKind;
+  /** From X-Priority / Importance / X-MSMail-Priority / Priority; "normal" when none says otherwise. */
+  readonly priority?: MessagePriority;
+  /** `html` sanitised for display: no scripts, event handlers, forms or remote resources; cid: images point at "attachments/<filename>" (URL-encoded). */
+  readonly safeHtml?: string;
+  /** Whether sanitising removed remote images, stylesheets or CSS url()s (for a "images blocked" notice). */
+  readonly remoteContentBlocked?: boolean;
+  /** True when the sender sent only HTML and `text` was converted from it. */
+  readonly textFromHtml?: boolean;
+  /** `text` without the quoted history (and forwarded messages) when it could be told apart; else the full text. */
+  readonly replyText?: string;
+  /** False when replyText is the full text because the quoted part could not be separated reliably. */
+  readonly replyTextReliable?: boolean;
+  readonly enrichmentErrors?: EnrichmentError[];
 }
 
 export interface MessageParser {
   parse(raw: Buffer): Promise<ParsedMessage>;
+  /**
+   * Optional: parses a spooled message from its file, so the caller need not hold it in memory
+   * meanwhile (src/parse/parser-pool.ts streams it in a worker thread).
+   */
+  parseFile?(file: string): Promise<ParsedMessage>;
 }
 
 // ---------------------------------------------------------------------------

@@ -31,7 +31,7 @@ export function registerRun(program: Command): void {
       };
       process.on("SIGTERM", onSignal);
       process.on("SIGINT", onSignal);
-      daemon.start();
+      await daemon.start();
     },
   );
 }

@@ -8,6 +8,7 @@ import path from "node:path";
 import { parseDocument } from "yaml";
 import type { z } from "zod";
 import { ConfigError } from "../errors.js";
+import { resolveHandler } from "./resolve-handler.js";
 import {
   configSchema,
   DEFAULT_AUTHORITY_HOST,
@@ -16,9 +17,11 @@ import {
   parseByteSize,
   parseInterval,
   type Config,
+  type HttpConfig,
   type QueueConfig,
   type RawConfig,
 } from "./schema.js";
+import { DEFAULT_HTTP_LISTEN, isLoopbackHost, parseListenAddress } from "../http/listen-address.js";
 
 export function loadConfig(file: string): Config {
   let text: string;
@@ -128,17 +131,50 @@ function resolveConfig(raw: RawConfig, baseDir: string): Config {
       maxMessageSize: parseByteSize(q.maxMessageSize ?? "25MB")!,
       idle: q.idle ?? true,
       poll: intervalMs !== undefined ? { intervalMs } : { cron: pollText },
-      handlers: q.handlers.map((h) => ({ ...h, path: resolvePath(h.path) })),
+      handlers: q.handlers.map((h, i) => resolveHandler(h, { at: `${at}.handlers[${i}]`, resolvePath, readSecret, problems })),
     };
   });
+
+  const http = raw.http ? httpOf(raw.http, readSecret, problems) : undefined;
+  const keepDelivered = parseInterval(raw.retention?.keepDelivered ?? "7d")!;
+  const forgetAfter = parseInterval(raw.retention?.forgetAfter ?? "180d")!;
+  if (forgetAfter < keepDelivered) problems.push("  retention.forgetAfter: must be at least retention.keepDelivered (rows outlive files)");
 
   if (problems.length > 0) throw new ConfigError(`the config is not valid:\n${problems.join("\n")}`);
   return deepFreeze({
     stateDir: resolvePath(raw.state.dir),
     keyFile: resolvePath(raw.state.keyFile),
     logLevel: raw.log?.level ?? "info",
+    retention: {
+      keepDeliveredMs: keepDelivered,
+      forgetAfterMs: forgetAfter,
+      schedule: raw.retention?.schedule ?? "17 3 * * *",
+    },
     queues,
+    http,
   });
+}
+
+/** The HTTP surface: a port open beyond this machine must never be open to anyone. */
+function httpOf(
+  raw: NonNullable<RawConfig["http"]>,
+  readSecret: (key: string, file: string) => string | undefined,
+  problems: string[],
+): HttpConfig {
+  const listen = parseListenAddress(raw.listen ?? DEFAULT_HTTP_LISTEN)!;
+  if (!raw.bearerTokenFile) {
+    if (!isLoopbackHost(listen.host)) {
+      problems.push(
+        `  http.bearerTokenFile: missing: http.listen ${raw.listen} is reachable from other machines, so every request must carry a bearer token; write one (openssl rand -hex 32 > /etc/mailfetchd/http.token) and name that file here, or listen on 127.0.0.1`,
+      );
+    }
+    return { host: listen.host, port: listen.port };
+  }
+  const token = readSecret("http.bearerTokenFile", raw.bearerTokenFile)?.trim();
+  if (token !== undefined && !/^[\x21-\x7e]{16,}$/.test(token)) {
+    problems.push("  http.bearerTokenFile: the token must be at least 16 printable characters without spaces; write a new one: openssl rand -hex 32 > FILE");
+  }
+  return { host: listen.host, port: listen.port, bearerToken: token };
 }
 
 function afterSpoolOf(q: RawConfig["queues"][number], at: string, problems: string[]): QueueConfig["afterSpool"] {

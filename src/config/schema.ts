@@ -7,18 +7,20 @@
  */
 import { z } from "zod";
 import cron from "node-cron";
+import { parseListenAddress } from "../http/listen-address.js";
+import { envEntryProblem, headerEntryProblem } from "./handler-rules.js";
 
 export const DEFAULT_SCOPES = ["https://outlook.office.com/IMAP.AccessAsUser.All", "offline_access"];
 export const DEFAULT_AUTHORITY_HOST = "https://login.microsoftonline.com";
 export const DEFAULT_IMAP_HOST = "outlook.office365.com";
 
-const INTERVAL = /^(\d+)\s*(ms|s|m|h)$/;
+const INTERVAL = /^(\d+)\s*(ms|s|m|h|d)$/;
 
-/** "30s", "5m", "1h" -> milliseconds; undefined when not an interval. */
+/** "30s", "5m", "1h", "7d" -> milliseconds; undefined when not an interval. */
 export function parseInterval(text: string): number | undefined {
   const match = INTERVAL.exec(text.trim());
   if (!match) return undefined;
-  const unit = { ms: 1, s: 1_000, m: 60_000, h: 3_600_000 }[match[2] as "ms" | "s" | "m" | "h"];
+  const unit = { ms: 1, s: 1_000, m: 60_000, h: 3_600_000, d: 86_400_000 }[match[2] as "ms" | "s" | "m" | "h" | "d"];
   return Number(match[1]) * unit;
 }
 
@@ -47,6 +49,8 @@ const guid = z
     /^([0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}|[a-z0-9.-]+\.[a-z]{2,})$/,
     "write the GUID shown on the app's Overview page (admin guide, section 2.2 steps 7-8), e.g. 0f1e2d3c-4b5a-6978-8796-a5b4c3d2e1f0",
   );
+
+const duration = z.string().refine((text) => parseInterval(text) !== undefined, "write a duration such as '7d', '12h' or '30m'");
 
 const schedule = z.string().refine((text) => {
   const ms = parseInterval(text);
@@ -84,8 +88,53 @@ const directoryHandler = z
   })
   .strict();
 
-export const handlerSchema = z.discriminatedUnion("type", [directoryHandler], {
-  error: "a handler needs `type: directory` (the only handler type in this version)",
+const handlerTimeout = z.string().refine((text) => (parseInterval(text) ?? 0) >= 1, "write a duration such as '30s', '2m' or '500ms'");
+
+/** A value written inline, or `{ file: PATH }` read once at start (anything secret must be). */
+const inlineOrFile = z.union([z.string(), z.object({ file: z.string().min(1) }).strict()], {
+  error: "write a string, or `{ file: PATH }` to read the value from a file",
+});
+
+function namedValues(problemOf: (name: string, inline: string | undefined) => string | undefined) {
+  return z.record(z.string(), inlineOrFile).superRefine((entries, ctx) => {
+    for (const [name, value] of Object.entries(entries)) {
+      const problem = problemOf(name, typeof value === "string" ? value : undefined);
+      if (problem) ctx.addIssue({ code: "custom", path: [name], message: problem });
+    }
+  });
+}
+
+const webhookHandler = z
+  .object({
+    type: z.literal("webhook"),
+    name: queueName.optional(),
+    url: z
+      .url({ protocol: /^https?$/, error: "write an https:// (or http://) URL such as https://crm.contoso.com/hooks/mail" })
+      .refine((url) => !/^[a-z]+:\/\/[^/?#]*@/i.test(url), "remove the user:password@ part: send credentials as a header read from a file (headers: { Authorization: { file: PATH } })"),
+    /** Standard Webhooks signing key(s): "whsec_" + base64, one per line (two while rotating). */
+    secretFile: z.string().min(1).optional(),
+    format: z.enum(["json", "raw"], { error: "write json (the parsed message) or raw (the MIME, as message/rfc822)" }).optional(),
+    timeout: handlerTimeout.optional(),
+    /** Attachments up to this size are sent inline (base64) in the json format; larger ones by reference. */
+    inlineAttachmentsUpTo: z.union([z.literal(0), byteSize]).optional(),
+    headers: namedValues(headerEntryProblem).optional(),
+  })
+  .strict();
+
+const commandHandler = z
+  .object({
+    type: z.literal("command"),
+    name: queueName.optional(),
+    /** argv, no shell: the program, then its arguments. */
+    command: z.array(z.string().min(1)).min(1, "write the program and its arguments as a list, e.g. [/usr/local/bin/route-mail, --queue, support]"),
+    timeout: handlerTimeout.optional(),
+    env: namedValues(envEntryProblem).optional(),
+    cwd: z.string().min(1).optional(),
+  })
+  .strict();
+
+export const handlerSchema = z.discriminatedUnion("type", [directoryHandler, webhookHandler, commandHandler], {
+  error: "a handler needs `type: directory`, `type: webhook` or `type: command`",
 });
 
 const signIn = z
@@ -139,12 +188,70 @@ export const configSchema = z
     identity: identityBlock.optional(),
     imap: imapBlock.optional(),
     poll: schedule.optional(),
+    retention: z
+      .object({
+        /** Spool files of fully delivered messages are removed this long after spooling. */
+        keepDelivered: duration.optional(),
+        /** Their small index rows (which recognise a re-fetched message) are kept this long. */
+        forgetAfter: duration.optional(),
+        /** When the pruning runs (cron). */
+        schedule: z.string().refine((text) => cron.validate(text), "write a cron expression such as '17 3 * * *'").optional(),
+      })
+      .strict()
+      .optional(),
     queues: z.array(queue).min(1, "list at least one queue mailbox under `queues`"),
+    /** The HTTP surface (/livez, /readyz, /metrics, the status page): off unless this block exists. */
+    http: z
+      .object({
+        /** HOST:PORT, default 127.0.0.1:9464. Any non-loopback address needs bearerTokenFile. */
+        listen: z
+          .string()
+          .refine((text) => parseListenAddress(text) !== undefined, "write HOST:PORT such as 127.0.0.1:9464, 0.0.0.0:9464 or [::1]:9464")
+          .optional(),
+        /** File holding the bearer token every request must carry (`openssl rand -hex 32`). */
+        bearerTokenFile: z.string().min(1).optional(),
+      })
+      .strict()
+      .optional(),
   })
   .strict();
 
 export type RawConfig = z.infer<typeof configSchema>;
-export type HandlerConfig = z.infer<typeof handlerSchema>;
+export type RawHandlerConfig = z.infer<typeof handlerSchema>;
+
+/** A handler as the daemon runs it: paths resolved, files read, defaults applied. */
+export type HandlerConfig = DirectoryHandlerConfig | WebhookHandlerConfig | CommandHandlerConfig;
+
+export interface DirectoryHandlerConfig {
+  readonly type: "directory";
+  readonly name?: string;
+  readonly path: string;
+}
+
+export interface WebhookHandlerConfig {
+  readonly type: "webhook";
+  readonly name?: string;
+  readonly url: string;
+  /** The secretFile's text ("whsec_..." lines, validated). Never log it. */
+  readonly secret?: string;
+  readonly format: "json" | "raw";
+  readonly timeoutMs: number;
+  readonly inlineAttachmentsUpTo: number;
+  readonly headers: Readonly<Record<string, string>>;
+  /** Every value read from a file (key, header values): scrubbed from logs and error reasons. */
+  readonly secretValues: readonly string[];
+}
+
+export interface CommandHandlerConfig {
+  readonly type: "command";
+  readonly name?: string;
+  readonly command: readonly string[];
+  readonly timeoutMs: number;
+  readonly env: Readonly<Record<string, string>>;
+  readonly cwd?: string;
+  /** Every env value read from a file: scrubbed from logs and error reasons. */
+  readonly secretValues: readonly string[];
+}
 
 /** One queue, with defaults applied and secrets read: what the daemon runs on. */
 export interface QueueConfig {
@@ -172,5 +279,15 @@ export interface Config {
   readonly stateDir: string;
   readonly keyFile: string;
   readonly logLevel: string;
+  readonly retention: { readonly keepDeliveredMs: number; readonly forgetAfterMs: number; readonly schedule: string };
   readonly queues: readonly QueueConfig[];
+  /** Absent when the config has no `http` block: no port is opened. */
+  readonly http?: HttpConfig;
+}
+
+export interface HttpConfig {
+  readonly host: string;
+  readonly port: number;
+  /** Required of every request when set; always set when bound to a non-loopback address. Never log it. */
+  readonly bearerToken?: string;
 }

@@ -4,7 +4,7 @@
  * see the same shape for every message. Attachment contents and the raw message are not in
  * it: they are referenced by path.
  */
-import type { Address, DeliverableMessage } from "../interfaces.js";
+import type { Address, Conversation, DeliverableMessage, EnrichmentError, MessageKind } from "../interfaces.js";
 
 export const MESSAGE_DOCUMENT_SCHEMA = "mailfetchd.message/1";
 
@@ -21,6 +21,31 @@ export interface MessageDocumentAttachment {
   readonly inline: boolean;
   /** Where the content is, relative to the document ("attachments/<filename>"); null when it was not stored. */
   readonly path: string | null;
+  /** For a file unpacked from a winmail.dat: the container's filename. */
+  readonly extractedFrom: string | null;
+}
+
+/** The conversation (README "Conversation key"); absent fields are null. */
+export interface MessageDocumentConversation {
+  readonly key: string;
+  readonly source: Conversation["source"];
+  readonly rootMessageId: string | null;
+  readonly threadIndexKey: string | null;
+  readonly subjectKey: string;
+  readonly normalizedSubject: string;
+}
+
+/** The kind (README "Kind"); bounce and calendar are null unless the type is theirs. */
+export interface MessageDocumentKind {
+  readonly type: MessageKind["type"];
+  readonly confidence: MessageKind["confidence"];
+  readonly reasons: string[];
+  readonly suppressAutoReply: boolean;
+  readonly bounce: {
+    readonly reportingMta: string | null;
+    readonly recipients: { address: string; action: string | null; status: string | null; diagnostic: string | null }[];
+  } | null;
+  readonly calendar: { readonly method: string } | null;
 }
 
 export interface MessageDocument {
@@ -43,10 +68,24 @@ export interface MessageDocument {
   readonly subject: string | null;
   readonly text: string | null;
   readonly html: string | null;
+  /** `html` sanitised for display (README "Safe HTML"). */
+  readonly safeHtml: string | null;
+  /** Whether sanitising removed remote images or styles. */
+  readonly remoteContentBlocked: boolean | null;
+  /** True when only HTML was sent and `text` was converted from it; null when unknown. */
+  readonly textFromHtml: boolean | null;
+  /** `text` without the quoted history (README "Reply text"). */
+  readonly replyText: string | null;
+  readonly replyTextReliable: boolean | null;
   readonly inReplyTo: string | null;
   readonly references: string[];
+  readonly conversation: MessageDocumentConversation | null;
+  readonly kind: MessageDocumentKind | null;
+  readonly priority: "high" | "normal" | "low" | null;
   readonly attachments: MessageDocumentAttachment[];
   readonly parseError: string | null;
+  /** Enrichers that failed on this message: their fields are null. */
+  readonly enrichmentErrors: EnrichmentError[];
   /** Where the raw message is, relative to the document; null when it was not stored. */
   readonly rawPath: string | null;
 }
@@ -85,8 +124,16 @@ export function toMessageDocument(
     subject: parsed.subject ?? null,
     text: parsed.text ?? null,
     html: parsed.html ?? null,
+    safeHtml: parsed.safeHtml ?? null,
+    remoteContentBlocked: parsed.remoteContentBlocked ?? null,
+    textFromHtml: parsed.textFromHtml ?? null,
+    replyText: parsed.replyText ?? null,
+    replyTextReliable: parsed.replyTextReliable ?? null,
     inReplyTo: parsed.inReplyTo ?? null,
     references: [...parsed.references],
+    conversation: conversationDocument(parsed.conversation),
+    kind: kindDocument(parsed.kind),
+    priority: parsed.priority ?? null,
     attachments: parsed.attachments.map((attachment, index) => ({
       filename: attachment.filename,
       originalFilename: attachment.originalFilename ?? null,
@@ -96,9 +143,46 @@ export function toMessageDocument(
       contentId: attachment.contentId ?? null,
       inline: attachment.inline,
       path: attachmentPaths[index] ?? null,
+      extractedFrom: attachment.extractedFrom ?? null,
     })),
     parseError: parsed.parseError ?? null,
+    enrichmentErrors: (parsed.enrichmentErrors ?? []).map(({ enricher, error }) => ({ enricher, error })),
     rawPath: options.rawPath === undefined ? "message.eml" : options.rawPath,
+  };
+}
+
+function conversationDocument(conversation: Conversation | undefined): MessageDocumentConversation | null {
+  if (conversation === undefined) return null;
+  return {
+    key: conversation.key,
+    source: conversation.source,
+    rootMessageId: conversation.rootMessageId ?? null,
+    threadIndexKey: conversation.threadIndexKey ?? null,
+    subjectKey: conversation.subjectKey,
+    normalizedSubject: conversation.normalizedSubject,
+  };
+}
+
+function kindDocument(kind: MessageKind | undefined): MessageDocumentKind | null {
+  if (kind === undefined) return null;
+  return {
+    type: kind.type,
+    confidence: kind.confidence,
+    reasons: [...kind.reasons],
+    suppressAutoReply: kind.suppressAutoReply,
+    bounce:
+      kind.bounce === undefined
+        ? null
+        : {
+            reportingMta: kind.bounce.reportingMta ?? null,
+            recipients: kind.bounce.recipients.map((recipient) => ({
+              address: recipient.address,
+              action: recipient.action ?? null,
+              status: recipient.status ?? null,
+              diagnostic: recipient.diagnostic ?? null,
+            })),
+          },
+    calendar: kind.calendar === undefined ? null : { method: kind.calendar.method },
   };
 }
 

@@ -71,6 +71,14 @@ export class Poller {
     return this.cycle;
   }
 
+  /**
+   * A fetch cycle now, and the schedule continued from its outcome: after a new sign-in the
+   * queue polls at its interval again instead of waiting out a long retry delay.
+   */
+  wake(): void {
+    this.schedule(0);
+  }
+
   private schedule(delayMs: number): void {
     if (this.stopped) return;
     clearTimeout(this.timer);
@@ -124,7 +132,7 @@ export class Poller {
       });
       this.succeeded(fetched, spooled);
     } catch (raw) {
-      this.failed(raw instanceof MailfetchdError ? raw : new MailfetchdError(describeError(raw), { code: "IMAP_UNAVAILABLE", retryable: true, cause: raw }));
+      this.failed(toFetchError(raw));
     }
   }
 
@@ -134,7 +142,11 @@ export class Poller {
     if (this.consecutiveFailures > 0) logger.info({ after: this.consecutiveFailures }, "queue recovered: fetching again");
     this.consecutiveFailures = 0;
     this.lastError = undefined;
-    status.recordSuccess(this.queue.name, at);
+    try {
+      status.recordSuccess(this.queue.name, at);
+    } catch (storageError) {
+      logger.warn({ err: storageError }, "could not record the queue's status");
+    }
     this.setState("ok");
     events.emit("fetch-succeeded", { queue: this.queue.name, fetched, spooled, at });
     if (spooled > 0) logger.info({ fetched, spooled }, "fetched new mail");
@@ -147,7 +159,13 @@ export class Poller {
     const changed = this.lastError?.code !== error.code;
     const state = queueStateOf(error.code);
     this.lastError = error;
-    this.consecutiveFailures = status.recordFailure(this.queue.name, state, error, at);
+    try {
+      this.consecutiveFailures = status.recordFailure(this.queue.name, state, error, at);
+    } catch (storageError) {
+      // The state database may be the very thing failing (disk full): keep counting in memory.
+      this.consecutiveFailures++;
+      logger.debug({ err: storageError }, "could not record the queue's status");
+    }
     this.setState(state);
     events.emit("fetch-failed", { queue: this.queue.name, code: error.code, retryable: error.retryable, message: error.message, fix: error.fix, at });
     const entry = { code: error.code, state, retryable: error.retryable, fix: error.fix, failures: this.consecutiveFailures };
@@ -162,6 +180,21 @@ export class Poller {
     this.state = state;
     this.deps.events.emit("queue-state", { queue: this.queue.name, state, previous });
   }
+}
+
+/** Anything thrown by a cycle, as a MailfetchdError: storage failures are named as such. */
+function toFetchError(raw: unknown): MailfetchdError {
+  if (raw instanceof MailfetchdError) return raw;
+  const code = (raw as { code?: unknown })?.code;
+  if (typeof code === "string" && code.startsWith("SQLITE_")) {
+    return new MailfetchdError(`The state database cannot be written (${code}).`, {
+      code: "SPOOL_WRITE_FAILED",
+      retryable: true,
+      fix: "Free space or fix permissions on state.dir; fetching resumes by itself and nothing is changed on the server meanwhile.",
+      cause: raw,
+    });
+  }
+  return new MailfetchdError(describeError(raw), { code: "IMAP_UNAVAILABLE", retryable: true, cause: raw });
 }
 
 export function handlerName(handler: { type: string; name?: string }): string {

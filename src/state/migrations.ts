@@ -78,4 +78,10 @@ export const MIGRATIONS: readonly string[] = [
   );
   ALTER TABLE messages ADD COLUMN headers_only INTEGER NOT NULL DEFAULT 0;
   `,
+  // 4: retention: a delivered message's spool file is removed (pruned_at set); its row stays
+  //    longer, as a tombstone that recognises a re-fetch after a UIDVALIDITY change
+  `
+  ALTER TABLE messages ADD COLUMN pruned_at INTEGER;
+  CREATE INDEX messages_spooled_at ON messages (spooled_at);
+  `,
 ];

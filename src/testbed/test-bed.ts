@@ -13,7 +13,7 @@ import { stringify } from "yaml";
 import { writeNewKeyFile } from "../state/secret-box.js";
 import { createTestCertificates, type TestCertificates } from "./certs.js";
 import { startDovecot, type Dovecot } from "./dovecot.js";
-import { startIdentityStandIn, type IdentityStandIn } from "./identity-standin.js";
+import { startIdentityStandIn, type IdentityStandIn, type IdentityStandInOptions } from "./identity-standin.js";
 
 const run = promisify(execFile);
 
@@ -51,7 +51,13 @@ export interface TestBed {
   close(): Promise<void>;
 }
 
-export async function startTestBed(options: { dir?: string; accessTokenLifetimeSeconds?: number } = {}): Promise<TestBed> {
+/** Options passed through to the identity stand-in (see IdentityStandInOptions). */
+export type TestBedIdentityOptions = Pick<
+  IdentityStandInOptions,
+  "accessTokenLifetimeSeconds" | "deviceCodeIntervalSeconds" | "deviceCodeLifetimeSeconds" | "tokenResponseDelayMs" | "refreshTokenReuse"
+>;
+
+export async function startTestBed(options: { dir?: string; dovecotConfig?: string } & TestBedIdentityOptions = {}): Promise<TestBed> {
   const dir = options.dir ?? (await mkdtemp(path.join(tmpdir(), "mailfetchd-bed-")));
   const certs = await createTestCertificates(path.join(dir, "certs"));
   const identity = await startIdentityStandIn({
@@ -59,10 +65,14 @@ export async function startTestBed(options: { dir?: string; accessTokenLifetimeS
     keyFile: certs.keyFile,
     clientId: TEST_CLIENT_ID,
     accessTokenLifetimeSeconds: options.accessTokenLifetimeSeconds,
+    deviceCodeIntervalSeconds: options.deviceCodeIntervalSeconds,
+    deviceCodeLifetimeSeconds: options.deviceCodeLifetimeSeconds,
+    tokenResponseDelayMs: options.tokenResponseDelayMs,
+    refreshTokenReuse: options.refreshTokenReuse,
   });
   let dovecot: Dovecot;
   try {
-    dovecot = await startDovecot({ dir: path.join(dir, "dovecot"), introspectionUrl: identity.introspectionUrl, certFile: certs.certFile, keyFile: certs.keyFile });
+    dovecot = await startDovecot({ dir: path.join(dir, "dovecot"), introspectionUrl: identity.introspectionUrl, certFile: certs.certFile, keyFile: certs.keyFile, extraConfig: options.dovecotConfig });
   } catch (error) {
     await identity.close();
     throw error;

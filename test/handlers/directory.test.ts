@@ -124,6 +124,7 @@ describe("directory handler", () => {
       contentId: "same1",
       inline: true,
       path: "attachments/logo.jpg",
+      extractedFrom: null,
     });
     expect(document.attachments[2]?.contentId).toBeNull();
 
