@@ -1,17 +1,21 @@
 /**
  * `mailfetchd run`: the daemon. Signals are handled here only: the first SIGTERM/SIGINT stops
  * gracefully, a second one forces, by re-raising the signal so the exit status is honest.
+ * SIGHUP reloads the config file; a config that does not validate is refused with its errors
+ * logged, and the daemon goes on with the one it has.
  */
 import type { Command } from "commander";
 import { Daemon } from "../app.js";
 import { loadConfig } from "../config/load.js";
+import { describeError } from "../errors.js";
 import { createLogger, SecretRegistry } from "../log.js";
 import { configPathOf, withConfigOption } from "./common.js";
 
 export function registerRun(program: Command): void {
   withConfigOption(program.command("run").description("run the daemon: fetch every configured queue on its schedule and deliver to its handlers")).action(
     async (options: { config?: string }) => {
-      const config = loadConfig(configPathOf(options));
+      const configFile = configPathOf(options);
+      const config = loadConfig(configFile);
       const secrets = new SecretRegistry();
       const logger = createLogger({ level: config.logLevel, secrets });
       const daemon = new Daemon(config, logger, secrets);
@@ -31,6 +35,16 @@ export function registerRun(program: Command): void {
       };
       process.on("SIGTERM", onSignal);
       process.on("SIGINT", onSignal);
+      process.on("SIGHUP", () => {
+        let next;
+        try {
+          next = loadConfig(configFile);
+        } catch (error) {
+          logger.error({ reason: describeError(error) }, "config not reloaded: the file does not validate; going on with the current config");
+          return;
+        }
+        daemon.reload(next).catch((error: unknown) => logger.error({ err: error }, "config reload failed"));
+      });
       await daemon.start();
     },
   );
