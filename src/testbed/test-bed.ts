@@ -24,6 +24,8 @@ export interface DaemonConfigInput {
   readonly stateDir: string;
   readonly logLevel?: string;
   readonly poll?: string;
+  /** The daemon's HTTP surface, e.g. { listen: "127.0.0.1:9464" }. */
+  readonly http?: Readonly<Record<string, unknown>>;
   readonly queues: ReadonlyArray<{
     readonly name: string;
     readonly address: string;
@@ -102,6 +104,7 @@ export async function startTestBed(options: { dir?: string; dovecotConfig?: stri
         identity: { tenantId: identity.tenantId, clientId: TEST_CLIENT_ID, authority: identity.authority, caFile: certs.caFile },
         imap: { host: dovecot.host, port: dovecot.port, tls: true, caFile: certs.caFile },
         poll: input.poll ?? "2s",
+        http: input.http,
         queues: input.queues.map((q) => {
           let signIn: Record<string, string> | undefined;
           if (q.password !== undefined) {

@@ -9,6 +9,7 @@ import { existsSync, readdirSync, readFileSync, statSync, writeFileSync } from "
 import path from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { sampleMessages } from "../../src/testbed/sample-messages.js";
+import { findFreePorts } from "../../src/testbed/free-port.js";
 import { startTestBed, type TestBed } from "../../src/testbed/test-bed.js";
 import { DaemonProcess } from "./daemon-process.js";
 import { listFiles, scanForSecrets } from "./secret-scan.js";
@@ -23,6 +24,7 @@ let bed: TestBed;
 let configFile: string;
 let outDir: string;
 let stateDir: string;
+let httpPort: number;
 
 beforeAll(async () => {
   bed = await startTestBed();
@@ -30,9 +32,11 @@ beforeAll(async () => {
   for (const q of QUEUES) bed.identity.addUser({ username: q.address, password: q.password });
   outDir = path.join(bed.dir, "out");
   stateDir = path.join(bed.dir, "state");
+  httpPort = (await findFreePorts(1))[0]!;
   configFile = bed.writeDaemonConfig({
     stateDir,
     logLevel: "debug",
+    http: { listen: `127.0.0.1:${httpPort}` },
     poll: "1s",
     queues: QUEUES.map((q) => ({ name: q.name, address: q.address, password: q.password, handlers: [{ type: "directory", path: outDir }] })),
   });
@@ -74,6 +78,15 @@ describe("mailfetchd end to end", () => {
     await inject(40, PER_QUEUE);
     await second.waitFor("all 50 per queue", () => QUEUES.every((q) => delivered(q.name).length >= PER_QUEUE));
     await new Promise((resolve) => setTimeout(resolve, 2_500)); // a few more polls: nothing new may appear
+    // What operators see over HTTP, kept for the secret scan below.
+    const surfaces: string[] = [];
+    for (const route of ["/", "/status.json", "/metrics", "/readyz"]) {
+      const response = await fetch(`http://127.0.0.1:${httpPort}${route}`);
+      expect(response.status, route).toBe(200);
+      surfaces.push(await response.text());
+    }
+    writeFileSync(path.join(bed.dir, "http-surfaces.txt"), surfaces.join("\n"));
+    expect(surfaces[2]).toMatch(/mailfetchd_\w+\{[^}]*queue="alpha"/);
     expect(await second.stop("SIGTERM")).toEqual({ code: 0, signal: null });
 
     // Tokens: one password sign-in per queue in all, none after the restart, many refreshes.
@@ -129,12 +142,12 @@ describe("mailfetchd end to end", () => {
     // Nothing on the server changed: this slice only reads.
     for (const q of QUEUES) expect(await bed.dovecot.countMessages(q.address)).toBe(PER_QUEUE);
 
-    // No secret anywhere: logs (at debug), the state database, the spool, the output.
+    // No secret anywhere: logs (at debug), the status page and /metrics, the state database, the spool.
     const secrets = [...bed.identity.secretsIssued, ...QUEUES.map((q) => q.password)];
     expect(secrets.length).toBeGreaterThan(10);
     const logs = [...first.rawOutput, ...second.rawOutput].join("");
     writeFileSync(path.join(bed.dir, "daemon.log"), logs);
-    expect(scanForSecrets([path.join(bed.dir, "daemon.log"), ...listFiles(stateDir)], secrets)).toEqual([]);
+    expect(scanForSecrets([path.join(bed.dir, "daemon.log"), path.join(bed.dir, "http-surfaces.txt"), ...listFiles(stateDir)], secrets)).toEqual([]);
     expect(statSync(stateDir).mode & 0o777).toBe(0o700);
   });
 });
