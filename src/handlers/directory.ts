@@ -142,7 +142,16 @@ function assertSafeSegment(value: string, what: string): void {
 
 /** Creates `dir` (and missing parents) and makes the new entries durable. */
 async function ensureDirectory(dir: string): Promise<void> {
-  const firstCreated = await mkdir(dir, { recursive: true, mode: DIRECTORY_MODE });
+  let firstCreated: string | undefined;
+  try {
+    firstCreated = await mkdir(dir, { recursive: true, mode: DIRECTORY_MODE });
+  } catch (error) {
+    // A recursive mkdir reports ENOENT when the real trouble is a read-only or forbidden
+    // parent; a plain mkdir of the missing directory tells which, so the fix names it.
+    if ((error as NodeJS.ErrnoException).code !== "ENOENT") throw error;
+    await mkdir(dir, { mode: DIRECTORY_MODE });
+    throw error;
+  }
   if (firstCreated === undefined) return;
   for (let created = dir; ; created = dirname(created)) {
     await syncDirectory(dirname(created));

@@ -1,3 +1,4 @@
+import { execFileSync } from "node:child_process";
 import { createHash } from "node:crypto";
 import { readFileSync } from "node:fs";
 import { chmod, mkdir, mkdtemp, readdir, readFile, rm, stat, utimes, writeFile } from "node:fs/promises";
@@ -279,15 +280,21 @@ describe("directory handler", () => {
     expect(await readFile(join(root, "support", "1700000000-42"), "utf8")).toBe("squatter");
   });
 
-  // Root ignores permission bits, so a chmod-based read-only directory proves nothing there;
-  // the regular-file cases above cover the same error path for every user.
-  it.skipIf(process.getuid?.() === 0)("gives a retryable error for a read-only output directory (not as root: root ignores modes)", async () => {
-    await chmod(root, 0o500);
-    const error = await createDirectoryHandler({ path: root })
-      .deliver(deliverable(), context())
-      .then(() => undefined, (caught: unknown) => caught);
-    expect(error).toMatchObject({ code: "HANDLER_FAILED", retryable: true });
-    expect((error as MailfetchdError).message).toMatch(/EACCES/);
+  // Root ignores permission bits, so as root (CI) the directory is a read-only tmpfs mount
+  // instead of a chmod 0500 one: either way the write really fails.
+  it("gives a retryable error for a read-only output directory", async () => {
+    const asRoot = process.getuid?.() === 0;
+    if (asRoot) execFileSync("mount", ["-t", "tmpfs", "-o", "ro,size=1m", "tmpfs", root]);
+    else await chmod(root, 0o500);
+    try {
+      const error = await createDirectoryHandler({ path: root })
+        .deliver(deliverable(), context())
+        .then(() => undefined, (caught: unknown) => caught);
+      expect(error).toMatchObject({ code: "HANDLER_FAILED", retryable: true });
+      expect((error as MailfetchdError).message, (error as Error).message).toMatch(asRoot ? /EROFS/ : /EACCES/);
+    } finally {
+      if (asRoot) execFileSync("umount", [root]);
+    }
   });
 
   it.each([
