@@ -5,6 +5,7 @@
  * Exit 0: every queue is ok; 1: some queue needs attention (not ok, or dead letters waiting),
  * or the daemon has never run with this config; 78: the config is invalid.
  */
+import { describeBytes } from "../metrics/size-format.js";
 import type { Command } from "commander";
 import { loadConfig } from "../config/load.js";
 import { attentionHints, currentError, healthToJson, needsAttention, readQueueHealth, type QueueHealth } from "../metrics/queue-health.js";
@@ -28,7 +29,7 @@ export function registerStatus(program: Command): void {
     try {
       health = db
         ? readQueueHealth({ status: new QueueStatusStore(db), spool: new Spool(db, config.stateDir) }, queues)
-        : queues.map((queue): QueueHealth => ({ queue, state: "unknown", consecutiveFailures: 0, backlog: 0, deadLetters: 0 }));
+        : queues.map((queue): QueueHealth => ({ queue, state: "unknown", consecutiveFailures: 0, backlog: 0, deadLetters: 0, spoolBytes: 0 }));
     } finally {
       db?.close();
     }
@@ -46,8 +47,16 @@ export function registerStatus(program: Command): void {
 
 /** Columns for a terminal, then one block per queue that needs a look: its error and fix. */
 export function renderTable(health: readonly QueueHealth[], now: Date): string {
-  const header = ["QUEUE", "STATE", "TOKEN EXPIRES", "LAST FETCH OK", "BACKLOG", "DEAD LETTERS"];
-  const rows = health.map((h) => [h.queue, h.state, describeTokenExpiry(h.tokenExpiresAt, now), describeLastSuccess(h.lastSuccessAt, now), String(h.backlog), String(h.deadLetters)]);
+  const header = ["QUEUE", "STATE", "TOKEN EXPIRES", "LAST FETCH OK", "BACKLOG", "DEAD LETTERS", "SPOOL"];
+  const rows = health.map((h) => [
+    h.queue,
+    h.state,
+    describeTokenExpiry(h.tokenExpiresAt, now),
+    describeLastSuccess(h.lastSuccessAt, now),
+    String(h.backlog),
+    String(h.deadLetters),
+    describeBytes(h.spoolBytes),
+  ]);
   const widths = header.map((title, i) => Math.max(title.length, ...rows.map((row) => row[i]!.length)));
   const line = (cells: readonly string[]) =>
     cells
@@ -68,3 +77,4 @@ export function renderTable(health: readonly QueueHealth[], now: Date): string {
   }
   return `${out.join("\n")}\n`;
 }
+

@@ -3,6 +3,7 @@
  * every REFRESH_SECONDS (a meta refresh: no script, so the page's CSP allows none). Every
  * piece of text from the outside world is escaped.
  */
+import { describeBytes } from "../metrics/size-format.js";
 import { createHash } from "node:crypto";
 import { attentionHints, currentError, needsAttention, type QueueHealth } from "../metrics/queue-health.js";
 import { describeLastSuccess, describeTokenExpiry, relativeTime, utcTime } from "../metrics/time-format.js";
@@ -50,7 +51,7 @@ export function renderStatusPage(queues: readonly QueueHealth[], info: { now: Da
 <h1>mailfetchd</h1>
 ${summary}
 <table id="queues">
-<thead><tr><th>Queue</th><th>State</th><th>Token expires</th><th>Last successful fetch</th><th>Backlog</th><th>Dead letters</th><th>Last error and fix</th></tr></thead>
+<thead><tr><th>Queue</th><th>State</th><th>Token expires</th><th>Last successful fetch</th><th>Backlog</th><th>Dead letters</th><th>Spool</th><th>Last error and fix</th></tr></thead>
 <tbody>
 ${queues.map((q) => renderRow(q, info.now)).join("\n")}
 </tbody>
@@ -70,6 +71,7 @@ function renderRow(q: QueueHealth, now: Date): string {
     `<td${title(q.lastSuccessAt)}>${e(describeLastSuccess(q.lastSuccessAt, now))}</td>`,
     `<td class="num backlog">${q.backlog}</td>`,
     `<td class="num dead-letters">${q.deadLetters}</td>`,
+    `<td class="num spool-bytes">${e(describeBytes(q.spoolBytes))}</td>`,
     `<td class="last-error">${renderProblem(q, now)}</td>`,
   ];
   return `<tr data-queue="${e(q.queue)}" data-state="${e(q.state)}">${cells.join("")}</tr>`;

@@ -148,6 +148,9 @@ export class DaemonMetrics {
     gauge("mailfetchd_spool_backlog", "Deliveries spooled and waiting for a handler", ["queue"], (g) => {
       for (const q of current()) g.set({ queue: q.queue }, q.backlog);
     });
+    gauge("mailfetchd_spool_bytes", "Bytes of raw messages held in the spool (delivered ones until retention prunes them)", ["queue"], (g) => {
+      for (const q of current()) g.set({ queue: q.queue }, q.spoolBytes);
+    });
     gauge("mailfetchd_dead_letters", "Deliveries parked for good, waiting for an operator (mailfetchd deadletters)", ["queue"], (g) => {
       for (const q of current()) g.set({ queue: q.queue }, q.deadLetters);
     });

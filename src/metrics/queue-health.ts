@@ -18,12 +18,14 @@ export interface QueueHealth {
   readonly backlog: number;
   /** Deliveries parked for good, waiting for an operator (`mailfetchd deadletters`). */
   readonly deadLetters: number;
+  /** Bytes of raw messages held in the spool (until retention prunes delivered ones). */
+  readonly spoolBytes: number;
 }
 
 /** Where the numbers come from; the daemon's QueueStatusStore and Spool, or read-only copies. */
 export interface HealthSources {
   readonly status: { get(queue: string): QueueStatus | undefined };
-  readonly spool: { backlog(queue: string): number; deadLetterCount(queue: string): number };
+  readonly spool: { backlog(queue: string): number; deadLetterCount(queue: string): number; diskUsage(queue: string): number };
 }
 
 export function readQueueHealth(sources: HealthSources, queues: readonly string[]): QueueHealth[] {
@@ -38,6 +40,7 @@ export function readQueueHealth(sources: HealthSources, queues: readonly string[
       consecutiveFailures: status?.consecutiveFailures ?? 0,
       backlog: sources.spool.backlog(queue),
       deadLetters: sources.spool.deadLetterCount(queue),
+      spoolBytes: sources.spool.diskUsage(queue),
     };
   });
 }
@@ -58,6 +61,7 @@ export interface QueueHealthJson {
   consecutiveFailures: number;
   backlog: number;
   deadLetters: number;
+  spoolBytes: number;
 }
 
 export function healthToJson(health: QueueHealth): QueueHealthJson {
@@ -73,6 +77,7 @@ export function healthToJson(health: QueueHealth): QueueHealthJson {
     consecutiveFailures: health.consecutiveFailures,
     backlog: health.backlog,
     deadLetters: health.deadLetters,
+    spoolBytes: health.spoolBytes,
   };
 }
 

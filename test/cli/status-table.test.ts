@@ -8,7 +8,7 @@ const now = new Date("2026-05-20T10:00:00Z");
 describe("status table", () => {
   it("lines up one row per queue, then each problem with its fix", () => {
     const health: QueueHealth[] = [
-      { queue: "support", state: "ok", tokenExpiresAt: new Date("2026-05-20T10:52:00Z"), lastSuccessAt: new Date("2026-05-20T09:59:48Z"), consecutiveFailures: 0, backlog: 0, deadLetters: 0 },
+      { queue: "support", state: "ok", tokenExpiresAt: new Date("2026-05-20T10:52:00Z"), lastSuccessAt: new Date("2026-05-20T09:59:48Z"), consecutiveFailures: 0, backlog: 0, deadLetters: 0, spoolBytes: 0 },
       {
         queue: "sales",
         state: "needs-password",
@@ -18,15 +18,16 @@ describe("status table", () => {
         consecutiveFailures: 4,
         backlog: 12,
         deadLetters: 1,
+        spoolBytes: 3_355_443,
       },
-      { queue: "new", state: "unknown", consecutiveFailures: 0, backlog: 0, deadLetters: 0 },
+      { queue: "new", state: "unknown", consecutiveFailures: 0, backlog: 0, deadLetters: 0, spoolBytes: 0 },
     ];
     expect(renderTable(health, now)).toBe(
       [
-        "QUEUE    STATE           TOKEN EXPIRES   LAST FETCH OK  BACKLOG  DEAD LETTERS",
-        "support  ok              in 52m          12s ago              0             0",
-        "sales    needs-password  expired 3h ago  3h30m ago           12             1",
-        "new      unknown         no token yet    never                0             0",
+        "QUEUE    STATE           TOKEN EXPIRES   LAST FETCH OK  BACKLOG  DEAD LETTERS   SPOOL",
+        "support  ok              in 52m          12s ago              0             0     0 B",
+        "sales    needs-password  expired 3h ago  3h30m ago           12             1  3.2 MB",
+        "new      unknown         no token yet    never                0             0     0 B",
         "",
         "sales:",
         "  last error IDENTITY_BAD_PASSWORD (2m ago, 4 in a row): Queue sales: the password was refused.",
@@ -49,6 +50,7 @@ describe("status table", () => {
       consecutiveFailures: 0,
       backlog: 0,
       deadLetters: 0,
+      spoolBytes: 0,
     };
     expect(renderTable([recovered], now)).not.toContain("IMAP_UNAVAILABLE");
   });

@@ -9,7 +9,7 @@ const now = new Date("2026-05-20T10:00:00Z");
 const hostile = `<img src=x onerror="alert(1)">&'`;
 
 const queues: QueueHealth[] = [
-  { queue: "support", state: "ok", tokenExpiresAt: new Date("2026-05-20T10:52:00Z"), lastSuccessAt: new Date("2026-05-20T09:59:48Z"), consecutiveFailures: 0, backlog: 0, deadLetters: 0 },
+  { queue: "support", state: "ok", tokenExpiresAt: new Date("2026-05-20T10:52:00Z"), lastSuccessAt: new Date("2026-05-20T09:59:48Z"), consecutiveFailures: 0, backlog: 0, deadLetters: 0, spoolBytes: 0 },
   {
     queue: "sales",
     state: "misconfigured",
@@ -17,6 +17,7 @@ const queues: QueueHealth[] = [
     consecutiveFailures: 3,
     backlog: 4,
     deadLetters: 2,
+    spoolBytes: 0,
   },
 ];
 
