@@ -12,10 +12,15 @@ import { Spool, type DeadLetter } from "../spool/spool.js";
 import { openStateDatabase } from "../state/database.js";
 import { configPathOf, withConfigOption } from "./common.js";
 
-function openSpool(options: { config?: string }) {
+/** Runs `use` on the spool of the configured state directory, closing it afterwards. */
+async function withSpool<T>(options: { config?: string }, use: (spool: Spool) => T | Promise<T>): Promise<T> {
   const config = loadConfig(configPathOf(options));
   const db = openStateDatabase(config.stateDir);
-  return { db, spool: new Spool(db, config.stateDir), config };
+  try {
+    return await use(new Spool(db, config.stateDir));
+  } finally {
+    db.close();
+  }
 }
 
 function find(spool: Spool, id: string, queue?: string): DeadLetter[] {
@@ -36,9 +41,8 @@ export function registerDeadLetters(program: Command): void {
   withConfigOption(group.command("list").description("one line per parked delivery (message id, queue, handler, reason)"))
     .option("-q, --queue <name>", "only this queue")
     .option("--json", "JSON instead of a table")
-    .action((options: { config?: string; queue?: string; json?: boolean }) => {
-      const { db, spool } = openSpool(options);
-      try {
+    .action((options: { config?: string; queue?: string; json?: boolean }) =>
+      withSpool(options, (spool) => {
         const letters = spool.deadLetters(options.queue);
         if (options.json) {
           process.stdout.write(`${JSON.stringify(letters, null, 2)}\n`);
@@ -51,16 +55,13 @@ export function registerDeadLetters(program: Command): void {
         for (const l of letters) {
           process.stdout.write(`${l.id}  ${l.queue}  ${l.handler}  uid ${l.source.uid}  ${l.spooledAt.toISOString()}  ${l.reason}\n`);
         }
-      } finally {
-        db.close();
-      }
-    });
+      }),
+    );
 
   withConfigOption(group.command("show <id>").description("a dead letter's reason, where it came from, and its headers"))
     .option("-q, --queue <name>", "the queue, if the id is in several")
-    .action(async (id: string, options: { config?: string; queue?: string }) => {
-      const { db, spool } = openSpool(options);
-      try {
+    .action((id: string, options: { config?: string; queue?: string }) =>
+      withSpool(options, async (spool) => {
         const letters = find(spool, id, options.queue);
         const first = letters[0]!;
         const raw = await spool.readRaw(first.queue, first.id).catch(() => undefined);
@@ -79,36 +80,20 @@ export function registerDeadLetters(program: Command): void {
         ];
         // Headers are sender-controlled: strip control characters before they reach a terminal.
         process.stdout.write(`${lines.map((line) => line.replace(/[\u0000-\u0008\u000b-\u001f\u007f-\u009f]/g, "?")).join("\n")}\n`);
-      } finally {
-        db.close();
-      }
-    });
+      }),
+    );
 
-  withConfigOption(group.command("retry <id>").description("deliver a dead letter again (a too-large one is fetched again)"))
-    .option("-q, --queue <name>", "the queue, if the id is in several")
-    .option("--handler <name>", "only for this handler")
-    .action((id: string, options: { config?: string; queue?: string; handler?: string }) => {
-      const { db, spool } = openSpool(options);
-      try {
-        const letters = find(spool, id, options.queue);
-        const count = spool.retryDeadLetter(letters[0]!.queue, id, options.handler);
-        process.stdout.write(`Requeued ${count} deliver${count === 1 ? "y" : "ies"} of ${id}.\n`);
-      } finally {
-        db.close();
-      }
-    });
-
-  withConfigOption(group.command("drop <id>").description("give up on a dead letter for good (it stays in the spool, marked dropped)"))
-    .option("-q, --queue <name>", "the queue, if the id is in several")
-    .option("--handler <name>", "only for this handler")
-    .action((id: string, options: { config?: string; queue?: string; handler?: string }) => {
-      const { db, spool } = openSpool(options);
-      try {
-        const letters = find(spool, id, options.queue);
-        const count = spool.dropDeadLetter(letters[0]!.queue, id, options.handler);
-        process.stdout.write(`Dropped ${count} deliver${count === 1 ? "y" : "ies"} of ${id}.\n`);
-      } finally {
-        db.close();
-      }
-    });
+  const decide = (verb: "retry" | "drop", description: string, act: (spool: Spool, queue: string, id: string, handler?: string) => number, done: string) =>
+    withConfigOption(group.command(`${verb} <id>`).description(description))
+      .option("-q, --queue <name>", "the queue, if the id is in several")
+      .option("--handler <name>", "only for this handler")
+      .action((id: string, options: { config?: string; queue?: string; handler?: string }) =>
+        withSpool(options, (spool) => {
+          const letters = find(spool, id, options.queue);
+          const count = act(spool, letters[0]!.queue, id, options.handler);
+          process.stdout.write(`${done} ${count} deliver${count === 1 ? "y" : "ies"} of ${id}.\n`);
+        }),
+      );
+  decide("retry", "deliver a dead letter again (a too-large one is fetched again)", (spool, queue, id, handler) => spool.retryDeadLetter(queue, id, handler), "Requeued");
+  decide("drop", "give up on a dead letter for good (it stays in the spool, marked dropped)", (spool, queue, id, handler) => spool.dropDeadLetter(queue, id, handler), "Dropped");
 }

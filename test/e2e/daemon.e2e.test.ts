@@ -5,7 +5,7 @@
  * many times; it is stopped with SIGTERM half-way and started again.
  */
 import { createHash } from "node:crypto";
-import { existsSync, readdirSync, readFileSync, statSync, writeFileSync } from "node:fs";
+import { readFileSync, statSync, writeFileSync } from "node:fs";
 import path from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { sampleMessages } from "../../src/testbed/sample-messages.js";
@@ -13,6 +13,7 @@ import { findFreePorts } from "../../src/testbed/free-port.js";
 import { startTestBed, type TestBed } from "../../src/testbed/test-bed.js";
 import { DaemonProcess } from "./daemon-process.js";
 import { listFiles, scanForSecrets } from "./secret-scan.js";
+import { deliveredIds } from "./directory-output.js";
 
 const QUEUES = [
   { name: "alpha", address: "alpha@example.test", password: "alpha-Pa55word!" },
@@ -46,10 +47,7 @@ afterAll(async () => {
   await bed?.close();
 });
 
-function delivered(queue: string): string[] {
-  const dir = path.join(outDir, queue);
-  return existsSync(dir) ? readdirSync(dir).filter((name) => !name.startsWith(".")) : [];
-}
+const delivered = (queue: string) => deliveredIds(outDir, queue);
 
 describe("mailfetchd end to end", () => {
   it("signs in, fetches over XOAUTH2, parses and delivers every message exactly once across a restart", async () => {

@@ -2,12 +2,12 @@
  * IDLE: with polling set to once an hour, only the IDLE session can bring new mail in. The
  * IMAP server is killed and restarted mid-IDLE: the session is replaced and mail flows again.
  */
-import { existsSync, readdirSync } from "node:fs";
 import path from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { sampleMessages } from "../../src/testbed/sample-messages.js";
 import { startTestBed, type TestBed } from "../../src/testbed/test-bed.js";
 import { DaemonProcess } from "./daemon-process.js";
+import { deliveredIds } from "./directory-output.js";
 
 const QUEUE = { name: "live", address: "live@example.test", password: "live-password-1" };
 let bed: TestBed;
@@ -30,10 +30,7 @@ afterAll(async () => {
   await bed?.close();
 });
 
-const delivered = () => {
-  const dir = path.join(outDir, QUEUE.name);
-  return existsSync(dir) ? readdirSync(dir).filter((n) => !n.startsWith(".")).length : 0;
-};
+const delivered = () => deliveredIds(outDir, QUEUE.name).length;
 
 describe("IDLE", () => {
   it("delivers new mail without waiting for the poll, and survives the server restarting mid-IDLE", async () => {

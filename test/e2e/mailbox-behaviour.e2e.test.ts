@@ -3,12 +3,13 @@
  * message is spooled, the size cap, a UIDVALIDITY change, dead letters through the CLI.
  */
 import { execFileSync } from "node:child_process";
-import { existsSync, readdirSync, readFileSync } from "node:fs";
+import { readFileSync } from "node:fs";
 import path from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { sampleMessages } from "../../src/testbed/sample-messages.js";
 import { startTestBed, type TestBed } from "../../src/testbed/test-bed.js";
 import { CLI, DaemonProcess } from "./daemon-process.js";
+import { deliveredIds } from "./directory-output.js";
 
 let bed: TestBed;
 let outDir: string;
@@ -41,10 +42,7 @@ afterAll(async () => {
   await bed?.close();
 });
 
-const delivered = (queue: string) => {
-  const dir = path.join(outDir, queue);
-  return existsSync(dir) ? readdirSync(dir).filter((n) => !n.startsWith(".")) : [];
-};
+const delivered = (queue: string) => deliveredIds(outDir, queue);
 const uidsWithFlags = async (user: string, folder = "INBOX") =>
   (await bed.dovecot.doveadm(["-f", "tab", "fetch", "-u", user, "uid flags", "mailbox", folder]))
     .trim()

@@ -3,12 +3,13 @@
  * go on without a restart, and a config that does not validate is refused while the daemon
  * keeps running on the old one.
  */
-import { existsSync, readdirSync, readFileSync, writeFileSync } from "node:fs";
+import { readFileSync, writeFileSync } from "node:fs";
 import path from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { sampleMessages } from "../../src/testbed/sample-messages.js";
 import { startTestBed, type TestBed } from "../../src/testbed/test-bed.js";
 import { DaemonProcess } from "./daemon-process.js";
+import { deliveredIds } from "./directory-output.js";
 
 const A = { name: "first", address: "first@example.test", password: "first-password-1" };
 const B = { name: "second", address: "second@example.test", password: "second-password-1" };
@@ -29,10 +30,7 @@ afterAll(async () => {
 
 const writeConfig = (queues: Array<typeof A>) =>
   bed.writeDaemonConfig({ stateDir, logLevel: "debug", poll: "1s", queues: queues.map((q) => ({ ...q, options: { idle: false }, handlers: [{ type: "directory", path: outDir }] })) });
-const delivered = (queue: string) => {
-  const dir = path.join(outDir, queue);
-  return existsSync(dir) ? readdirSync(dir).filter((n) => !n.startsWith(".")).length : 0;
-};
+const delivered = (queue: string) => deliveredIds(outDir, queue).length;
 
 describe("reload on SIGHUP", () => {
   it("adds and removes queues without a restart and refuses an invalid config", async () => {

@@ -4,7 +4,6 @@
  * proxy, a slow server, and a webhook receiver down for a whole drain. Every phase ends with
  * every message delivered (lost = 0) and counts repeats.
  */
-import { existsSync, readdirSync } from "node:fs";
 import path from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { sampleMessages } from "../../src/testbed/sample-messages.js";
@@ -13,6 +12,7 @@ import { startTestBed, type TestBed } from "../../src/testbed/test-bed.js";
 import { DaemonProcess } from "../e2e/daemon-process.js";
 import { WebhookReceiver } from "../handlers/webhook-receiver.js";
 import { recordFigures } from "./figures.js";
+import { deliveredIds } from "../e2e/directory-output.js";
 
 let bed: TestBed;
 let proxy: FaultProxy;
@@ -60,10 +60,7 @@ function phaseQueue(phase: Phase) {
     },
     path.join(bed.dir, `${phase.name}.yaml`),
   );
-  const delivered = () => {
-    const dir = path.join(outDir, phase.name);
-    return existsSync(dir) ? readdirSync(dir).filter((n) => !n.startsWith(".")).length : 0;
-  };
+  const delivered = () => deliveredIds(outDir, phase.name).length;
   return { address, configFile, delivered };
 }
 

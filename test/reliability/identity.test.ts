@@ -6,13 +6,13 @@
  * state (needs-password) without hammering the endpoint.
  */
 import { execFileSync } from "node:child_process";
-import { existsSync, readdirSync } from "node:fs";
 import path from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { sampleMessages } from "../../src/testbed/sample-messages.js";
 import { startTestBed, type TestBed } from "../../src/testbed/test-bed.js";
 import { CLI, DaemonProcess } from "../e2e/daemon-process.js";
 import { recordFigures } from "./figures.js";
+import { deliveredIds } from "../e2e/directory-output.js";
 
 interface Queue {
   name: string;
@@ -32,10 +32,7 @@ const rows: Array<Record<string, string | number | boolean>> = [];
 
 const writeConfig = () =>
   bed.writeDaemonConfig({ stateDir, logLevel: "debug", poll: "1s", queues: queues.map((q) => ({ ...q, options: { idle: false }, handlers: [{ type: "directory", path: outDir }] })) });
-const delivered = (name: string) => {
-  const dir = path.join(outDir, name);
-  return existsSync(dir) ? readdirSync(dir).filter((n) => !n.startsWith(".")).length : 0;
-};
+const delivered = (name: string) => deliveredIds(outDir, name).length;
 const statusJson = () => {
   try {
     return execFileSync(process.execPath, [CLI, "status", "--json", "--config", configFile], { encoding: "utf8", stdio: ["ignore", "pipe", "ignore"] });

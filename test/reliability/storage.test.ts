@@ -6,13 +6,14 @@
  * Linux refuses to remount a filesystem read-only while a file on it is open for writing.)
  */
 import { execFileSync } from "node:child_process";
-import { existsSync, mkdirSync, readdirSync, rmSync, writeFileSync } from "node:fs";
+import { mkdirSync, rmSync, writeFileSync } from "node:fs";
 import path from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { sampleMessages } from "../../src/testbed/sample-messages.js";
 import { startTestBed, type TestBed } from "../../src/testbed/test-bed.js";
 import { DaemonProcess } from "../e2e/daemon-process.js";
 import { recordFigures } from "./figures.js";
+import { deliveredIds } from "../e2e/directory-output.js";
 
 const QUEUE = { name: "disk", address: "disk@example.test", password: "disk-password-1" };
 const isRoot = process.getuid?.() === 0;
@@ -48,10 +49,7 @@ afterAll(async () => {
   await bed?.close();
 });
 
-const delivered = () => {
-  const dir = path.join(outDir, QUEUE.name);
-  return existsSync(dir) ? readdirSync(dir).filter((n) => !n.startsWith(".")).length : 0;
-};
+const delivered = () => deliveredIds(outDir, QUEUE.name).length;
 const seenOnServer = async () =>
   (await bed.dovecot.doveadm(["-f", "tab", "fetch", "-u", QUEUE.address, "flags", "mailbox", "INBOX"])).split("\n").filter((l) => l.includes("\\Seen")).length;
 const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
