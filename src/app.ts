@@ -2,25 +2,33 @@
  * The composition root: builds every subsystem once and wires one pipeline per queue
  *   token provider -> IMAP mailbox -> spool -> deliverer -> handlers
  * start()/stop() are idempotent; stop() tears down in order, each step on its own, within a
- * deadline, because anything unfinished is safe to abandon: the spool holds it.
+ * deadline, because anything unfinished is safe to abandon: the spool holds it. reload()
+ * applies a new config without a restart: queues added, removed or changed are started or
+ * stopped one by one; the state (cursors, spool, token caches) stays where it is.
  */
 import type { Config, HandlerConfig, QueueConfig } from "./config/schema.js";
+import { createCommandHandler } from "./handlers/command.js";
 import { createDirectoryHandler } from "./handlers/directory.js";
+import { createWebhookHandler } from "./handlers/webhook.js";
 import { IdleWatcher } from "./imap/idle-watcher.js";
 import { ImapMailbox } from "./imap/imap-mailbox.js";
 import type { Handler, Logger } from "./interfaces.js";
 import type { SecretRegistry } from "./log.js";
-import { MailparserParser } from "./parse/mail-parser.js";
+import { ParserPool } from "./parse/parser-pool.js";
 import { Deliverer } from "./queue/deliverer.js";
 import { DaemonEvents } from "./events.js";
+import { OperatingSurface } from "./http/operating-surface.js";
 import { handlerName, Poller } from "./queue/poller.js";
 import { QueueStatusStore } from "./state/queue-status-store.js";
+import { SpoolRetention } from "./spool/retention.js";
 import { Spool } from "./spool/spool.js";
 import { openStateDatabase, type StateDatabase } from "./state/database.js";
 import { SecretBox } from "./state/secret-box.js";
 import { ConcurrencyLimiter } from "./tokens/identity-http-client.js";
 import { MsalTokenProvider } from "./tokens/msal-token-provider.js";
+import { SignInWatcher } from "./tokens/sign-in-watcher.js";
 import { TokenCacheStore } from "./tokens/token-cache-store.js";
+import { TokenRefresher } from "./tokens/token-refresher.js";
 
 /** Token requests in flight at once across all queues: 200 queues starting do not stampede. */
 const IDENTITY_CONCURRENCY = 4;
@@ -30,18 +38,43 @@ interface QueuePipeline {
   readonly poller: Poller;
   readonly deliverer: Deliverer;
   readonly idle?: IdleWatcher;
+  /** Refreshes ahead of expiry and at least daily, so no refresh token dies unused. */
+  readonly refresher: TokenRefresher;
 }
+
+/** What every queue pipeline shares; built once per daemon. */
+interface SharedParts {
+  readonly store: TokenCacheStore;
+  readonly spool: Spool;
+  readonly status: QueueStatusStore;
+  readonly events: DaemonEvents;
+  readonly parser: ParserPool;
+  readonly limiter: ConcurrencyLimiter;
+  readonly secrets: SecretRegistry;
+}
+
+/** Config keys that only a restart applies: they shape what the daemon opened at start. */
+const RESTART_ONLY = ["stateDir", "keyFile", "http"] as const;
 
 export class Daemon {
   private readonly db: StateDatabase;
-  private readonly pipelines: QueuePipeline[];
+  private readonly pipelines = new Map<string, QueuePipeline>();
+  private readonly shared: SharedParts;
   readonly events = new DaemonEvents();
   readonly status: QueueStatusStore;
   readonly spool: Spool;
+  /** /livez, /readyz, /metrics and the status page; only when the config has an `http` block. */
+  readonly surface?: OperatingSurface;
+  private started = false;
   private stopping?: Promise<void>;
+  private reloading: Promise<void> = Promise.resolve();
+  private retention: SpoolRetention;
+  private readonly parser: ParserPool;
+  /** Notices `mailfetchd login`/`logout` run while the daemon runs. */
+  private signIns: SignInWatcher;
 
   constructor(
-    private readonly config: Config,
+    private config: Config,
     private readonly logger: Logger,
     secrets: SecretRegistry,
   ) {
@@ -52,40 +85,81 @@ export class Daemon {
     const status = (this.status = new QueueStatusStore(this.db));
     status.retain(config.queues.map((q) => q.name));
     const events = this.events;
-    const parser = new MailparserParser();
-    const limiter = new ConcurrencyLimiter(IDENTITY_CONCURRENCY);
-
-    this.pipelines = config.queues.map((queue) => {
-      secrets.set(`${queue.name}:password`, queue.signIn.password);
-      const log = logger.child({ queue: queue.name });
-      const tokens = new MsalTokenProvider({
-        queue,
-        store,
-        limiter,
-        logger: log,
-        onToken: (expiresOn) => {
-          status.recordTokenExpiry(queue.name, expiresOn);
-          events.emit("token-acquired", { queue: queue.name, expiresOn });
-        },
+    this.retention = this.createRetention();
+    // Parsing in worker threads: a 50 MB message never stalls the other queues' event loop.
+    const parser = (this.parser = new ParserPool({ logger: logger.child({ component: "parser" }) }));
+    this.shared = { store, spool, status, events, parser, limiter: new ConcurrencyLimiter(IDENTITY_CONCURRENCY), secrets };
+    for (const queue of config.queues) this.pipelines.set(queue.name, this.buildPipeline(queue));
+    this.signIns = this.createSignInWatcher();
+    events.on("spooled", (event) => this.pipelines.get(event.queue)?.deliverer.wake());
+    if (config.http) {
+      secrets.set("http:bearerToken", config.http.bearerToken);
+      this.surface = new OperatingSurface({
+        http: config.http,
+        events,
+        status,
+        spool,
+        queues: () => this.config.queues.map((q) => ({ name: q.name, handlers: q.handlers.map(handlerName) })),
+        probeState: () => void this.db.prepare("SELECT 1").get(),
+        logger,
       });
-      const handlers = new Map<string, Handler>(queue.handlers.map((h) => [handlerName(h), createHandler(h)]));
-      const deliverer = new Deliverer({ name: queue.name, address: queue.address }, { spool, parser, handlers, events, logger: log });
-      const mailbox = new ImapMailbox(queue, tokens, log);
-      const poller = new Poller(queue, { mailbox, spool, status, events, logger: log });
-      const idle = queue.idle ? new IdleWatcher(queue, mailbox, () => void poller.runCycle(), log) : undefined;
-      return { config: queue, poller, deliverer, idle };
-    });
+    }
   }
 
-  start(): void {
-    const byName = new Map(this.pipelines.map((p) => [p.config.name, p]));
-    this.events.on("spooled", (event) => byName.get(event.queue)?.deliverer.wake());
-    for (const pipeline of this.pipelines) {
-      pipeline.deliverer.start();
-      pipeline.poller.start();
-      pipeline.idle?.start();
+  /** Rejects (before fetching anything) when the HTTP surface cannot listen. */
+  async start(): Promise<void> {
+    await this.surface?.listen();
+    for (const pipeline of this.pipelines.values()) startPipeline(pipeline);
+    this.signIns.start();
+    this.retention.start();
+    this.started = true;
+    this.logger.info({ queues: [...this.pipelines.keys()] }, "mailfetchd started");
+  }
+
+  /**
+   * Applies a new config: queues added, removed or changed start or stop on their own while the
+   * others go on. Keys that shape what was opened at start (state.dir, state.keyFile, http)
+   * wait for a restart, and the log says so. Reloads run one at a time.
+   */
+  reload(next: Config): Promise<void> {
+    this.reloading = this.reloading.then(() => this.applyReload(next));
+    return this.reloading;
+  }
+
+  private async applyReload(next: Config): Promise<void> {
+    if (this.stopping) return;
+    const previous = this.config;
+    const needRestart = RESTART_ONLY.filter((key) => JSON.stringify(previous[key]) !== JSON.stringify(next[key]));
+    if (needRestart.length > 0) this.logger.warn({ keys: needRestart }, "these settings change only with a restart; the rest of the new config is applied");
+    const applied: Config = { ...next, stateDir: previous.stateDir, keyFile: previous.keyFile, http: previous.http };
+    (this.logger as { level: string }).level = applied.logLevel;
+
+    const wanted = new Map(applied.queues.map((q) => [q.name, q]));
+    const removed = [...this.pipelines.keys()].filter((name) => !wanted.has(name));
+    const changed = applied.queues.filter((q) => this.pipelines.has(q.name) && JSON.stringify(this.pipelines.get(q.name)!.config) !== JSON.stringify(q));
+    const added = applied.queues.filter((q) => !this.pipelines.has(q.name));
+
+    this.signIns.stop();
+    await Promise.allSettled([...removed, ...changed.map((q) => q.name)].map((name) => stopPipeline(this.pipelines.get(name)!)));
+    for (const name of removed) this.pipelines.delete(name);
+    for (const queue of [...changed, ...added]) {
+      const pipeline = this.buildPipeline(queue);
+      this.pipelines.set(queue.name, pipeline);
+      if (this.started) startPipeline(pipeline);
     }
-    this.logger.info({ queues: this.pipelines.map((p) => p.config.name) }, "mailfetchd started");
+    this.config = applied;
+    this.shared.status.retain(applied.queues.map((q) => q.name));
+    this.signIns = this.createSignInWatcher();
+    if (this.started) this.signIns.start();
+    if (JSON.stringify(previous.retention) !== JSON.stringify(applied.retention)) {
+      await this.retention.stop();
+      this.retention = this.createRetention();
+      if (this.started) this.retention.start();
+    }
+    this.logger.info(
+      { added: added.map((q) => q.name), removed, changed: changed.map((q) => q.name), queues: [...this.pipelines.keys()] },
+      "config reloaded",
+    );
   }
 
   stop(deadlineMs = 20_000): Promise<void> {
@@ -93,13 +167,66 @@ export class Daemon {
     return this.stopping;
   }
 
+  private buildPipeline(queue: QueueConfig): QueuePipeline {
+    const { store, spool, status, events, parser, limiter, secrets } = this.shared;
+    secrets.set(`${queue.name}:password`, queue.signIn.password);
+    const log = this.logger.child({ queue: queue.name });
+    let refresher: TokenRefresher | undefined;
+    const tokens = new MsalTokenProvider({
+      queue,
+      store,
+      limiter,
+      logger: log,
+      onToken: (expiresOn, info) => {
+        status.recordTokenExpiry(queue.name, expiresOn);
+        events.emit("token-acquired", { queue: queue.name, expiresOn });
+        refresher?.tokenObtained(expiresOn, info);
+      },
+    });
+    refresher = new TokenRefresher(tokens, { logger: log });
+    const handlers = new Map<string, Handler>(queue.handlers.map((h) => [handlerName(h), createHandler(h, queue.name, secrets)]));
+    const deliverer = new Deliverer({ name: queue.name, address: queue.address }, { spool, parser, handlers, events, logger: log });
+    const mailbox = new ImapMailbox(queue, tokens, log);
+    const poller = new Poller(queue, { mailbox, spool, status, events, logger: log });
+    const onNewMail = () => {
+      events.emit("new-mail-signalled", { queue: queue.name });
+      void poller.runCycle();
+    };
+    const idle = queue.idle ? new IdleWatcher(queue, mailbox, onNewMail, log) : undefined;
+    return { config: queue, poller, deliverer, idle, refresher };
+  }
+
+  private createSignInWatcher(): SignInWatcher {
+    // A queue waiting in needs-sign-in fetches within seconds of a `login`, not at its next retry.
+    return new SignInWatcher({
+      queues: [...this.pipelines.keys()],
+      store: this.shared.store,
+      logger: this.logger,
+      onChange: (queue) => this.pipelines.get(queue)?.poller.wake(),
+    });
+  }
+
+  private createRetention(): SpoolRetention {
+    return new SpoolRetention(this.spool, this.config.retention, this.logger.child({ component: "retention" }));
+  }
+
   private async tearDown(deadlineMs: number): Promise<void> {
-    const steps = this.pipelines.flatMap((p) => [p.idle?.stop(), p.poller.stop(), p.deliverer.stop()]);
+    await this.reloading.catch(() => {});
+    this.surface?.markStopping();
+    this.signIns.stop();
+    const steps = [this.retention.stop(), ...[...this.pipelines.values()].map(stopPipeline)];
     const finished = Promise.allSettled(steps).then(() => true);
     const timedOut = new Promise<false>((resolve) => setTimeout(() => resolve(false), deadlineMs).unref());
     if (!(await Promise.race([finished, timedOut]))) {
       this.logger.warn({ deadlineMs }, "stop deadline passed; abandoning in-flight work (it stays in the spool and is redone at the next start)");
     }
+    try {
+      await this.surface?.close();
+    } catch (error) {
+      this.logger.error({ err: error }, "closing the HTTP surface failed");
+    }
+    // After the deliverers: a parse still running past the deadline is abandoned (redone at the next start).
+    await this.parser.close().catch((error: unknown) => this.logger.error({ err: error }, "stopping the parser threads failed"));
     try {
       this.db.close();
     } catch (error) {
@@ -109,9 +236,30 @@ export class Daemon {
   }
 }
 
-function createHandler(config: HandlerConfig): Handler {
+function startPipeline(pipeline: QueuePipeline): void {
+  pipeline.deliverer.start();
+  pipeline.poller.start();
+  pipeline.idle?.start();
+  pipeline.refresher.start();
+}
+
+/** Stops one queue: fetching first, then delivery; what is in flight stays in the spool. */
+async function stopPipeline(pipeline: QueuePipeline): Promise<void> {
+  pipeline.refresher.stop();
+  await Promise.allSettled([pipeline.idle?.stop(), pipeline.poller.stop()]);
+  await pipeline.deliverer.stop();
+}
+
+function createHandler(config: HandlerConfig, queue: string, secrets: SecretRegistry): Handler {
+  const name = handlerName(config);
   switch (config.type) {
     case "directory":
-      return createDirectoryHandler({ name: handlerName(config), path: config.path });
+      return createDirectoryHandler({ name, path: config.path });
+    case "webhook":
+      config.secretValues.forEach((value, i) => secrets.set(`${queue}:${name}:secret:${i}`, value));
+      return createWebhookHandler({ ...config, name });
+    case "command":
+      config.secretValues.forEach((value, i) => secrets.set(`${queue}:${name}:secret:${i}`, value));
+      return createCommandHandler({ ...config, name });
   }
 }

@@ -9,13 +9,26 @@
  * may run inside a FETCH stream (imapflow#159): sizes are read first, actions taken after.
  */
 import { ImapFlow } from "imapflow";
-import { rootCertificates } from "node:tls";
+import type { Readable } from "node:stream";
+import { createSecureContext, rootCertificates, type SecureContext } from "node:tls";
 import type { QueueConfig } from "../config/schema.js";
-import type { Cursor, FetchedMessage, FolderState, Logger, ServerAction, TokenProvider } from "../interfaces.js";
+import type { Cursor, FetchedMessage, FolderState, Logger, ServerAction, StreamedMessage, TokenProvider } from "../interfaces.js";
+import { planFetchRuns } from "./fetch-plan.js";
 import { classifyImapError } from "./imap-errors.js";
 
 /** UIDs per FETCH command: bounds the command line and the work redone after a drop. */
 const FETCH_BATCH = 100;
+/**
+ * A message above this is downloaded in chunks straight into the spool rather than held whole
+ * (imapflow buffers each FETCHed message); below it, one FETCH for many is much faster.
+ */
+const STREAM_ABOVE_BYTES = 4 * 1024 * 1024;
+/** Bytes of small messages asked in one FETCH: imapflow may buffer all of them at once. */
+const BULK_FETCH_BYTES = 8 * 1024 * 1024;
+/** Messages handed to the spool and not yet durable, at most (they are in memory already). */
+const ACCEPTS_IN_FLIGHT = 16;
+/** Bytes per chunk of a streamed download: one FETCH round trip each. */
+const DOWNLOAD_CHUNK_BYTES = 1024 * 1024;
 
 /** What a sync reads from and writes to: the spool, seen from one queue folder. */
 export interface SyncTarget {
@@ -23,7 +36,7 @@ export interface SyncTarget {
   /** The folder's UIDVALIDITY is new (or first seen): it is read again from UID 1. */
   uidValidityChanged(state: FolderState): void;
   /** Makes the message durable; resolves only when it is. */
-  accept(message: FetchedMessage): Promise<void>;
+  accept(message: FetchedMessage | StreamedMessage): Promise<void>;
   pendingServerActions(uidValidity: string): ServerAction[];
   serverActionsDone(uidValidity: string, uids: readonly number[]): void;
 }
@@ -93,7 +106,11 @@ export class ImapMailbox {
   private async fetchBatch(client: ImapFlow, target: SyncTarget, state: FolderState, batch: number[]): Promise<number> {
     const limit = this.queue.maxMessageSize;
     const sizes = new Map<number, number>();
-    for await (const message of client.fetch(batch.join(","), { uid: true, size: true }, { uid: true })) sizes.set(message.uid, message.size ?? 0);
+    const internalDates = new Map<number, Date | string | undefined>();
+    for await (const message of client.fetch(batch.join(","), { uid: true, size: true, internalDate: true }, { uid: true })) {
+      sizes.set(message.uid, message.size ?? 0);
+      internalDates.set(message.uid, message.internalDate);
+    }
 
     // Too large: only the header block is fetched, so the dead letter says what it was.
     const tooLarge: FetchedMessage[] = [];
@@ -115,16 +132,56 @@ export class ImapMailbox {
       }
     };
     const wanted = batch.filter((uid) => sizes.has(uid) && (sizes.get(uid) ?? 0) <= limit);
-    if (wanted.length > 0) {
-      for await (const message of client.fetch(wanted.join(","), { uid: true, source: true, size: true, internalDate: true }, { uid: true })) {
-        if (!message.source) continue;
-        await acceptTooLargeBelow(message.uid);
-        await target.accept({ ...this.located(state, message.uid, message.size ?? message.source.length, message.internalDate), raw: message.source });
+    const runs = planFetchRuns(wanted, (uid) => sizes.get(uid) ?? 0, { streamAbove: STREAM_ABOVE_BYTES, bulkBytes: BULK_FETCH_BYTES });
+    for (const run of runs) {
+      if (run.kind === "stream") {
+        await acceptTooLargeBelow(run.uid);
+        const message = await this.download(client, state, run.uid, sizes.get(run.uid) ?? 0, internalDates.get(run.uid));
+        if (!message) continue; // expunged since the sizes were read
+        try {
+          await target.accept(message);
+        } finally {
+          // A download the target did not read to its end must end here, not wait for it.
+          message.content.destroy();
+        }
         fetched++;
+        continue;
+      }
+      // The next messages are handed over while earlier ones are still being written: the
+      // spool writes them concurrently and commits them in one transaction, in UID order.
+      const accepting: Array<Promise<void>> = [];
+      try {
+        for await (const message of client.fetch(run.uids.join(","), { uid: true, source: true, size: true, internalDate: true }, { uid: true })) {
+          if (!message.source) continue;
+          if (tooLarge.length > 0 && tooLarge[0]!.uid < message.uid) {
+            await settleAll(accepting.splice(0));
+            await acceptTooLargeBelow(message.uid);
+          }
+          accepting.push(target.accept({ ...this.located(state, message.uid, message.size ?? message.source.length, message.internalDate), raw: message.source }));
+          fetched++;
+          if (accepting.length >= ACCEPTS_IN_FLIGHT) await accepting.shift();
+        }
+      } finally {
+        // Every accept handed over is settled before anything else happens on this connection.
+        await settleAll(accepting);
       }
     }
     await acceptTooLargeBelow(Number.MAX_SAFE_INTEGER);
     return fetched;
+  }
+
+  /** A big message as a stream of chunks (one FETCH of BODY[]<offset.length> each), or undefined when it is gone. */
+  private async download(
+    client: ImapFlow,
+    state: FolderState,
+    uid: number,
+    size: number,
+    internalDate: Date | string | undefined,
+  ): Promise<(StreamedMessage & { content: Readable }) | undefined> {
+    const { content } = await client.download(String(uid), undefined, { uid: true, chunkSize: DOWNLOAD_CHUNK_BYTES });
+    if (!content) return undefined;
+    this.logger.debug({ uid, size }, "big message: streaming it into the spool");
+    return { ...this.located(state, uid, size, internalDate), content };
   }
 
   private located(state: FolderState, uid: number, size: number, internalDate: Date | string | undefined) {
@@ -195,7 +252,7 @@ export class ImapMailbox {
       port,
       secure: tls,
       // An extra CA is added to the public roots, not put in their place.
-      tls: ca ? { ca: [...rootCertificates, ca] } : undefined,
+      tls: ca ? { secureContext: secureContextWith(ca) } : undefined,
       // XOAUTH2 `user=` is the queue mailbox: for a shared mailbox that differs from the sign-in user.
       auth: { user: this.queue.address, accessToken },
       logger: imapLogger(this.logger),
@@ -209,6 +266,28 @@ export class ImapMailbox {
       socketTimeout: 5 * 60_000,
     });
   }
+}
+
+/** Waits for every promise (none is left unawaited), then throws the first failure. */
+async function settleAll(promises: ReadonlyArray<Promise<void>>): Promise<void> {
+  const settled = await Promise.allSettled(promises);
+  const failed = settled.find((outcome): outcome is PromiseRejectedResult => outcome.status === "rejected");
+  if (failed) throw failed.reason;
+}
+
+/**
+ * One TLS context per extra CA, built once: building it from the ~140 public roots plus the
+ * extra CA costs ~90 ms of blocked event loop, which per connection (every poll of every
+ * queue) was the daemon's largest CPU cost with imap.caFile set.
+ */
+const secureContexts = new Map<string, SecureContext>();
+function secureContextWith(ca: string): SecureContext {
+  let context = secureContexts.get(ca);
+  if (!context) {
+    context = createSecureContext({ ca: [...rootCertificates, ca] });
+    secureContexts.set(ca, context);
+  }
+  return context;
 }
 
 /** imapflow's info lines (connected, authenticated) are per-connection noise: debug for us. */

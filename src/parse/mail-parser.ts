@@ -9,14 +9,20 @@
  * - a Subject in raw 8-bit that is not UTF-8 comes out as U+FFFD; we read it as windows-1252.
  * It rejects (rather than degrading) on a header block over 1 MB or more than 1000 MIME parts;
  * parse() never rejects: it falls back to the top-level headers and sets parseError.
+ * Every result then goes through the enrichers (src/enrich/: conversation, kind, priority,
+ * safe HTML, reply text, TNEF), whose failures are contained and listed in enrichmentErrors.
  */
 import { isUtf8 } from "node:buffer";
 import { createHash } from "node:crypto";
+import type { Readable } from "node:stream";
 import { simpleParser } from "mailparser";
 import type { AddressObject, Attachment, EmailAddress, ParsedMail, SimpleParserOptions } from "mailparser";
 
 import type { Address, MessageParser, ParsedAttachment, ParsedMessage } from "../interfaces.js";
 import { safeFileName, uniqueFileName } from "../handlers/safe-filename.js";
+import type { Enricher } from "../enrich/enrich.js";
+import { enrichParsedMail, type ParsedMailEnrichment } from "../enrich/enrich-parsed-mail.js";
+import { hasPlainTextBody, hasPlainTextBodyIn } from "../enrich/plain-text-body.js";
 
 export interface MailparserParserOptions {
   /**
@@ -25,6 +31,8 @@ export interface MailparserParserOptions {
    * 0.2 s per MB of HTML, all of it blocking the event loop.
    */
   readonly maxHtmlLengthToConvert?: number;
+  /** Replaces the standard enrichers (src/enrich/enrich.ts); for tests. */
+  readonly enrichers?: readonly Enricher[];
 }
 
 /** When the full parse fails, at most this much of the message start is read again for its headers (mailparser's own limit is 1 MB). */
@@ -33,8 +41,14 @@ const MAX_REASON_LENGTH = 200;
 
 export class MailparserParser implements MessageParser {
   private readonly options: SimpleParserOptions;
+  private readonly enrichment: ParsedMailEnrichment;
 
   constructor(options: MailparserParserOptions = {}) {
+    // Sanitising costs about what converting to text does; the same limit bounds both.
+    this.enrichment = {
+      maxHtmlLength: options.maxHtmlLengthToConvert ?? 5_000_000,
+      ...(options.enrichers === undefined ? {} : { enrichers: options.enrichers }),
+    };
     this.options = {
       // cid: references stay as they are: handlers store the images as attachments next to
       // the HTML, and data: URLs would double the size of every message with a logo.
@@ -49,6 +63,9 @@ export class MailparserParser implements MessageParser {
       skipTextLinks: true,
       // We hash with sha256 ourselves; mailparser's default md5 would be wasted work.
       checksumAlgo: false,
+      // A DSN's message/delivery-status part stays an attachment (not appended to `text`), so
+      // the bounce enricher can read its recipients and agents see it as a file.
+      keepDeliveryStatus: true,
     };
   }
 
@@ -60,23 +77,63 @@ export class MailparserParser implements MessageParser {
       return this.parseHeadersOnly(raw, `MIME parse failed: ${reason(error)}`);
     }
     try {
-      return toParsedMessage(mail, true);
+      // Enrichment never rejects; this catch is for the mapping.
+      return await enrichParsedMail(mail, toParsedMessage(mail, true), { ...this.enrichment, plainTextBody: () => hasPlainTextBody(raw) });
     } catch (error) {
       // Mapping is our code on mailparser's output; a surprise there must not lose the message either.
       return this.parseHeadersOnly(raw, `MIME mapping failed: ${reason(error)}`);
     }
   }
 
-  /** The top-level headers alone, when the whole message could not be parsed. */
-  private async parseHeadersOnly(raw: Buffer, parseError: string): Promise<ParsedMessage> {
+  /**
+   * Like parse(), reading the message from a stream, so it is never whole in memory (a worker
+   * parsing a 50 MB spool file holds its parts, not also its raw bytes). `open` gives the
+   * message from its start; it is called again for the header block when the full parse fails.
+   */
+  async parseStream(open: () => Readable): Promise<ParsedMessage> {
+    let mail: ParsedMail;
+    try {
+      mail = await simpleParser(open(), this.options);
+    } catch (error) {
+      return this.parseHeadersOnly(await readStart(open(), FALLBACK_HEADER_BYTES + 1), `MIME parse failed: ${reason(error)}`);
+    }
+    try {
+      // Re-reads the file for its MIME headers only when it has both html and text.
+      return await enrichParsedMail(mail, toParsedMessage(mail, true), { ...this.enrichment, plainTextBody: () => hasPlainTextBodyIn(open()) });
+    } catch (error) {
+      return this.parseHeadersOnly(await readStart(open(), FALLBACK_HEADER_BYTES + 1), `MIME mapping failed: ${reason(error)}`);
+    }
+  }
+
+  /** The top-level headers alone, when the whole message could not be parsed (or took too long). */
+  async parseHeadersOnly(raw: Buffer, parseError: string): Promise<ParsedMessage> {
     const empty: ParsedMessage = { from: [], to: [], cc: [], replyTo: [], references: [], attachments: [], parseError };
     try {
       const mail = await simpleParser(headerBlock(raw), this.options);
-      return { ...toParsedMessage(mail, false), parseError };
+      // The headers still give the conversation, the kind and the priority.
+      return await enrichParsedMail(mail, { ...toParsedMessage(mail, false), parseError }, this.enrichment);
     } catch {
       return empty;
     }
   }
+}
+
+/** At most `limit` bytes from the start of `stream`, which is then closed; empty when unreadable. */
+async function readStart(stream: Readable, limit: number): Promise<Buffer> {
+  const chunks: Buffer[] = [];
+  let length = 0;
+  try {
+    for await (const chunk of stream) {
+      chunks.push(chunk as Buffer);
+      length += (chunk as Buffer).length;
+      if (length >= limit) break;
+    }
+  } catch {
+    // An unreadable message still gets a ParsedMessage: empty, with the parse error set.
+  } finally {
+    stream.destroy();
+  }
+  return Buffer.concat(chunks).subarray(0, limit);
 }
 
 /** The header block of `raw` (up to FALLBACK_HEADER_BYTES, cut at a line end) followed by an empty body. */

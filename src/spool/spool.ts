@@ -7,13 +7,14 @@
  * instant costs a re-fetch (recognised by the stable id), never a message.
  * Handlers are fed from here, independently of IMAP.
  */
-import { readFile } from "node:fs/promises";
+import { readFile, rm } from "node:fs/promises";
 import path from "node:path";
-import type { Cursor, FetchedMessage, QueueIdentity, ServerAction } from "../interfaces.js";
+import type { Cursor, FetchedMessage, QueueIdentity, ServerAction, StreamedMessage } from "../interfaces.js";
 import type { StateDatabase } from "../state/database.js";
 import { MailfetchdError } from "../errors.js";
 import { ensurePrivateDirectory, writeFileDurably } from "./durable-file.js";
-import { identifyMessage } from "./stable-id.js";
+import { moveIntoPlace, StreamSourceError, writeStreamToTempFile } from "./spool-file-writer.js";
+import { HEADER_SCAN_LIMIT, identifyMessage, identifyMessageParts, type MessageIdentity } from "./stable-id.js";
 
 export interface AcceptResult {
   readonly id: string;
@@ -37,10 +38,25 @@ export interface DueDelivery {
   readonly uidValidity: string;
   readonly uid: number;
   readonly internalDate?: Date;
+  /** Bytes (RFC822.SIZE): how much parsing ahead would hold in memory. */
+  readonly size: number;
+}
+
+interface LineEntry {
+  readonly outcome: Promise<boolean>;
+  readonly settle: (isNew: boolean) => void;
+  readonly fail: (error: unknown) => void;
+  /** Set once the message's file is durable: records it (in the commit transaction). */
+  record?: () => boolean;
 }
 
 export class Spool {
   private readonly messagesDir: string;
+  /** Per queue, the accepts not yet committed, in call order. */
+  private readonly commitLines = new Map<string, LineEntry[]>();
+  private commitScheduled = false;
+  /** Files being written, by queue and stable id. */
+  private readonly writing = new Map<string, Promise<void>>();
 
   constructor(
     private readonly db: StateDatabase,
@@ -61,24 +77,41 @@ export class Spool {
     this.setCursor(queue, folder, uidValidity, 0);
   }
 
-  async accept(queue: QueueIdentity, options: AcceptOptions, message: FetchedMessage): Promise<AcceptResult> {
-    const identity = identifyMessage(queue.address, message.raw);
+  /**
+   * Makes a message durable: its file (fsynced) first, then its row, its deliveries, the owed
+   * server action and the cursor, in one transaction. Resolves only once both are on disk.
+   *
+   * Several accepts may be in flight at once (the mailbox does not wait for one before handing
+   * over the next): their files are written concurrently, and their rows are committed in
+   * groups, one transaction (one fsync) for every message whose file is durable, in the order
+   * accept() was called per queue. A message never commits before an earlier one of its queue,
+   * and one that fails takes the later ones with it, so the cursor never passes a message that
+   * is not durable.
+   */
+  async accept(queue: QueueIdentity, options: AcceptOptions, message: FetchedMessage | StreamedMessage): Promise<AcceptResult> {
+    const entry = this.lineUp(queue.name);
     const dir = path.join(this.messagesDir, queue.name);
-    await ensurePrivateDirectory(dir);
-    const known = this.db.prepare("SELECT 1 FROM messages WHERE queue = ? AND id = ?").get(queue.name, identity.id) !== undefined;
-    if (!known) {
-      try {
-        await writeFileDurably(this.rawPath(queue.name, identity.id), message.raw);
-      } catch (cause) {
-        throw new MailfetchdError(`Cannot write to the spool in ${dir}: ${(cause as NodeJS.ErrnoException).code ?? cause}.`, {
-          code: "SPOOL_WRITE_FAILED",
-          retryable: true,
-          fix: "Free space or fix permissions on the state directory; fetching resumes by itself and nothing is touched on the server meanwhile.",
-          cause,
-        });
-      }
+    let identity: MessageIdentity;
+    try {
+      // Identified before any await, so two copies of one message in flight see each other.
+      const buffered = "content" in message ? undefined : identifyMessage(queue.address, message.raw);
+      await ensurePrivateDirectory(dir);
+      identity = buffered ? await this.writeBuffered(queue, buffered, message as FetchedMessage) : await this.writeStreamed(queue, dir, message as StreamedMessage);
+    } catch (cause) {
+      // The download broke, not the disk: the IMAP error goes up as it is.
+      const error =
+        cause instanceof StreamSourceError
+          ? cause.cause
+          : new MailfetchdError(`Cannot write to the spool in ${dir}: ${(cause as NodeJS.ErrnoException).code ?? cause}.`, {
+              code: "SPOOL_WRITE_FAILED",
+              retryable: true,
+              fix: "Free space or fix permissions on the state directory; fetching resumes by itself and nothing is touched on the server meanwhile.",
+              cause,
+            });
+      this.failFrom(queue.name, entry, error);
+      throw error;
     }
-    const isNew = this.db.transaction(() => {
+    entry.record = () => {
       const inserted = this.db
         .prepare(
           `INSERT INTO messages (id, queue, folder, uid_validity, uid, size, internal_date, header_message_id, content_sha256, spooled_at, headers_only)
@@ -114,8 +147,113 @@ export class Spool {
       }
       this.setCursor(queue.name, message.folder, message.uidValidity, message.uid);
       return inserted.changes > 0;
-    })();
-    return { id: identity.id, isNew };
+    };
+    this.scheduleCommit();
+    return { id: identity.id, isNew: await entry.outcome };
+  }
+
+  /** Takes a place in the queue's commit line: rows commit in this order. */
+  private lineUp(queue: string): LineEntry {
+    let settle!: (isNew: boolean) => void;
+    let fail!: (error: unknown) => void;
+    const outcome = new Promise<boolean>((resolve, reject) => ((settle = resolve), (fail = reject)));
+    // A failed entry is awaited by its own accept(); the rejection is never unhandled.
+    outcome.catch(() => undefined);
+    const entry: LineEntry = { outcome, settle, fail };
+    const line = this.commitLines.get(queue) ?? [];
+    line.push(entry);
+    this.commitLines.set(queue, line);
+    return entry;
+  }
+
+  /** This entry and every later one of its queue fail: none may commit past it. */
+  private failFrom(queue: string, entry: LineEntry, error: unknown): void {
+    const line = this.commitLines.get(queue) ?? [];
+    const index = line.indexOf(entry);
+    if (index < 0) return;
+    for (const later of line.splice(index)) later.fail(error);
+    if (line.length === 0) this.commitLines.delete(queue);
+  }
+
+  private scheduleCommit(): void {
+    if (this.commitScheduled) return;
+    this.commitScheduled = true;
+    // The next turn of the event loop: files finishing meanwhile join the same transaction.
+    setImmediate(() => {
+      this.commitScheduled = false;
+      this.commitReady();
+    });
+  }
+
+  /** Commits, in one transaction, every queue's longest run of entries whose files are durable. */
+  private commitReady(): void {
+    const ready: Array<{ queue: string; entry: LineEntry & { record: () => boolean } }> = [];
+    for (const [queue, line] of this.commitLines) {
+      let count = 0;
+      while (count < line.length && line[count]!.record) count++;
+      for (const entry of line.splice(0, count)) ready.push({ queue, entry: entry as LineEntry & { record: () => boolean } });
+      if (line.length === 0) this.commitLines.delete(queue);
+    }
+    if (ready.length === 0) return;
+    let results: boolean[];
+    try {
+      results = this.db.transaction(() => ready.map(({ entry }) => entry.record()))();
+    } catch (cause) {
+      const error = new MailfetchdError(`Cannot record a message in the state database: ${(cause as { code?: string }).code ?? cause}.`, {
+        code: "SPOOL_WRITE_FAILED",
+        retryable: true,
+        fix: "Free space or fix permissions on the state directory; fetching resumes by itself and nothing is touched on the server meanwhile.",
+        cause,
+      });
+      for (const { queue, entry } of ready) {
+        entry.fail(error);
+        const line = this.commitLines.get(queue);
+        if (line) this.failFrom(queue, line[0]!, error);
+      }
+      return;
+    }
+    ready.forEach(({ entry }, index) => entry.settle(results[index]!));
+  }
+
+  /** Writes the message file (unless already spooled or being spooled): durable before the row that points at it. */
+  private async writeBuffered(queue: QueueIdentity, identity: MessageIdentity, message: FetchedMessage): Promise<MessageIdentity> {
+    const key = `${queue.name}\u0000${identity.id}`;
+    const sameInFlight = this.writing.get(key);
+    if (sameInFlight) {
+      // A second copy of a message whose first copy is being written: that file will do.
+      await sameInFlight;
+      return identity;
+    }
+    if (this.isKnown(queue.name, identity.id)) return identity;
+    const writing = writeFileDurably(this.rawPath(queue.name, identity.id), message.raw);
+    this.writing.set(key, writing);
+    try {
+      await writing;
+    } finally {
+      this.writing.delete(key);
+    }
+    return identity;
+  }
+
+  /**
+   * A big message goes from the download straight to a temp file in the spool, hashed on the
+   * way (bounded memory); its stable id is known only at the end, so it is renamed then.
+   */
+  private async writeStreamed(queue: QueueIdentity, dir: string, message: StreamedMessage): Promise<MessageIdentity> {
+    const written = await writeStreamToTempFile(dir, message.content, HEADER_SCAN_LIMIT);
+    const identity = identifyMessageParts(queue.address, written.head, written.sha256);
+    if (this.isKnown(queue.name, identity.id)) await rm(written.tempPath, { force: true });
+    else await moveIntoPlace(written.tempPath, this.rawPath(queue.name, identity.id));
+    return identity;
+  }
+
+  private isKnown(queue: string, id: string): boolean {
+    return this.db.prepare("SELECT 1 FROM messages WHERE queue = ? AND id = ?").get(queue, id) !== undefined;
+  }
+
+  /** Where a spooled message's raw file is (for a parser that reads it itself). */
+  rawFile(queue: string, id: string): string {
+    return this.rawPath(queue, id);
   }
 
   /** Server-side actions still owed in this folder (from this session, or one a crash cut short). */
@@ -142,7 +280,7 @@ export class Spool {
   dueDeliveries(queue: string, now: number, limit: number): DueDelivery[] {
     const rows = this.db
       .prepare(
-        `SELECT m.seq, m.id, d.handler, d.attempts, m.folder, m.uid_validity, m.uid, m.internal_date
+        `SELECT m.seq, m.id, d.handler, d.attempts, m.folder, m.uid_validity, m.uid, m.internal_date, m.size
          FROM deliveries d JOIN messages m ON m.seq = d.message_seq
          WHERE m.queue = ? AND d.state = 'pending' AND d.next_attempt_at <= ?
          ORDER BY m.seq, d.handler LIMIT ?`,
@@ -156,6 +294,7 @@ export class Spool {
       uid_validity: string;
       uid: number;
       internal_date: number | null;
+      size: number;
     }>;
     return rows.map((r) => ({
       seq: r.seq,
@@ -166,6 +305,7 @@ export class Spool {
       uidValidity: r.uid_validity,
       uid: r.uid,
       internalDate: r.internal_date === null ? undefined : new Date(r.internal_date),
+      size: r.size,
     }));
   }
 
@@ -195,6 +335,15 @@ export class Spool {
     this.db
       .prepare("UPDATE deliveries SET state = 'delivered', attempts = attempts + 1, delivered_at = ?, last_error = NULL WHERE message_seq = ? AND handler = ?")
       .run(Date.now(), seq, handler);
+  }
+
+  /** Several deliveries done, in one transaction (one fsync). */
+  markDeliveredMany(deliveries: ReadonlyArray<{ readonly seq: number; readonly handler: string }>): void {
+    const update = this.db.prepare("UPDATE deliveries SET state = 'delivered', attempts = attempts + 1, delivered_at = ?, last_error = NULL WHERE message_seq = ? AND handler = ?");
+    const now = Date.now();
+    this.db.transaction(() => {
+      for (const { seq, handler } of deliveries) update.run(now, seq, handler);
+    })();
   }
 
   markRetry(seq: number, handler: string, error: string, nextAttemptAt: number): void {
@@ -263,6 +412,38 @@ export class Spool {
          WHERE state = 'dead' AND (? IS NULL OR handler = ?) AND message_seq = (SELECT seq FROM messages WHERE queue = ? AND id = ?)`,
       )
       .run(Date.now(), handler ?? null, handler ?? null, queue, id).changes;
+  }
+
+  /**
+   * Messages spooled before `before` whose every delivery is done (delivered or dropped) and
+   * whose file is still there. Dead letters and pending deliveries are never prunable.
+   */
+  prunable(before: number, limit: number): Array<{ seq: number; queue: string; id: string }> {
+    return this.db
+      .prepare(
+        `SELECT m.seq, m.queue, m.id FROM messages m
+         WHERE m.spooled_at < ? AND m.pruned_at IS NULL
+           AND NOT EXISTS (SELECT 1 FROM deliveries d WHERE d.message_seq = m.seq AND d.state IN ('pending', 'dead'))
+         ORDER BY m.seq LIMIT ?`,
+      )
+      .all(before, limit) as Array<{ seq: number; queue: string; id: string }>;
+  }
+
+  /** Removes a delivered message's spool file; its row stays as a tombstone. */
+  async prune(message: { seq: number; queue: string; id: string }): Promise<void> {
+    await rm(this.rawPath(message.queue, message.id), { force: true });
+    this.db.prepare("UPDATE messages SET pruned_at = ? WHERE seq = ?").run(Date.now(), message.seq);
+  }
+
+  /** Forgets pruned messages' rows (and their deliveries) spooled before `before`. */
+  forget(before: number): number {
+    return this.db.prepare("DELETE FROM messages WHERE spooled_at < ? AND pruned_at IS NOT NULL").run(before).changes;
+  }
+
+  /** Bytes of raw messages held in the spool for a queue (files not yet pruned). */
+  diskUsage(queue: string): number {
+    const row = this.db.prepare("SELECT COALESCE(SUM(size), 0) AS bytes FROM messages WHERE queue = ? AND pruned_at IS NULL").get(queue) as { bytes: number };
+    return row.bytes;
   }
 
   private rawPath(queue: string, id: string): string {

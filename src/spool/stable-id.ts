@@ -17,11 +17,18 @@ export interface MessageIdentity {
 }
 
 /** How many header bytes are examined: enough for any real header block's first fields. */
-const HEADER_SCAN_LIMIT = 256 * 1024;
+export const HEADER_SCAN_LIMIT = 256 * 1024;
 
 export function identifyMessage(queueAddress: string, raw: Buffer): MessageIdentity {
-  const contentSha256 = createHash("sha256").update(raw).digest("hex");
-  const headers = readHeaders(raw);
+  return identifyMessageParts(queueAddress, raw.subarray(0, HEADER_SCAN_LIMIT), createHash("sha256").update(raw).digest("hex"));
+}
+
+/**
+ * The same identity from what a streamed message leaves behind: its first HEADER_SCAN_LIMIT
+ * bytes (or all of it, when shorter) and the sha256 of the whole, computed while writing it.
+ */
+export function identifyMessageParts(queueAddress: string, head: Buffer, contentSha256: string): MessageIdentity {
+  const headers = readHeaders(head);
   const headerMessageId = normaliseMessageId(headers.get("message-id"));
   const material = headerMessageId
     ? ["mid", headerMessageId, normaliseDate(headers.get("date")), normaliseFrom(headers.get("from"))]

@@ -1,0 +1,79 @@
+/**
+ * The spool's concurrent accepts and streamed messages, on a real SQLite file and real files:
+ * accepts in flight commit together and in order; one that fails takes the later ones of its
+ * queue with it, so the cursor never passes a message that is not durable; a streamed message
+ * gets the same stable id and the same bytes as the buffered one.
+ */
+import { mkdtempSync, readdirSync, readFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import path from "node:path";
+import { afterEach, describe, expect, it } from "vitest";
+import type { StreamedMessage } from "../../src/interfaces.js";
+import { Spool } from "../../src/spool/spool.js";
+import { identifyMessage } from "../../src/spool/stable-id.js";
+import { openStateDatabase, type StateDatabase } from "../../src/state/database.js";
+
+const queue = { name: "support", address: "support@contoso.com" };
+const raw = (n: number) => Buffer.from(`Message-ID: <m${n}@example.com>\r\nFrom: a@example.com\r\nSubject: ${n}\r\n\r\n${"body ".repeat(n * 100)}\r\n`);
+const fetched = (n: number) => ({ folder: "INBOX", uidValidity: "7", uid: n, size: raw(n).length, raw: raw(n) });
+
+async function* chunks(data: Buffer, size: number, failAfter?: number): AsyncGenerator<Buffer> {
+  for (let at = 0; at < data.length; at += size) {
+    if (failAfter !== undefined && at >= failAfter) throw new Error("connection lost mid-download");
+    yield data.subarray(at, at + size);
+  }
+}
+const streamed = (n: number, failAfter?: number): StreamedMessage => ({ folder: "INBOX", uidValidity: "7", uid: n, size: raw(n).length, content: chunks(raw(n), 100, failAfter) });
+
+let db: StateDatabase | undefined;
+afterEach(() => db?.close());
+
+function open() {
+  const dir = mkdtempSync(path.join(tmpdir(), "mailfetchd-spool-"));
+  db = openStateDatabase(dir);
+  return { dir, spool: new Spool(db, dir) };
+}
+
+describe("spool: accepts in flight and streamed messages", () => {
+  it("commits concurrent accepts, in order, with the cursor at the last", async () => {
+    const { spool } = open();
+    const results = await Promise.all([1, 2, 3, 4, 5, 6, 7, 8].map((n) => spool.accept(queue, { handlers: ["a"] }, fetched(n))));
+    expect(results.every((r) => r.isNew)).toBe(true);
+    expect(spool.cursor("support", "INBOX")).toEqual({ uidValidity: "7", lastUid: 8 });
+    expect(spool.dueDeliveries("support", Date.now(), 20).map((d) => d.uid)).toEqual([1, 2, 3, 4, 5, 6, 7, 8]);
+  });
+
+  it("fails the accepts behind a failed one, and the cursor stays before it", async () => {
+    const { spool } = open();
+    const outcomes = await Promise.allSettled([
+      spool.accept(queue, { handlers: ["a"] }, fetched(1)),
+      spool.accept(queue, { handlers: ["a"] }, streamed(2, 300)),
+      spool.accept(queue, { handlers: ["a"] }, fetched(3)),
+    ]);
+    expect(outcomes.map((o) => o.status)).toEqual(["fulfilled", "rejected", "rejected"]);
+    // The download's own error, not a spool error: the IMAP side reports it.
+    expect(String((outcomes[1] as PromiseRejectedResult).reason)).toMatch(/connection lost mid-download/);
+    expect(spool.cursor("support", "INBOX")).toEqual({ uidValidity: "7", lastUid: 1 });
+    expect(spool.dueDeliveries("support", Date.now(), 20).map((d) => d.uid)).toEqual([1]);
+  });
+
+  it("records a copy of a message in flight twice once", async () => {
+    const { spool } = open();
+    const [first, second] = await Promise.all([spool.accept(queue, { handlers: ["a"] }, fetched(4)), spool.accept(queue, { handlers: ["a"] }, { ...fetched(4), uid: 9 })]);
+    expect(first).toEqual({ id: second!.id, isNew: true });
+    expect(second!.isNew).toBe(false);
+    expect(spool.backlog("support")).toBe(1);
+    expect(spool.cursor("support", "INBOX")?.lastUid).toBe(9);
+  });
+
+  it("spools a streamed message with the id and bytes of the buffered one, leaving no temp file", async () => {
+    const { dir, spool } = open();
+    const result = await spool.accept(queue, { handlers: ["a"] }, streamed(30));
+    expect(result).toEqual({ id: identifyMessage(queue.address, raw(30)).id, isNew: true });
+    expect(readFileSync(path.join(dir, "spool", "support", `${result.id}.eml`))).toEqual(raw(30));
+    expect(readdirSync(path.join(dir, "spool", "support"))).toEqual([`${result.id}.eml`]);
+    const failed = await spool.accept(queue, { handlers: ["a"] }, streamed(31, 500)).catch((error: Error) => error);
+    expect(failed).toBeInstanceOf(Error);
+    expect(readdirSync(path.join(dir, "spool", "support"))).toEqual([`${result.id}.eml`]);
+  });
+});
