@@ -1,0 +1,149 @@
+/**
+ * `npm run bench`: mailfetchd measured on the test bed (real Dovecot over TLS, the identity
+ * stand-in, real disks), side by side with the ceiling and a peer, in one run (issue 8).
+ *
+ *   npm run bench                    full run (~30 min), figures written into BENCHMARKS.md
+ *   npm run bench -- --scale 0.1     a tenth of the volumes, for a shorter look
+ *   npm run bench -- --quick         CI smoke run of the harness (< 1 min), nothing written
+ *   npm run bench -- --only drain,latency --reps 5 --cpu-prof /tmp/prof --out FILE
+ *
+ * The corpus is generated once per run straight into Dovecot's Maildir and reused by every
+ * repetition and scenario; each run's outputs are deleted as soon as they are measured.
+ */
+import { chmod, mkdtemp, rm } from "node:fs/promises";
+import { tmpdir } from "node:os";
+import path from "node:path";
+import { fileURLToPath } from "node:url";
+import { parseArgs } from "node:util";
+import { ImapFlow } from "imapflow";
+import { startTestBed, type TestBed } from "../testbed/test-bed.js";
+import { fetchAccessToken } from "./access-token.js";
+import type { BenchContext, BenchOptions, ScenarioReport } from "./context.js";
+import { mailOwner, maildirOf } from "./context.js";
+import { linkCorpus, planCorpus, writeCorpus } from "./corpus.js";
+import { renderReport, writeReport } from "./report.js";
+import { bigMessageScenario } from "./scenarios/big-message.js";
+import { drainScenario, type DrainMailbox } from "./scenarios/drain.js";
+import { latencyScenario } from "./scenarios/latency.js";
+import { manyQueuesScenario } from "./scenarios/many-queues.js";
+import { MB } from "./stats.js";
+
+const SCENARIOS = ["drain", "latency", "many", "big"] as const;
+const REPORT_FILE = fileURLToPath(new URL("../../BENCHMARKS.md", import.meta.url));
+
+/** 1,000 IDLE sessions need 1,000 imap processes; TLS is proxied by imap-login, so one process serves many. */
+const DOVECOT_LIMITS = `
+# npm run bench: 1,000 queues hold 1,000 IMAP sessions.
+default_process_limit = 2500
+default_client_limit = 10000
+mail_max_userip_connections = 50
+service imap-login {
+  service_count = 0
+  client_limit = 2500
+  process_min_avail = 2
+}
+service imap {
+  process_limit = 2500
+}
+`;
+
+function parseOptions(): BenchOptions {
+  const { values } = parseArgs({
+    options: {
+      quick: { type: "boolean", default: false },
+      scale: { type: "string" },
+      reps: { type: "string" },
+      only: { type: "string" },
+      "cpu-prof": { type: "string" },
+      out: { type: "string" },
+    },
+  });
+  const quick = values.quick ?? false;
+  const scale = Number(values.scale ?? (quick ? 0.01 : 1));
+  if (!(scale > 0)) throw new Error("--scale takes a positive number, e.g. 0.1");
+  const only = (values.only ?? "").split(",").filter(Boolean);
+  for (const name of only) if (!(SCENARIOS as readonly string[]).includes(name)) throw new Error(`--only: unknown scenario ${name}; choose from ${SCENARIOS.join(", ")}`);
+  return {
+    quick,
+    scale,
+    repetitions: Number(values.reps ?? (quick ? 1 : 3)),
+    only,
+    cpuProfileDir: values["cpu-prof"],
+    // A smoke run or a partial run must not overwrite the published figures.
+    out: values.out ?? (quick || only.length > 0 ? undefined : REPORT_FILE),
+  };
+}
+
+async function main(): Promise<void> {
+  const options = parseOptions();
+  const startedAt = new Date();
+  const log = (message: string) => console.error(`[bench ${((Date.now() - startedAt.getTime()) / 1000).toFixed(0).padStart(4)} s] ${message}`);
+  const wants = (name: (typeof SCENARIOS)[number]) => options.only.length === 0 || options.only.includes(name);
+  const workDir = await mkdtemp(path.join(tmpdir(), "mailfetchd-bench-"));
+  // getmail6 runs as nobody and must pass through (not list) the run's directory.
+  await chmod(workDir, 0o711);
+  const bed = await startTestBed({ dovecotConfig: DOVECOT_LIMITS });
+  const ctx: BenchContext = { bed, options, workDir, log };
+  const reports: ScenarioReport[] = [];
+  try {
+    if (wants("drain")) reports.push(await drainScenario(ctx, await prepareDrain(ctx)));
+    if (wants("latency")) {
+      const mailbox = { name: "live", address: "live@bench.test", password: "live-password-1" };
+      const messages = options.quick ? 10 : Math.max(20, Math.round(200 * options.scale));
+      reports.push(await latencyScenario(ctx, { mailbox, messages, poll: "1s" }));
+    }
+    if (wants("many")) {
+      const queues = options.quick ? 20 : Math.max(50, Math.round(1000 * options.scale));
+      const steadyMs = options.quick ? 10_000 : Math.max(60_000, Math.round(180_000 * options.scale));
+      reports.push(await manyQueuesScenario(ctx, { queues, steadyMs }));
+    }
+    if (wants("big")) {
+      reports.push(await bigMessageScenario(ctx, options.quick ? { bytes: 10 * MB, smallQueues: 3 } : { bytes: 50 * MB, smallQueues: 10 }));
+    }
+  } finally {
+    await bed.close();
+    await rm(workDir, { recursive: true, force: true });
+  }
+  const body = renderReport(reports, options, startedAt, Date.now() - startedAt.getTime());
+  console.log(`\n${body}\n`);
+  if (options.out) {
+    writeReport(options.out, body);
+    log(`figures written to ${options.out}`);
+  }
+}
+
+/** The corpus, written once into one mailbox and hard-linked over 10 more; Dovecot indexes it before anything is timed. */
+async function prepareDrain(ctx: BenchContext): Promise<{ single: DrainMailbox; spread: DrainMailbox[]; messages: number; bytes: number }> {
+  const { bed, options } = ctx;
+  const count = Math.max(20, Math.round(10_000 * options.scale));
+  const single = { name: "drain", address: "drain@bench.test", password: "drain-password-1" };
+  const spread = Array.from({ length: 10 }, (_, i) => ({ name: `drain${i}`, address: `drain${i}@bench.test`, password: `drain-password-${i}` }));
+  for (const m of [single, ...spread]) bed.identity.addUser({ username: m.address, password: m.password });
+  const owner = await mailOwner();
+  ctx.log(`corpus: generating ${count} messages`);
+  const corpus = await writeCorpus(maildirOf(bed, single.address), planCorpus(count, "bench-corpus-1"), "bench-corpus-1", single.address, owner);
+  await linkCorpus(corpus.files, spread.map((m) => maildirOf(bed, m.address)), owner);
+  ctx.log(`corpus: ${corpus.messages} messages, ${(corpus.bytes / MB).toFixed(0)} MB; Dovecot indexing it`);
+  for (const m of [single, ...spread]) await warmUp(bed, m);
+  return { single, spread, messages: corpus.messages, bytes: corpus.bytes };
+}
+
+/** Opens the mailbox once, so Dovecot's first-SELECT work (moving new/ to cur/, the UID list) is not timed. */
+async function warmUp(bed: TestBed, mailbox: DrainMailbox): Promise<void> {
+  const client = new ImapFlow({
+    host: bed.dovecot.host,
+    port: bed.dovecot.port,
+    secure: true,
+    tls: { rejectUnauthorized: false },
+    auth: { user: mailbox.address, accessToken: await fetchAccessToken(bed, mailbox.address, mailbox.password) },
+    logger: false,
+  });
+  await client.connect();
+  await client.mailboxOpen("INBOX", { readOnly: true });
+  await client.logout();
+}
+
+main().catch((error: unknown) => {
+  console.error(error);
+  process.exitCode = 1;
+});
