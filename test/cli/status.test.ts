@@ -62,7 +62,7 @@ describe("mailfetchd status and healthcheck", () => {
   it("before the daemon ever ran: status lists the configured queues as unknown (exit 1), healthcheck is unhealthy", async () => {
     const status = await cli("status", "--config", configFile);
     expect(status.code).toBe(1);
-    expect(status.stdout).toMatch(/^alpha\s+unknown\s+no token yet\s+never\s+0\s+0$/m);
+    expect(status.stdout).toMatch(/^alpha\s+unknown\s+no token yet\s+never\s+0\s+0\s+0 B$/m);
     expect(status.stdout).toContain("No state yet in");
     expect(existsSync(path.join(bed.dir, "state")), "status must not create the state").toBe(false);
     const health = await cli("healthcheck", "--config", configFile);
@@ -84,9 +84,9 @@ describe("mailfetchd status and healthcheck", () => {
     const table = await cli("status", "--config", configFile);
     expect(table.code).toBe(1);
     const lines = table.stdout.split("\n");
-    expect(lines[0]).toMatch(/^QUEUE\s+STATE\s+TOKEN EXPIRES\s+LAST FETCH OK\s+BACKLOG\s+DEAD LETTERS$/);
-    expect(lines[1]).toMatch(/^alpha\s+ok\s+in \d+h\d*m?\s+\d+s ago\s+0\s+0$/);
-    expect(lines[2]).toMatch(/^locked\s+needs-password\s+no token yet\s+never\s+0\s+0$/);
+    expect(lines[0]).toMatch(/^QUEUE\s+STATE\s+TOKEN EXPIRES\s+LAST FETCH OK\s+BACKLOG\s+DEAD LETTERS\s+SPOOL$/);
+    expect(lines[1]).toMatch(/^alpha\s+ok\s+in \d+h\d*m?\s+\d+s ago\s+0\s+0\s+\d+(\.\d)? K?B$/);
+    expect(lines[2]).toMatch(/^locked\s+needs-password\s+no token yet\s+never\s+0\s+0\s+0 B$/);
     expect(table.stdout).toMatch(/^locked:\n {2}last error IDENTITY_BAD_PASSWORD \(.+\): Queue locked: .+\n {2}fix: \S.+$/m);
 
     const json = await cli("status", "--json", "--config", configFile);
