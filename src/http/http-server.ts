@@ -4,6 +4,7 @@
  * configured (always, off loopback) every path requires it, health probes included: the
  * healthcheck command sends it, and nothing here is public.
  */
+import type { AddressInfo } from "node:net";
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from "node:http";
 import { MailfetchdError } from "../errors.js";
 import type { HttpConfig } from "../config/schema.js";
@@ -74,8 +75,10 @@ export class HttpSurface {
       });
     });
     server.on("error", (error) => options.logger.error({ err: error }, "HTTP server error"));
-    options.logger.info({ listen: urlAuthority({ host, port }), authentication: options.config.bearerToken ? "bearer token" : "none (loopback)" }, "HTTP surface listening");
-    return new HttpSurface(server, urlAuthority({ host, port }));
+    // The bound port: the configured one, or the one the system chose for port 0.
+    const bound = { host, port: (server.address() as AddressInfo).port };
+    options.logger.info({ listen: urlAuthority(bound), authentication: options.config.bearerToken ? "bearer token" : "none (loopback)" }, "HTTP surface listening");
+    return new HttpSurface(server, urlAuthority(bound));
   }
 
   /** Stops accepting connections and closes idle and in-flight ones. */

@@ -15,14 +15,17 @@ export interface ListenAddress {
 
 const HOST_PORT = /^(?:\[([0-9a-fA-F:.]+)\]|([^\s:[\]]+)):(\d{1,5})$/;
 
-/** "127.0.0.1:9464", "[::1]:9464", "localhost:9464" -> host and port; undefined when malformed. */
+/**
+ * "127.0.0.1:9464", "[::1]:9464", "localhost:9464" -> host and port; undefined when malformed.
+ * Port 0 means any free port, named in the "HTTP surface listening" log line (for test beds).
+ */
 export function parseListenAddress(text: string): ListenAddress | undefined {
   const match = HOST_PORT.exec(text.trim());
   if (!match) return undefined;
   const host = match[1] ?? match[2]!;
   if (match[1] !== undefined && isIP(host) !== 6) return undefined;
   const port = Number(match[3]);
-  if (port < 1 || port > 65535) return undefined;
+  if (port < 0 || port > 65535) return undefined;
   return { host, port };
 }
 

@@ -49,6 +49,11 @@ export class OperatingSurface {
     });
   }
 
+  /** Where it listens (host:port), once listening. */
+  get authority(): string | undefined {
+    return this.server?.authority;
+  }
+
   /** /readyz answers 503 from now on. */
   markStopping(): void {
     this.readiness.markStopping();

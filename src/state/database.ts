@@ -17,10 +17,10 @@ export function openStateDatabase(stateDir: string): StateDatabase {
   // The spool's guarantee rests on these: WAL for concurrent readers, FULL so a commit is on
   // disk before we touch the server or advance a cursor, a busy timeout for CLI commands
   // (status, login) that open the same file while the daemon runs.
+  db.pragma("busy_timeout = 5000"); // first: switching to WAL needs a lock another process may hold
   db.pragma("journal_mode = WAL");
   db.pragma("synchronous = FULL");
   db.pragma("foreign_keys = ON");
-  db.pragma("busy_timeout = 5000");
   for (const suffix of ["", "-wal", "-shm"]) {
     try {
       chmodSync(file + suffix, 0o600);
@@ -33,13 +33,14 @@ export function openStateDatabase(stateDir: string): StateDatabase {
 }
 
 function migrate(db: StateDatabase): void {
-  const current = db.pragma("user_version", { simple: true }) as number;
   for (const [index, sql] of MIGRATIONS.entries()) {
     const version = index + 1;
-    if (version <= current) continue;
+    // IMMEDIATE takes the write lock before the version is read: the daemon and a CLI command
+    // (login, status) opening a new state directory at the same moment migrate it once.
     db.transaction(() => {
+      if ((db.pragma("user_version", { simple: true }) as number) >= version) return;
       db.exec(sql);
       db.pragma(`user_version = ${version}`);
-    })();
+    }).immediate();
   }
 }

@@ -47,6 +47,13 @@ export class DaemonProcess {
   }
 
   async stop(signal: NodeJS.Signals = "SIGTERM"): Promise<{ code: number | null; signal: NodeJS.Signals | null }> {
+    // A graceful signal before the daemon has set up its handling would kill it outright: wait
+    // for its start line (logged at info and below) unless it has already ended.
+    if (signal !== "SIGKILL") {
+      let ended = false;
+      void this.exited!.then(() => (ended = true));
+      await this.waitFor("the daemon to have started", () => ended || this.lines.some((l) => l.msg === "mailfetchd started"), 30_000);
+    }
     this.child?.kill(signal);
     return this.exited!;
   }

@@ -9,7 +9,6 @@ import { readFileSync, statSync, writeFileSync } from "node:fs";
 import path from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { sampleMessages } from "../../src/testbed/sample-messages.js";
-import { findFreePorts } from "../../src/testbed/free-port.js";
 import { startTestBed, type TestBed } from "../../src/testbed/test-bed.js";
 import { DaemonProcess } from "./daemon-process.js";
 import { listFiles, scanForSecrets } from "./secret-scan.js";
@@ -25,7 +24,6 @@ let bed: TestBed;
 let configFile: string;
 let outDir: string;
 let stateDir: string;
-let httpPort: number;
 
 beforeAll(async () => {
   bed = await startTestBed();
@@ -33,11 +31,10 @@ beforeAll(async () => {
   for (const q of QUEUES) bed.identity.addUser({ username: q.address, password: q.password });
   outDir = path.join(bed.dir, "out");
   stateDir = path.join(bed.dir, "state");
-  httpPort = (await findFreePorts(1))[0]!;
   configFile = bed.writeDaemonConfig({
     stateDir,
     logLevel: "debug",
-    http: { listen: `127.0.0.1:${httpPort}` },
+    http: { listen: "127.0.0.1:0" }, // any free port: parallel test files never collide
     poll: "1s",
     queues: QUEUES.map((q) => ({ name: q.name, address: q.address, password: q.password, handlers: [{ type: "directory", path: outDir }] })),
   });
@@ -77,6 +74,8 @@ describe("mailfetchd end to end", () => {
     await second.waitFor("all 50 per queue", () => QUEUES.every((q) => delivered(q.name).length >= PER_QUEUE));
     await new Promise((resolve) => setTimeout(resolve, 2_500)); // a few more polls: nothing new may appear
     // What operators see over HTTP, kept for the secret scan below.
+    const listening = second.lines.find((l) => l.msg === "HTTP surface listening")!;
+    const httpPort = Number(String(listening.listen).split(":").pop());
     const surfaces: string[] = [];
     for (const route of ["/", "/status.json", "/metrics", "/readyz"]) {
       const response = await fetch(`http://127.0.0.1:${httpPort}${route}`);

@@ -2,6 +2,10 @@ import { describe, expect, it } from "vitest";
 import { connectHostFor, isLoopbackHost, parseListenAddress, urlAuthority } from "../../src/http/listen-address.js";
 
 describe("http.listen", () => {
+  it("takes port 0 as any free port", () => {
+    expect(parseListenAddress("127.0.0.1:0")).toEqual({ host: "127.0.0.1", port: 0 });
+  });
+
   it("parses HOST:PORT and bracketed IPv6", () => {
     expect(parseListenAddress("127.0.0.1:9464")).toEqual({ host: "127.0.0.1", port: 9464 });
     expect(parseListenAddress("[::1]:80")).toEqual({ host: "::1", port: 80 });
@@ -10,7 +14,7 @@ describe("http.listen", () => {
   });
 
   it("refuses what is not HOST:PORT", () => {
-    for (const bad of ["9464", "127.0.0.1", "::1:9464", "[nothex]:1", "127.0.0.1:0", "127.0.0.1:70000", "host :1", ""]) {
+    for (const bad of ["9464", "127.0.0.1", "::1:9464", "[nothex]:1", "127.0.0.1:-1", "127.0.0.1:70000", "host :1", ""]) {
       expect(parseListenAddress(bad), bad).toBeUndefined();
     }
   });

@@ -15,7 +15,6 @@ import { Daemon } from "../../src/app.js";
 import { loadConfig } from "../../src/config/load.js";
 import { createLogger, SecretRegistry } from "../../src/log.js";
 import { sampleMessages } from "../../src/testbed/sample-messages.js";
-import { findFreePorts } from "../../src/testbed/free-port.js";
 import { startTestBed, type TestBed } from "../../src/testbed/test-bed.js";
 import { addHttpBlock, largeMessage, waitFor, writeTokenFile } from "./config-file.js";
 
@@ -94,9 +93,8 @@ beforeAll(async () => {
   });
   const tokenFile = path.join(bed.dir, "http.token");
   token = writeTokenFile(tokenFile);
-  const [port] = await findFreePorts(1);
-  base = `http://127.0.0.1:${port}`;
-  addHttpBlock(configFile, { listen: `0.0.0.0:${port}`, bearerTokenFile: tokenFile });
+  // Port 0: the system picks a free one, so parallel test files never collide.
+  addHttpBlock(configFile, { listen: "0.0.0.0:0", bearerTokenFile: tokenFile });
 
   for (const m of sampleMessages(3, { seed: "alpha", to: QUEUES.alpha.address })) await bed.dovecot.deliver(QUEUES.alpha.address, m.raw);
   await bed.dovecot.deliver(QUEUES.big.address, largeMessage(QUEUES.big.address, 8_000));
@@ -106,6 +104,7 @@ beforeAll(async () => {
   const logger = createLogger({ level: "debug", secrets, destination: { write: (line: string) => void logLines.push(line) } });
   daemon = new Daemon(config, logger, secrets);
   await daemon.start();
+  base = `http://127.0.0.1:${daemon.surface!.authority!.split(":").pop()}`;
 });
 
 afterAll(async () => {

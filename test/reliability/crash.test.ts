@@ -36,7 +36,7 @@ beforeAll(async () => {
   await bed.dovecot.createFolder("crash-b@example.test", "Processed");
   configFile = bed.writeDaemonConfig({
     stateDir: path.join(bed.dir, "state"),
-    logLevel: "warn",
+    logLevel: "info",
     poll: "1s",
     queues: QUEUES.map((q) => ({
       ...q,
@@ -70,7 +70,9 @@ describe("crash", () => {
     let seed = 7;
     const random = () => ((seed = (seed * 1_103_515_245 + 12_345) % 2 ** 31) / 2 ** 31);
     const started = Date.now();
-    while (kills < KILLS && !complete()) {
+    // Always the full number of kills: one that lands after the drain finished still tests a
+    // restart over a complete spool.
+    while (kills < KILLS) {
       const daemon = new DaemonProcess(configFile);
       daemon.start();
       // A random instant: during start-up, sign-in, fetch, spooling, server actions or delivery.
@@ -99,7 +101,6 @@ describe("crash", () => {
       return { fault: `SIGKILL x${kills} (handler ${index === 0 ? "crm" : "archive"})`, runs: kills + 1, messages: expected.size, lost, duplicated: ids.length - distinct.size, recovered: true, secondsToRecover: Math.round(recoverSeconds), secondsInAll: Math.round(totalSeconds), deliveredBeforeLastRun: deliveredBeforeFinal[index]! };
     });
     expect(await bed.dovecot.countMessages("crash-b@example.test", "Processed")).toBe(Math.floor(TOTAL / 3));
-    expect(kills).toBeGreaterThanOrEqual(Math.min(KILLS, 20));
     recordFigures("crash", rows);
   });
 });
