@@ -133,7 +133,8 @@ describe("signing queues in while the daemon runs", () => {
     expect(approved.stdout).toContain(`Signed in as ${DESK.address}.`);
     await daemon.waitFor("desk's two messages", () => delivered(DESK.name) === 2, 20_000);
     await daemon.waitFor("desk ok", () => stateOf(DESK.name) === "ok");
-    await daemon.waitFor("the log line about the new sign-in", () => daemon.lines.some((l) => l.msg.includes("a new sign-in was stored for the queue (login)") && l.queue === DESK.name));
+    // (Whether the sign-in watcher or the next poll noticed the new sign-in first depends on
+    // timing; either way the queue fetched without a restart, which is what is asserted.)
     // Back on its interval, not on a long retry delay: new mail arrives within a few polls.
     await bed.dovecot.deliver(DESK.address, message(4, DESK.address));
     await daemon.waitFor("desk's third message", () => delivered(DESK.name) === 3, 20 * POLL_MS);
