@@ -139,7 +139,13 @@ export class Poller {
   private succeeded(fetched: number, spooled: number): void {
     const at = new Date();
     const { logger, status, events } = this.deps;
-    if (this.consecutiveFailures > 0) logger.info({ after: this.consecutiveFailures }, "queue recovered: fetching again");
+    if (this.consecutiveFailures > 0) {
+      logger.info({ after: this.consecutiveFailures }, "queue recovered: fetching again");
+      // A cycle started by IDLE or a sign-in may end a failure spell while a long retry timer
+      // (up to 15 min) is set: back to the normal schedule now, or the queue would go unpolled.
+      if ("intervalMs" in this.queue.poll) this.schedule(this.queue.poll.intervalMs);
+      else clearTimeout(this.timer);
+    }
     this.consecutiveFailures = 0;
     this.lastError = undefined;
     try {
