@@ -36,7 +36,7 @@ async function main(): Promise<void> {
     const config = loadConfig(configFile);
     const secrets = new SecretRegistry();
     const daemon = new Daemon(config, createLogger({ level: config.logLevel, secrets }), secrets);
-    daemon.start();
+    await daemon.start();
     const queueOut = path.join(outDir, QUEUE.name);
     const delivered = () => (existsSync(queueOut) ? readdirSync(queueOut).filter((n) => !n.startsWith(".")) : []);
     const deadline = Date.now() + 60_000;
