@@ -2,10 +2,10 @@
  * IDLE: with polling set to once an hour, only the IDLE session can bring new mail in. The
  * IMAP server is killed and restarted mid-IDLE: the session is replaced and mail flows again.
  */
-import path from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { sampleMessages } from "../../src/testbed/sample-messages.js";
-import { startTestBed, type TestBed } from "../../src/testbed/test-bed.js";
+import type { TestBed } from "../../src/testbed/test-bed.js";
+import { startOneQueueBed } from "./one-queue-bed.js";
 import { DaemonProcess } from "./daemon-process.js";
 import { deliveredIds } from "./directory-output.js";
 
@@ -15,15 +15,7 @@ let configFile: string;
 let outDir: string;
 
 beforeAll(async () => {
-  bed = await startTestBed();
-  bed.identity.addUser({ username: QUEUE.address, password: QUEUE.password });
-  outDir = path.join(bed.dir, "out");
-  configFile = bed.writeDaemonConfig({
-    stateDir: path.join(bed.dir, "state"),
-    logLevel: "debug",
-    poll: "1h",
-    queues: [{ ...QUEUE, options: { idle: true }, handlers: [{ type: "directory", path: outDir }] }],
-  });
+  ({ bed, configFile, outDir } = await startOneQueueBed(QUEUE, { poll: "1h", options: { idle: true } }));
 });
 
 afterAll(async () => {

@@ -5,7 +5,8 @@
 import path from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { sampleMessages } from "../../src/testbed/sample-messages.js";
-import { startTestBed, type TestBed } from "../../src/testbed/test-bed.js";
+import type { TestBed } from "../../src/testbed/test-bed.js";
+import { startOneQueueBed } from "./one-queue-bed.js";
 import { DaemonProcess } from "./daemon-process.js";
 import { deliveredIds } from "./directory-output.js";
 
@@ -16,15 +17,10 @@ let configFile: string;
 let outDir: string;
 
 beforeAll(async () => {
-  bed = await startTestBed();
-  bed.identity.addUser({ username: QUEUE.address, password: QUEUE.password });
-  outDir = path.join(bed.dir, "out");
-  configFile = bed.writeDaemonConfig({
-    stateDir: path.join(bed.dir, "state"),
-    logLevel: "debug",
+  ({ bed, configFile, outDir } = await startOneQueueBed(QUEUE, {
     poll: "1s",
-    queues: [{ ...QUEUE, handlers: [{ type: "directory", path: outDir }, { type: "directory", name: "copy", path: path.join(bed.dir, "copy") }] }],
-  });
+    moreHandlers: (started) => [{ type: "directory", name: "copy", path: path.join(started.dir, "copy") }],
+  }));
   for (const message of sampleMessages(COUNT, { seed: "busy", to: QUEUE.address })) await bed.dovecot.deliver(QUEUE.address, message.raw);
 });
 

@@ -10,7 +10,8 @@ import path from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { hostileMessages, mutate } from "../../src/testbed/hostile-messages.js";
 import { sampleMessages } from "../../src/testbed/sample-messages.js";
-import { startTestBed, type TestBed } from "../../src/testbed/test-bed.js";
+import type { TestBed } from "../../src/testbed/test-bed.js";
+import { startOneQueueBed } from "../e2e/one-queue-bed.js";
 import { CLI, DaemonProcess } from "../e2e/daemon-process.js";
 import { listFiles } from "../e2e/secret-scan.js";
 import { recordFigures } from "./figures.js";
@@ -24,15 +25,7 @@ let configFile: string;
 let outDir: string;
 
 beforeAll(async () => {
-  bed = await startTestBed();
-  bed.identity.addUser({ username: QUEUE.address, password: QUEUE.password });
-  outDir = path.join(bed.dir, "out");
-  configFile = bed.writeDaemonConfig({
-    stateDir: path.join(bed.dir, "state"),
-    logLevel: "debug",
-    poll: "1s",
-    queues: [{ ...QUEUE, handlers: [{ type: "directory", path: outDir }] }],
-  });
+  ({ bed, configFile, outDir } = await startOneQueueBed(QUEUE, { poll: "1s" }));
 });
 
 afterAll(async () => {
