@@ -112,6 +112,9 @@ export class Daemon {
     for (const pipeline of this.pipelines.values()) startPipeline(pipeline);
     this.signIns.start();
     this.retention.start();
+    void this.spool.removeStaleScratch().then((removed) => {
+      if (removed > 0) this.logger.info({ removed }, "removed parse scratch directories left by an earlier crash");
+    });
     this.started = true;
     this.logger.info({ queues: [...this.pipelines.keys()] }, "mailfetchd started");
   }

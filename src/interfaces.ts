@@ -5,6 +5,7 @@
  *   TokenProvider -> MailboxSource (IMAP) -> Spool (durable) -> Parser -> Handler(s)
  * The composition root (src/app.ts) wires one of each per queue.
  */
+import type { Readable } from "node:stream";
 import type { Logger } from "pino";
 
 export type { Logger };
@@ -95,7 +96,16 @@ export interface ParsedAttachment {
   readonly sha256: string;
   readonly contentId?: string;
   readonly inline: boolean;
-  readonly content: Buffer;
+  /**
+   * The bytes, when held in memory. An attachment above ~1 MB is not: it is in `file`
+   * instead (exactly one of the two is set). Read either with src/parse/attachment-bytes.ts.
+   */
+  readonly content?: Buffer;
+  /**
+   * A scratch file holding the bytes of a big attachment, written while parsing. Read-only for
+   * handlers, and only during deliver(): it is removed when the delivery round ends.
+   */
+  readonly file?: string;
   /**
    * Set on a file unpacked from a TNEF container (winmail.dat): the container's safe file
    * name. The container itself stays in the list too (README "TNEF").
@@ -191,13 +201,21 @@ export interface ParsedMessage {
   readonly enrichmentErrors?: EnrichmentError[];
 }
 
+export interface ParseFileOptions {
+  /**
+   * A directory of this message's own where attachments above ~1 MB are written rather than
+   * held in memory (ParsedAttachment.file). The caller removes it after delivery.
+   */
+  readonly scratchDir?: string;
+}
+
 export interface MessageParser {
   parse(raw: Buffer): Promise<ParsedMessage>;
   /**
    * Optional: parses a spooled message from its file, so the caller need not hold it in memory
    * meanwhile (src/parse/parser-pool.ts streams it in a worker thread).
    */
-  parseFile?(file: string): Promise<ParsedMessage>;
+  parseFile?(file: string, options?: ParseFileOptions): Promise<ParsedMessage>;
 }
 
 // ---------------------------------------------------------------------------
@@ -221,13 +239,30 @@ export interface SpooledMessage {
   readonly spooledAt: Date;
 }
 
+/**
+ * A message's raw bytes, byte for byte as the server sent them. Handlers read them when they
+ * need them: a 50 MB message is not held in memory for a handler that only copies the file.
+ */
+export interface RawMessage {
+  readonly size: number;
+  /**
+   * The spool file holding exactly these bytes, durable (fsynced), when there is one. Read-only:
+   * it is the spool's. A handler may hard-link it (the directory handler does).
+   */
+  readonly file?: string;
+  /** The whole message in memory. */
+  read(): Promise<Buffer>;
+  /** The message as a stream, from its start; each call gives a new stream. */
+  stream(): Readable;
+}
+
 /** What a handler is given. */
 export interface DeliverableMessage {
   readonly id: string;
   readonly queue: QueueIdentity;
   readonly source: ServerLocation;
   readonly internalDate?: Date;
-  readonly raw: Buffer;
+  readonly raw: RawMessage;
   readonly parsed: ParsedMessage;
 }
 

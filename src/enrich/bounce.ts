@@ -20,7 +20,7 @@ export interface Bounce {
   readonly reportingMta?: string;
 }
 
-const DELIVERY_STATUS_TYPES = new Set(["message/delivery-status", "message/global-delivery-status"]);
+export const DELIVERY_STATUS_TYPES = new Set(["message/delivery-status", "message/global-delivery-status"]);
 const DAEMON_LOCAL_PARTS = /^(?:mailer[-_]?daemon|mail[-_]?daemon|postmaster|mdaemon)$/i;
 const DAEMON_NAMES = /\b(?:mail delivery (?:system|subsystem)|mailer[-_ ]daemon)\b/i;
 // Subjects of the common non-standard and DSN bounces (MTAs and Exchange in several languages).
@@ -37,7 +37,7 @@ export function detectBounce(message: ParsedMessage, source: EnrichmentSource): 
     const reasons = isReport ? [`Content-Type: multipart/report; report-type=${reportType || "(none)"}`] : [];
     if (statusParts.length > 0) reasons.push(`${statusParts[0]!.contentType} part`);
     // mailparser puts the status part into `text` unless told to keep it; read that then.
-    const texts = statusParts.length > 0 ? statusParts.map((part) => part.content.toString("utf8")) : [message.text ?? ""];
+    const texts = statusParts.length > 0 ? statusParts.map((part) => (part.content?.toString("utf8") ?? "")) : [message.text ?? ""];
     const recipients: BounceRecipient[] = [];
     let reportingMta: string | undefined;
     for (const text of texts) {

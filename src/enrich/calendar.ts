@@ -8,7 +8,7 @@
 import type { ParsedMessage } from "../interfaces.js";
 import type { EnrichmentSource } from "./enrichment-source.js";
 
-const CALENDAR_TYPES = new Set(["text/calendar", "application/ics"]);
+export const CALENDAR_TYPES = new Set(["text/calendar", "application/ics"]);
 const ITIP_METHOD = /^[A-Za-z-]{1,32}$/;
 /** METHOD sits in the first lines of a VCALENDAR; no need to read a large one whole. */
 const METHOD_SCAN_BYTES = 64 * 1024;
@@ -22,7 +22,7 @@ export function calendarMethod(message: ParsedMessage, source: EnrichmentSource)
     if (parameter !== undefined && ITIP_METHOD.test(parameter)) return parameter.toUpperCase();
     // A text/calendar body part (not a named file) without the parameter: read METHOD itself.
     const attachment = mimeAttachments[index];
-    if (part.contentType === "text/calendar" && attachment !== undefined && attachment.originalFilename === undefined) {
+    if (part.contentType === "text/calendar" && attachment?.content !== undefined && attachment.originalFilename === undefined) {
       const method = /^METHOD:([A-Za-z-]{1,32})\r?$/m.exec(attachment.content.subarray(0, METHOD_SCAN_BYTES).toString("utf8"))?.[1];
       if (method !== undefined) return method.toUpperCase();
     }

@@ -49,9 +49,14 @@ const TYPES_BY_EXTENSION: Readonly<Record<string, string>> = {
   ".vcf": "text/vcard",
 };
 
+/** Whether an attachment may be a TNEF container, from what its MIME part says. */
+export function mayBeTnef(contentType: string, filename: string | undefined): boolean {
+  return TNEF_TYPES.has(contentType) || TNEF_NAMES.has((filename ?? "").toLowerCase());
+}
+
 export function isTnefContainer(attachment: ParsedAttachment): boolean {
   const name = (attachment.originalFilename ?? attachment.filename).toLowerCase();
-  return (TNEF_TYPES.has(attachment.contentType) || TNEF_NAMES.has(name)) && isTnef(attachment.content);
+  return (TNEF_TYPES.has(attachment.contentType) || TNEF_NAMES.has(name)) && attachment.content !== undefined && isTnef(attachment.content);
 }
 
 export function unpackTnefAttachments(attachments: readonly ParsedAttachment[]): UnpackedAttachments {
@@ -65,7 +70,7 @@ export function unpackTnefAttachments(attachments: readonly ParsedAttachment[]):
   for (const attachment of attachments) {
     result.push(attachment);
     if (attachment.extractedFrom !== undefined || !isTnefContainer(attachment)) continue;
-    const contents = readTnef(attachment.content);
+    const contents = readTnef(attachment.content!); // isTnefContainer checked it is in memory
     warnings.push(...contents.warnings.map((warning) => `${attachment.filename}: ${warning}`));
     for (const [index, file] of contents.files.entries()) {
       const fallback = `${attachment.filename}-${index + 1}`;

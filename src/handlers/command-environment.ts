@@ -38,7 +38,7 @@ export function commandEnvironment(
     MAILFETCHD_FOLDER: senderText(message.source.folder),
     MAILFETCHD_UID: String(message.source.uid),
     MAILFETCHD_UIDVALIDITY: message.source.uidValidity,
-    MAILFETCHD_SIZE: String(message.raw.length),
+    MAILFETCHD_SIZE: String(message.raw.size),
     MAILFETCHD_ATTEMPT: String(context.attempt),
     MAILFETCHD_DOCUMENT: context.documentPath,
   });

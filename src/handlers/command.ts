@@ -67,6 +67,9 @@ export function createCommandHandler(options: CommandHandlerOptions): Handler {
 
     async deliver(message: DeliverableMessage, context: DeliveryContext): Promise<void> {
       context.signal.throwIfAborted();
+      // Read whole before the program starts: a read failing halfway through a stream would
+      // hand it a truncated message, which it might accept (exit 0) and so lose the rest.
+      const raw = await message.raw.read();
       // mkdtemp makes the directory 0700: the document holds customer mail.
       const workDir = await mkdtemp(join(options.tempDir ?? tmpdir(), "mailfetchd-command-"));
       try {
@@ -80,7 +83,7 @@ export function createCommandHandler(options: CommandHandlerOptions): Handler {
         child.stderr!.on("data", (chunk: Buffer) => stderr.push(chunk));
         // A program may exit without reading its input (a filter that rejects on headers alone).
         child.stdin!.on("error", () => undefined);
-        child.stdin!.end(message.raw);
+        child.stdin!.end(raw);
 
         const killer = new GroupKiller(child, graceMs);
         const timer = setTimeout(() => killer.kill("timeout"), timeoutMs);

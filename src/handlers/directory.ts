@@ -9,14 +9,22 @@
  * its final place and renamed (atomic on one file system), with every file and directory
  * fsynced first, so a crash or power loss never leaves a half-written message that a consumer
  * could pick up. A redelivery (at-least-once) of an id whose directory exists is a no-op.
+ *
+ * The raw message and big attachments are files already (the spool's, the parser's scratch),
+ * never read into memory here. message.eml is a hard link to the spool's file when both are on
+ * one file system: no byte is copied, and its data is durable already (the spool fsynced it).
+ * Elsewhere, and for attachments, the kernel copies (a reflink where the file system can). So
+ * consumers must not modify these files in place (README "Directory handler"). The files are
+ * written first and fsynced together: one journal commit for all rather than one per file.
  */
 import { randomBytes } from "node:crypto";
 import type { Dirent } from "node:fs";
-import { lstat, mkdir, open, readdir, rename, rm } from "node:fs/promises";
+import { constants } from "node:fs";
+import { copyFile, link, lstat, mkdir, open, readdir, rename, rm } from "node:fs/promises";
 import { dirname, join, resolve } from "node:path";
 
 import { MailfetchdError } from "../errors.js";
-import type { DeliverableMessage, DeliveryContext, Handler, Logger, ParsedAttachment } from "../interfaces.js";
+import type { DeliverableMessage, DeliveryContext, Handler, Logger, ParsedAttachment, RawMessage } from "../interfaces.js";
 import { toMessageDocument } from "./message-document.js";
 import { safeFileName, uniqueFileName } from "./safe-filename.js";
 
@@ -86,7 +94,9 @@ async function writeMessageDirectory(
   const tempDir = join(queueDir, `${TEMP_PREFIX}${message.id}-${randomBytes(6).toString("hex")}`);
   await mkdir(tempDir, { mode: DIRECTORY_MODE });
   try {
-    await writeFileDurably(join(tempDir, RAW_FILE), message.raw);
+    const written: string[] = [];
+    const rawFile = join(tempDir, RAW_FILE);
+    if ((await writeRaw(rawFile, message.raw)) === "unsynced") written.push(rawFile);
 
     const attachmentsDir = join(tempDir, ATTACHMENTS_DIR);
     await mkdir(attachmentsDir, { mode: DIRECTORY_MODE });
@@ -97,17 +107,21 @@ async function writeMessageDirectory(
       const target = join(attachmentsDir, name);
       // Belt and braces: safeFileName already guarantees this.
       if (dirname(target) !== attachmentsDir) throw new Error(`attachment name ${JSON.stringify(name)} escapes its directory`);
-      await writeFileDurably(target, attachment.content);
+      await writeAttachment(target, attachment);
+      written.push(target);
     }
-    await syncDirectory(attachmentsDir);
 
     const document = toMessageDocument(
       message,
       names.map((name) => `${ATTACHMENTS_DIR}/${name}`),
       { rawPath: RAW_FILE },
     );
-    await writeFileDurably(join(tempDir, JSON_FILE), Buffer.from(`${JSON.stringify(document, null, 2)}\n`, "utf8"));
-    await syncDirectory(tempDir);
+    const documentFile = join(tempDir, JSON_FILE);
+    await writeNewFile(documentFile, Buffer.from(`${JSON.stringify(document, null, 2)}\n`, "utf8"));
+    written.push(documentFile);
+
+    await Promise.all(written.map(syncFile));
+    await Promise.all([syncDirectory(attachmentsDir), syncDirectory(tempDir)]);
 
     try {
       await rename(tempDir, finalDir);
@@ -159,11 +173,46 @@ async function ensureDirectory(dir: string): Promise<void> {
   }
 }
 
-async function writeFileDurably(path: string, data: Buffer): Promise<void> {
+/** COPYFILE_EXCL: like "wx", never overwrite; FICLONE: share blocks where the file system can. */
+const COPY_FLAGS = constants.COPYFILE_EXCL | constants.COPYFILE_FICLONE;
+
+/** Link failures that a copy gets around: another file system, no hard links there, link limits. */
+const LINK_FALLBACK = new Set(["EXDEV", "EPERM", "EACCES", "EMLINK", "ENOTSUP", "EOPNOTSUPP", "ENOSYS"]);
+
+/** "durable": linked to the spool's fsynced file; "unsynced": new data that still needs an fsync. */
+async function writeRaw(path: string, raw: RawMessage): Promise<"durable" | "unsynced"> {
+  if (raw.file !== undefined) {
+    try {
+      await link(raw.file, path);
+      return "durable";
+    } catch (error) {
+      if (!LINK_FALLBACK.has(errorCode(error) ?? "")) throw error;
+    }
+    await copyFile(raw.file, path, COPY_FLAGS);
+    return "unsynced";
+  }
+  await writeNewFile(path, await raw.read());
+  return "unsynced";
+}
+
+async function writeAttachment(path: string, attachment: ParsedAttachment): Promise<void> {
+  if (attachment.content === undefined && attachment.file !== undefined) await copyFile(attachment.file, path, COPY_FLAGS);
+  else await writeNewFile(path, attachment.content ?? Buffer.alloc(0));
+}
+
+async function writeNewFile(path: string, data: Buffer): Promise<void> {
   // "wx": never follow or overwrite something already there (the temp dir is ours alone).
   const handle = await open(path, "wx", FILE_MODE);
   try {
     await handle.writeFile(data);
+  } finally {
+    await handle.close();
+  }
+}
+
+async function syncFile(path: string): Promise<void> {
+  const handle = await open(path, "r");
+  try {
     await handle.sync();
   } finally {
     await handle.close();

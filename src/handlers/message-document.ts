@@ -114,7 +114,7 @@ export function toMessageDocument(
     queue: { name: message.queue.name, address: message.queue.address },
     source: { folder: message.source.folder, uidValidity: message.source.uidValidity, uid: message.source.uid },
     receivedAt: isoOrNull(message.internalDate),
-    size: message.raw.length,
+    size: message.raw.size,
     messageId: parsed.messageId ?? null,
     date: parsed.date ?? null,
     from: addresses(parsed.from),

@@ -12,6 +12,7 @@
  *   raw:  the message's raw MIME, byte for byte, as message/rfc822.
  */
 import type { DeliverableMessage } from "../interfaces.js";
+import { attachmentBytes } from "../parse/attachment-bytes.js";
 import { toMessageDocument, type MessageDocument, type MessageDocumentAttachment } from "./message-document.js";
 import { headerValue } from "./printable.js";
 
@@ -31,22 +32,21 @@ export interface WebhookPayload {
   readonly contentType: string;
 }
 
-export function webhookPayload(message: DeliverableMessage, format: WebhookFormat, inlineAttachmentsUpTo: number): WebhookPayload {
-  if (format === "raw") return { body: message.raw, contentType: "message/rfc822" };
-  const document = webhookDocument(message, inlineAttachmentsUpTo);
+export async function webhookPayload(message: DeliverableMessage, format: WebhookFormat, inlineAttachmentsUpTo: number): Promise<WebhookPayload> {
+  if (format === "raw") return { body: await message.raw.read(), contentType: "message/rfc822" };
+  const document = await webhookDocument(message, inlineAttachmentsUpTo);
   return { body: Buffer.from(JSON.stringify(document), "utf8"), contentType: "application/json" };
 }
 
-export function webhookDocument(message: DeliverableMessage, inlineAttachmentsUpTo: number): WebhookMessageDocument {
+export async function webhookDocument(message: DeliverableMessage, inlineAttachmentsUpTo: number): Promise<WebhookMessageDocument> {
   const document = toMessageDocument(message, [], { rawPath: null });
-  return {
-    ...document,
-    attachments: document.attachments.map((attachment, index) => {
-      const content = message.parsed.attachments[index]?.content;
-      const inline = content !== undefined && content.length <= inlineAttachmentsUpTo;
-      return { ...attachment, content: inline ? content.toString("base64") : null };
-    }),
-  };
+  const attachments: WebhookAttachment[] = [];
+  for (const [index, attachment] of document.attachments.entries()) {
+    const parsed = message.parsed.attachments[index];
+    const inline = parsed !== undefined && parsed.size <= inlineAttachmentsUpTo;
+    attachments.push({ ...attachment, content: inline ? (await attachmentBytes(parsed)).toString("base64") : null });
+  }
+  return { ...document, attachments };
 }
 
 /**

@@ -56,7 +56,7 @@ export function createWebhookHandler(options: WebhookHandlerOptions): Handler {
 
     async deliver(message: DeliverableMessage, context: DeliveryContext): Promise<void> {
       context.signal.throwIfAborted();
-      const { body, contentType } = webhookPayload(message, format, inlineLimit);
+      const { body, contentType } = await webhookPayload(message, format, inlineLimit);
       const headers = {
         ...staticHeaders,
         ...metadataHeaders(message, context.attempt),

@@ -18,11 +18,13 @@ import type { Readable } from "node:stream";
 import { simpleParser } from "mailparser";
 import type { AddressObject, Attachment, EmailAddress, ParsedMail, SimpleParserOptions } from "mailparser";
 
-import type { Address, MessageParser, ParsedAttachment, ParsedMessage } from "../interfaces.js";
+import type { Address, MessageParser, ParseFileOptions, ParsedAttachment, ParsedMessage } from "../interfaces.js";
 import { safeFileName, uniqueFileName } from "../handlers/safe-filename.js";
 import type { Enricher } from "../enrich/enrich.js";
 import { enrichParsedMail, type ParsedMailEnrichment } from "../enrich/enrich-parsed-mail.js";
 import { hasPlainTextBody, hasPlainTextBodyIn } from "../enrich/plain-text-body.js";
+import { enrichersReadContentOf } from "../enrich/reads-content.js";
+import { collectMail, type CollectedAttachment, type SpillOptions } from "./collect-mail.js";
 
 export interface MailparserParserOptions {
   /**
@@ -34,6 +36,12 @@ export interface MailparserParserOptions {
   /** Replaces the standard enrichers (src/enrich/enrich.ts); for tests. */
   readonly enrichers?: readonly Enricher[];
 }
+
+/**
+ * With a scratch directory, an attachment growing past this is written there rather than held:
+ * a 37 MB attachment then costs a file, not 2 x 37 MB in the worker plus 37 MB in the daemon.
+ */
+const SPILL_ABOVE_BYTES = 1024 * 1024;
 
 /** When the full parse fails, at most this much of the message start is read again for its headers (mailparser's own limit is 1 MB). */
 const FALLBACK_HEADER_BYTES = 256 * 1024;
@@ -69,10 +77,10 @@ export class MailparserParser implements MessageParser {
     };
   }
 
-  async parse(raw: Buffer): Promise<ParsedMessage> {
+  async parse(raw: Buffer, options: ParseFileOptions = {}): Promise<ParsedMessage> {
     let mail: ParsedMail;
     try {
-      mail = await simpleParser(raw, this.options);
+      mail = await collectMail(raw, this.options, spillOptions(options));
     } catch (error) {
       return this.parseHeadersOnly(raw, `MIME parse failed: ${reason(error)}`);
     }
@@ -90,10 +98,10 @@ export class MailparserParser implements MessageParser {
    * parsing a 50 MB spool file holds its parts, not also its raw bytes). `open` gives the
    * message from its start; it is called again for the header block when the full parse fails.
    */
-  async parseStream(open: () => Readable): Promise<ParsedMessage> {
+  async parseStream(open: () => Readable, options: ParseFileOptions = {}): Promise<ParsedMessage> {
     let mail: ParsedMail;
     try {
-      mail = await simpleParser(open(), this.options);
+      mail = await collectMail(open(), this.options, spillOptions(options));
     } catch (error) {
       return this.parseHeadersOnly(await readStart(open(), FALLBACK_HEADER_BYTES + 1), `MIME parse failed: ${reason(error)}`);
     }
@@ -116,6 +124,11 @@ export class MailparserParser implements MessageParser {
       return empty;
     }
   }
+}
+
+function spillOptions(options: ParseFileOptions): SpillOptions | undefined {
+  if (options.scratchDir === undefined) return undefined;
+  return { dir: options.scratchDir, aboveBytes: SPILL_ABOVE_BYTES, keepInMemory: enrichersReadContentOf };
 }
 
 /** At most `limit` bytes from the start of `stream`, which is then closed; empty when unreadable. */
@@ -231,7 +244,9 @@ function flattenAddresses(header: AddressObject | AddressObject[] | undefined): 
 function toAttachments(attachments: readonly Attachment[]): ParsedAttachment[] {
   const taken = new Set<string>();
   return attachments.map((attachment, index) => {
-    const content = Buffer.isBuffer(attachment.content) ? attachment.content : Buffer.alloc(0);
+    // collectMail hashed the bytes on their way (and may have put them in a file).
+    const collected = (attachment as Attachment & { collected?: CollectedAttachment }).collected;
+    const content = collected ? collected.content : Buffer.isBuffer(attachment.content) ? attachment.content : Buffer.alloc(0);
     const contentType = (attachment.contentType || "application/octet-stream").toLowerCase();
     const originalFilename = nonEmptyString(attachment.filename);
     const fallback = `attachment-${index + 1}${extensionFor(contentType)}`;
@@ -240,11 +255,11 @@ function toAttachments(attachments: readonly Attachment[]): ParsedAttachment[] {
       filename: uniqueFileName(safeFileName(originalFilename, fallback), taken),
       ...(originalFilename === undefined ? {} : { originalFilename }),
       contentType,
-      size: content.length,
-      sha256: createHash("sha256").update(content).digest("hex"),
+      size: collected?.size ?? content!.length,
+      sha256: collected?.sha256 ?? createHash("sha256").update(content!).digest("hex"),
       ...(contentId === undefined ? {} : { contentId }),
       inline: attachment.contentDisposition?.toLowerCase() === "inline" || (attachment.related === true && contentId !== undefined),
-      content,
+      ...(collected?.file !== undefined ? { file: collected.file } : { content: content! }),
     };
   });
 }

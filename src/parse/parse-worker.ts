@@ -21,6 +21,8 @@ export interface ParseRequest {
   /** The message's spool file; or `raw`. */
   readonly file?: string;
   readonly raw?: Uint8Array;
+  /** Where big attachments go rather than into the reply (ParseFileOptions). */
+  readonly scratchDir?: string;
   /** For "headers": the parseError to report. */
   readonly parseError?: string;
 }
@@ -67,8 +69,9 @@ async function handle(request: ParseRequest): Promise<{ parsed: ParsedMessage; t
 
 async function parseFull(request: ParseRequest, bytes: number): Promise<ParsedMessage> {
   const { file, raw } = request;
+  const options = { scratchDir: request.scratchDir };
   // Streaming costs ~30% more CPU than parsing a buffer: worth it only where memory matters.
-  if (file !== undefined && bytes > STREAM_ABOVE_BYTES) return parser.parseStream(() => createReadStream(file));
+  if (file !== undefined && bytes > STREAM_ABOVE_BYTES) return parser.parseStream(() => createReadStream(file), options);
   if (file !== undefined) {
     let whole: Buffer;
     try {
@@ -76,9 +79,9 @@ async function parseFull(request: ParseRequest, bytes: number): Promise<ParsedMe
     } catch {
       return parser.parseStream(() => createReadStream(file)); // reports the unreadable file as a parse error
     }
-    return parser.parse(whole);
+    return parser.parse(whole, options);
   }
-  return parser.parse(asBuffer(raw));
+  return parser.parse(asBuffer(raw), options);
 }
 
 async function parseHeaders(request: ParseRequest): Promise<ParsedMessage> {
@@ -104,6 +107,7 @@ function asBuffer(raw: Uint8Array | undefined): Buffer {
 function transferable(parsed: ParsedMessage): ArrayBuffer[] {
   const transfer: ArrayBuffer[] = [];
   for (const { content } of parsed.attachments) {
+    if (content === undefined) continue;
     const whole = content.buffer;
     if (content.byteLength >= TRANSFER_FROM_BYTES && whole instanceof ArrayBuffer && content.byteOffset === 0 && content.byteLength === whole.byteLength && !transfer.includes(whole)) {
       transfer.push(whole);

@@ -10,7 +10,7 @@
  * parse() and parseFile() never reject, except after close().
  */
 import { Worker, type ResourceLimits } from "node:worker_threads";
-import type { Logger, MessageParser, ParsedAttachment, ParsedMessage } from "../interfaces.js";
+import type { Logger, MessageParser, ParseFileOptions, ParsedAttachment, ParsedMessage } from "../interfaces.js";
 import type { ParseReply, ParseRequest } from "./parse-worker.js";
 
 export interface ParserPoolOptions {
@@ -38,7 +38,9 @@ const DEFAULTS = {
   timeoutMs: 60_000,
   headersTimeoutMs: 10_000,
   // A 50 MB message with a 37 MB attachment peaks at ~150 MB of heap and buffers; 4x headroom.
-  resourceLimits: { maxOldGenerationSizeMb: 768 } satisfies ResourceLimits,
+  // A young generation of 8 MB rather than V8's default: measured on that message, the process
+  // peaked 27 MB lower (and an idle worker is 8 MB smaller), for a few % more parse time.
+  resourceLimits: { maxOldGenerationSizeMb: 768, maxYoungGenerationSizeMb: 8 } satisfies ResourceLimits,
 };
 
 type Outcome = { ok: true; parsed: ParsedMessage } | { ok: false; reason: string };
@@ -94,9 +96,12 @@ export class ParserPool implements MessageParser {
     });
   }
 
-  /** Parses a spooled message from its file: the worker streams it, nobody holds it whole. */
-  parseFile(file: string): Promise<ParsedMessage> {
-    return this.parseWithFallback(() => ({ request: { file }, transfer: [] }));
+  /**
+   * Parses a spooled message from its file: the worker streams it, nobody holds it whole; with
+   * a scratch directory, big attachments come back as files there, not as buffers.
+   */
+  parseFile(file: string, options: ParseFileOptions = {}): Promise<ParsedMessage> {
+    return this.parseWithFallback(() => ({ request: { file, scratchDir: options.scratchDir }, transfer: [] }));
   }
 
   /** Terminates the workers; parses not yet finished reject. Idempotent. */
@@ -116,7 +121,7 @@ export class ParserPool implements MessageParser {
     await Promise.allSettled(slots.map((slot) => slot.worker.terminate()));
   }
 
-  private async parseWithFallback(source: () => { request: Pick<ParseRequest, "file" | "raw">; transfer: ArrayBuffer[] }): Promise<ParsedMessage> {
+  private async parseWithFallback(source: () => { request: Pick<ParseRequest, "file" | "raw" | "scratchDir">; transfer: ArrayBuffer[] }): Promise<ParsedMessage> {
     const full = source();
     const outcome = await this.run({ ...full.request, kind: "full" }, full.transfer, this.timeoutMs);
     if (outcome.ok) return outcome.parsed;
@@ -209,7 +214,8 @@ export class ParserPool implements MessageParser {
 /** Attachments arrive as Uint8Array (structured clone drops the Buffer class): Buffers again, no copy. */
 function revive(parsed: ParsedMessage): ParsedMessage {
   const attachments: ParsedAttachment[] = parsed.attachments.map((attachment) => {
-    const content = attachment.content as Uint8Array;
+    const content = attachment.content as Uint8Array | undefined;
+    if (content === undefined) return attachment;
     return { ...attachment, content: Buffer.from(content.buffer, content.byteOffset, content.byteLength) };
   });
   return { ...parsed, attachments };

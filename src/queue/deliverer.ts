@@ -6,20 +6,25 @@
  * backoff; a permanent one (PermanentError) parks the pair as dead with its reason. A failing
  * message never holds up the messages behind it: its pair simply falls due later.
  */
+import { constants } from "node:fs";
+import { access, rm, stat } from "node:fs/promises";
 import { describeError, isRetryable, MailfetchdError } from "../errors.js";
 import type { DaemonEvents } from "../events.js";
-import type { Handler, Logger, MessageParser, ParsedMessage, QueueIdentity } from "../interfaces.js";
+import type { Handler, Logger, MessageParser, ParsedMessage, QueueIdentity, RawMessage } from "../interfaces.js";
+import { rawMessageFromFile } from "../spool/raw-message.js";
 import type { DueDelivery, Spool } from "../spool/spool.js";
 import { backoffDelay, sleep } from "./backoff.js";
 
-const BATCH = 50;
+const BATCH = 200;
 /**
  * Messages of one queue being parsed or delivered at once, and their bytes (RFC822.SIZE) at
  * most. Deliveries of one queue may so finish out of order; handlers are idempotent on the id
- * and never promised an order (a retried message is overtaken anyway).
+ * and never promised an order (a retried message is overtaken anyway). Big attachments go to
+ * scratch files, not memory (src/parse/collect-mail.ts), so what one message in flight holds
+ * here is its text and small parts: enough in flight to keep both parser workers busy.
  */
-const DELIVER_AT_ONCE = 4;
-const DELIVER_BYTES = 16 * 1024 * 1024;
+const DELIVER_AT_ONCE = 8;
+const DELIVER_BYTES = 64 * 1024 * 1024;
 /** Deliveries recorded in one commit at most, and how long one may wait for its commit. */
 const RECORD_BATCH = 32;
 const RECORD_WITHIN_MS = 250;
@@ -134,40 +139,53 @@ export class Deliverer {
    * message's. What is in flight is bounded in count and bytes, so a big message goes alone.
    */
   private async deliverEach(groups: DueDelivery[][], signal: AbortSignal): Promise<void> {
-    const inFlight: Array<{ readonly done: Promise<void>; readonly bytes: number }> = [];
+    const inFlight = new Set<Promise<void>>();
+    const failures: unknown[] = [];
     let bytes = 0;
     try {
       for (const group of groups) {
-        if (signal.aborted) return;
+        if (signal.aborted || failures.length > 0) break;
         const size = group[0]!.size;
-        while (inFlight.length > 0 && (inFlight.length >= DELIVER_AT_ONCE || bytes + size > DELIVER_BYTES)) {
-          const oldest = inFlight.shift()!;
-          bytes -= oldest.bytes;
-          await oldest.done;
-        }
+        // Wait for whichever finishes first, not the oldest: a 10 MB message being parsed must
+        // not leave the other worker idle behind it.
+        while (inFlight.size > 0 && (inFlight.size >= DELIVER_AT_ONCE || bytes + size > DELIVER_BYTES)) await Promise.race(inFlight);
         bytes += size;
-        inFlight.push({ done: this.parseAndDeliver(group, signal), bytes: size });
+        const task: Promise<void> = this.parseAndDeliver(group, signal)
+          .catch((error: unknown) => void failures.push(error))
+          .finally(() => {
+            bytes -= size;
+            inFlight.delete(task);
+          });
+        inFlight.add(task);
       }
     } finally {
-      const settled = await Promise.allSettled(inFlight.map((task) => task.done));
-      const failed = settled.find((outcome): outcome is PromiseRejectedResult => outcome.status === "rejected");
-      if (failed && !signal.aborted) throw failed.reason;
+      await Promise.all(inFlight);
     }
+    if (failures.length > 0 && !signal.aborted) throw failures[0];
   }
 
+  /**
+   * Big attachments are parsed into a scratch directory of this round's own, which goes when
+   * the round ends: a retry parses the spool file again.
+   */
   private async parseAndDeliver(group: DueDelivery[], signal: AbortSignal): Promise<void> {
-    const parsed = await this.parse(group[0]!);
-    if (signal.aborted || parsed === undefined) return;
-    await this.deliverMessage(group, parsed, signal);
+    const scratchDir = this.spool.scratchDir(this.queue.name, group[0]!.id);
+    try {
+      const parsed = await this.parse(group[0]!, scratchDir);
+      if (signal.aborted || parsed === undefined) return;
+      await this.deliverMessage(group, parsed, signal);
+    } finally {
+      await rm(scratchDir, { recursive: true, force: true }).catch((error: unknown) => this.logger.warn({ err: error, dir: scratchDir }, "could not remove a parse scratch directory"));
+    }
   }
 
   /**
    * The parsed message; from its spool file when the parser can read one (nothing held here
    * meanwhile). Never rejects: undefined when stopping (the parser may be closed by then).
    */
-  private async parse(delivery: DueDelivery): Promise<ParsedMessage | undefined> {
+  private async parse(delivery: DueDelivery, scratchDir: string): Promise<ParsedMessage | undefined> {
     try {
-      if (this.parser.parseFile) return await this.parser.parseFile(this.spool.rawFile(this.queue.name, delivery.id));
+      if (this.parser.parseFile) return await this.parser.parseFile(this.spool.rawFile(this.queue.name, delivery.id), { scratchDir });
       return await this.parser.parse(await this.spool.readRaw(this.queue.name, delivery.id));
     } catch (error) {
       if (this.stopping.signal.aborted) return undefined;
@@ -176,13 +194,21 @@ export class Deliverer {
     }
   }
 
+  /** The spool file as a RawMessage; rejects when it is missing or unreadable. */
+  private async rawMessage(id: string): Promise<RawMessage> {
+    const file = this.spool.rawFile(this.queue.name, id);
+    const { size } = await stat(file);
+    await access(file, constants.R_OK);
+    return rawMessageFromFile(file, size);
+  }
+
   private async deliverMessage(group: DueDelivery[], parsed: ParsedMessage, signal: AbortSignal): Promise<void> {
     const first = group[0]!;
     const log = this.logger.child({ messageId: first.id });
-    let raw: Buffer;
+    let raw: RawMessage;
     try {
-      // Read only now, after parsing: a big message is not held twice (here and in a worker).
-      raw = await this.spool.readRaw(this.queue.name, first.id);
+      // The spool file itself, not its bytes: handlers read it only if they need it in memory.
+      raw = await this.rawMessage(first.id);
     } catch (error) {
       // The spool file is written before the row that points at it; a missing file means the
       // state directory was tampered with. Park the pair rather than loop on it.

@@ -7,7 +7,8 @@
  * instant costs a re-fetch (recognised by the stable id), never a message.
  * Handlers are fed from here, independently of IMAP.
  */
-import { readFile, rm } from "node:fs/promises";
+import { randomBytes } from "node:crypto";
+import { readdir, readFile, rm, stat } from "node:fs/promises";
 import path from "node:path";
 import type { Cursor, FetchedMessage, QueueIdentity, ServerAction, StreamedMessage } from "../interfaces.js";
 import type { StateDatabase } from "../state/database.js";
@@ -50,8 +51,13 @@ interface LineEntry {
   record?: () => boolean;
 }
 
+/** A scratch directory this old is left from a crash: no parse and delivery takes an hour. */
+const STALE_SCRATCH_MS = 60 * 60 * 1000;
+
 export class Spool {
   private readonly messagesDir: string;
+  /** Big attachments written while parsing, one directory per delivery round (derived data). */
+  private readonly scratchRoot: string;
   /** Per queue, the accepts not yet committed, in call order. */
   private readonly commitLines = new Map<string, LineEntry[]>();
   private commitScheduled = false;
@@ -63,6 +69,31 @@ export class Spool {
     stateDir: string,
   ) {
     this.messagesDir = path.join(stateDir, "spool");
+    this.scratchRoot = path.join(stateDir, "scratch");
+  }
+
+  /**
+   * A new directory name (not created yet) to parse one message's big attachments into. Its
+   * contents can always be made again from the spool file: the caller removes it when done.
+   */
+  scratchDir(queue: string, id: string): string {
+    return path.join(this.scratchRoot, queue, `${id}-${randomBytes(4).toString("hex")}`);
+  }
+
+  /** Removes scratch directories a crash left behind (older than an hour); never throws. */
+  async removeStaleScratch(): Promise<number> {
+    let removed = 0;
+    const queues = await readdir(this.scratchRoot).catch(() => [] as string[]);
+    for (const queue of queues) {
+      const dir = path.join(this.scratchRoot, queue);
+      for (const entry of await readdir(dir).catch(() => [] as string[])) {
+        const scratch = path.join(dir, entry);
+        const stats = await stat(scratch).catch(() => undefined);
+        if (stats === undefined || Date.now() - stats.mtimeMs < STALE_SCRATCH_MS) continue;
+        await rm(scratch, { recursive: true, force: true }).then(() => removed++, () => undefined);
+      }
+    }
+    return removed;
   }
 
   cursor(queue: string, folder: string): Cursor | undefined {

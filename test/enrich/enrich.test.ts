@@ -13,6 +13,7 @@ import { toMessageDocument, type MessageDocument } from "../../src/handlers/mess
 import type { DeliverableMessage, ParsedMessage } from "../../src/interfaces.js";
 import { MailparserParser } from "../../src/parse/mail-parser.js";
 import { customerMail, fixture, parse } from "./helpers.js";
+import { rawMessageFromBuffer } from "../../src/spool/raw-message.js";
 
 /** The fields each enricher is responsible for (attachments: what TNEF adds). */
 const FIELDS: Record<string, (keyof ParsedMessage)[]> = {
@@ -111,7 +112,7 @@ describe("in the message document", () => {
   });
 
   function deliverable(raw: Buffer, parsed: ParsedMessage): DeliverableMessage {
-    return { id: "m1", queue: { name: "support", address: "support@contoso.example" }, source: { folder: "INBOX", uidValidity: "7", uid: 42 }, raw, parsed };
+    return { id: "m1", queue: { name: "support", address: "support@contoso.example" }, source: { folder: "INBOX", uidValidity: "7", uid: 42 }, raw: rawMessageFromBuffer(raw), parsed };
   }
 
   it("carries every enrichment, as message.json on disk", async () => {

@@ -12,6 +12,7 @@ import { createDirectoryHandler } from "../../src/handlers/directory.js";
 import type { DirectoryMessageDocument } from "../../src/handlers/message-document.js";
 import type { ParsedAttachment } from "../../src/interfaces.js";
 import { customerMail, fixture, parse, parseFixture } from "./helpers.js";
+import { rawMessageFromBuffer } from "../../src/spool/raw-message.js";
 
 const sha256 = (data: Buffer): string => createHash("sha256").update(data).digest("hex");
 
@@ -162,8 +163,8 @@ describe("winmail.dat in a message", () => {
       ["README (2)", "winmail.dat"], // the message already has a README
     ]);
     for (const attachment of parsed.attachments) {
-      expect(attachment.size).toBe(attachment.content.length);
-      expect(attachment.sha256).toBe(sha256(attachment.content));
+      expect(attachment.size).toBe(attachment.content!.length);
+      expect(attachment.sha256).toBe(sha256(attachment.content!));
     }
     expect(parsed.attachments[2]?.contentType).toBe("application/octet-stream");
     expect(parsed.enrichmentErrors).toEqual([]);
@@ -176,7 +177,7 @@ describe("winmail.dat in a message", () => {
     const parsed = await parse(raw);
     const handler = createDirectoryHandler({ path: root });
     await handler.deliver(
-      { id: "m1", queue: { name: "support", address: "support@contoso.example" }, source: { folder: "INBOX", uidValidity: "1", uid: 7 }, raw, parsed },
+      { id: "m1", queue: { name: "support", address: "support@contoso.example" }, source: { folder: "INBOX", uidValidity: "1", uid: 7 }, raw: rawMessageFromBuffer(raw), parsed },
       { signal: new AbortController().signal, logger: pino({ level: "silent" }), attempt: 1 },
     );
     const dir = join(root, "support", "m1");

@@ -14,6 +14,7 @@ import { isRetryable, MailfetchdError, PermanentError } from "../../src/errors.j
 import { createCommandHandler, type CommandHandlerOptions } from "../../src/handlers/command.js";
 import type { DeliverableMessage, DeliveryContext } from "../../src/interfaces.js";
 import { MailparserParser } from "../../src/parse/mail-parser.js";
+import { rawMessageFromBuffer } from "../../src/spool/raw-message.js";
 
 const RAW = Buffer.from(
   [
@@ -41,7 +42,7 @@ beforeAll(async () => {
     id: "m0123456789abcdef0123456789abcde",
     queue: { name: "support", address: "support@contoso.example" },
     source: { folder: "INBOX", uidValidity: "1700000000", uid: 42 },
-    raw: RAW,
+    raw: rawMessageFromBuffer(RAW),
     parsed: await new MailparserParser().parse(RAW),
   };
 });
@@ -165,7 +166,7 @@ describe("command handler", () => {
 
   it("a program that ignores stdin and exits 0 delivers (no EPIPE failure)", async () => {
     const ignore = script("ignore.sh", "exit 0");
-    const big = { ...message, raw: Buffer.concat([RAW, Buffer.alloc(4 * 1024 * 1024, 0x61)]) };
+    const big = { ...message, raw: rawMessageFromBuffer(Buffer.concat([RAW, Buffer.alloc(4 * 1024 * 1024, 0x61)])) };
     await handler([ignore]).deliver(big, context());
   });
 

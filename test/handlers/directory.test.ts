@@ -13,6 +13,7 @@ import { createDirectoryHandler } from "../../src/handlers/directory.js";
 import { MESSAGE_DOCUMENT_SCHEMA, type DirectoryMessageDocument } from "../../src/handlers/message-document.js";
 import type { DeliverableMessage, DeliveryContext, ParsedAttachment, ParsedMessage } from "../../src/interfaces.js";
 import { MailparserParser } from "../../src/parse/mail-parser.js";
+import { rawMessageFromBuffer } from "../../src/spool/raw-message.js";
 
 const FIXTURES = fileURLToPath(new URL("../fixtures/mail/", import.meta.url));
 const sha256 = (data: Buffer): string => createHash("sha256").update(data).digest("hex");
@@ -36,7 +37,7 @@ function deliverable(overrides: Partial<DeliverableMessage> = {}): DeliverableMe
     id: "1700000000-42",
     queue: { name: "support", address: "support@contoso.example" },
     source: { folder: "INBOX", uidValidity: "1700000000", uid: 42 },
-    raw: Buffer.from("Subject: hello\r\n\r\nbody\r\n"),
+    raw: rawMessageFromBuffer(Buffer.from("Subject: hello\r\n\r\nbody\r\n")),
     parsed: EMPTY_PARSED,
     ...overrides,
   };
@@ -71,7 +72,7 @@ describe("directory handler", () => {
     const handler = createDirectoryHandler({ path: out });
     expect(handler.name).toBe("directory");
 
-    await handler.deliver(deliverable({ raw, parsed, internalDate }), context());
+    await handler.deliver(deliverable({ raw: rawMessageFromBuffer(raw), parsed, internalDate }), context());
 
     const dir = join(out, "support", "1700000000-42");
     expect(await listFiles(out)).toEqual([
@@ -184,7 +185,7 @@ describe("directory handler", () => {
     const dir = join(root, "support", "1700000000-42");
     const before = await stat(join(dir, "message.json"));
 
-    const again = deliverable({ raw: Buffer.from("different"), parsed: { ...EMPTY_PARSED, subject: "second", attachments: [attachment("b.txt", "second")] } });
+    const again = deliverable({ raw: rawMessageFromBuffer(Buffer.from("different")), parsed: { ...EMPTY_PARSED, subject: "second", attachments: [attachment("b.txt", "second")] } });
     await expect(handler.deliver(again, context())).resolves.toBeUndefined();
     // a fresh handler instance (a restarted daemon) too
     await expect(createDirectoryHandler({ path: root }).deliver(again, context())).resolves.toBeUndefined();

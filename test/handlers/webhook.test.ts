@@ -21,6 +21,7 @@ import { Deliverer } from "../../src/queue/deliverer.js";
 import { Spool } from "../../src/spool/spool.js";
 import { openStateDatabase, type StateDatabase } from "../../src/state/database.js";
 import { verifyStandardWebhook, WebhookReceiver, type Script } from "./webhook-receiver.js";
+import { rawMessageFromBuffer } from "../../src/spool/raw-message.js";
 
 const SECRET = `whsec_${randomBytes(32).toString("base64")}`;
 const QUEUE = { name: "support", address: "support@contoso.example" };
@@ -78,7 +79,7 @@ beforeAll(async () => {
     queue: QUEUE,
     source: { folder: "INBOX", uidValidity: "1700000000", uid: 42 },
     internalDate: new Date("2024-03-01T08:00:05Z"),
-    raw: RAW,
+    raw: rawMessageFromBuffer(RAW),
     parsed: await new MailparserParser().parse(RAW),
   };
 });

@@ -51,8 +51,8 @@ function expectWellFormed(parsed: ParsedMessage): void {
   if (parsed.html !== undefined) expect(typeof parsed.html).toBe("string");
   if (parsed.date !== undefined) expect(new Date(parsed.date).toISOString()).toBe(parsed.date);
   for (const attachment of parsed.attachments) {
-    expect(attachment.size).toBe(attachment.content.length);
-    expect(attachment.sha256).toBe(sha256(attachment.content));
+    expect(attachment.size).toBe(attachment.content!.length);
+    expect(attachment.sha256).toBe(sha256(attachment.content!));
   }
 }
 
@@ -91,14 +91,14 @@ describe("MailparserParser on real messages", () => {
       inline: false,
     });
     expect(pdf?.contentId).toBeUndefined();
-    expect(pdf?.content.subarray(0, 8).toString("latin1")).toBe("%PDF-1.4");
+    expect(pdf?.content!.subarray(0, 8).toString("latin1")).toBe("%PDF-1.4");
   });
 
   it("keeps a raw 8-bit UTF-8 attachment name and decodes an ISO-8859-1 body", async () => {
     const parsed = await parser.parse(fixture("mikel-mail/emails/attachment_emails/attachment_nonascii_filename.eml"));
     expectWellFormed(parsed);
     expect(parsed.text).toBe("This is the first part.");
-    expect(parsed.attachments.map((a) => [a.filename, a.originalFilename, a.content.toString()])).toEqual([["ciële.txt", "ciële.txt", "Hi there.\r\n"]]);
+    expect(parsed.attachments.map((a) => [a.filename, a.originalFilename, a.content!.toString()])).toEqual([["ciële.txt", "ciële.txt", "Hi there.\r\n"]]);
   });
 
   it("decodes an iso-2022-jp body and a UTF-8 encoded-word subject; no Message-ID or Date stays absent", async () => {
@@ -142,7 +142,7 @@ describe("MailparserParser on real messages", () => {
       { filename: "attachment.txt", contentType: "text/plain", contentId: undefined, inline: false, size: 2229 },
     ]);
     // JPEG magic: the base64 was decoded, not passed through
-    expect(parsed.attachments[0]?.content.subarray(0, 3)).toEqual(Buffer.from([0xff, 0xd8, 0xff]));
+    expect(parsed.attachments[0]?.content!.subarray(0, 3)).toEqual(Buffer.from([0xff, 0xd8, 0xff]));
   });
 
   it("maps a reply's In-Reply-To and References", async () => {

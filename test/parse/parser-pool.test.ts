@@ -47,7 +47,7 @@ describe("ParserPool with the real parse worker", () => {
       expect(Buffer.isBuffer(attachment!.content)).toBe(true);
       expect(attachment!.size).toBe(big.attachmentSize);
       expect(attachment!.sha256).toBe(big.attachmentSha256);
-      expect(createHash("sha256").update(attachment!.content).digest("hex")).toBe(big.attachmentSha256);
+      expect(createHash("sha256").update(attachment!.content!).digest("hex")).toBe(big.attachmentSha256);
     }
   });
 

@@ -1,0 +1,117 @@
+/**
+ * The deliverer with a real spool (SQLite file), the real parse worker (dist/, so `npm run
+ * build` first) and real handlers: a big attachment reaches handlers as a scratch file, never
+ * as a buffer, the raw message as the spool file; the directory handler copies both byte for
+ * byte; and the scratch directory is gone once the delivery round ends, delivered or not.
+ */
+import { createHash } from "node:crypto";
+import { existsSync, mkdtempSync, readdirSync, readFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import path from "node:path";
+import pino from "pino";
+import { afterEach, describe, expect, it } from "vitest";
+import { MailfetchdError } from "../../src/errors.js";
+import { DaemonEvents } from "../../src/events.js";
+import { createDirectoryHandler } from "../../src/handlers/directory.js";
+import type { DeliverableMessage, Handler } from "../../src/interfaces.js";
+import { ParserPool } from "../../src/parse/parser-pool.js";
+import { Deliverer } from "../../src/queue/deliverer.js";
+import { Spool } from "../../src/spool/spool.js";
+import { openStateDatabase, type StateDatabase } from "../../src/state/database.js";
+import { bigMessage } from "../../src/testbed/big-message.js";
+
+const REAL_WORKER = new URL("../../dist/parse/parse-worker.js", import.meta.url);
+const queue = { name: "support", address: "support@contoso.example" };
+const logger = pino({ level: "silent" });
+const sha256 = (bytes: Buffer) => createHash("sha256").update(bytes).digest("hex");
+
+interface Seen {
+  readonly rawFile?: string;
+  readonly rawSize: number;
+  readonly attachmentFile?: string;
+  readonly attachmentInMemory: boolean;
+  readonly attachmentFileSha?: string;
+}
+
+const cleanups: Array<() => Promise<void> | void> = [];
+afterEach(async () => {
+  for (const cleanup of cleanups.splice(0).reverse()) await cleanup();
+});
+
+async function setUp(handlers: Handler[]) {
+  const stateDir = mkdtempSync(path.join(tmpdir(), "mailfetchd-deliverer-"));
+  const db: StateDatabase = openStateDatabase(stateDir);
+  const spool = new Spool(db, stateDir);
+  const parser = new ParserPool({ workerUrl: REAL_WORKER });
+  const events = new DaemonEvents();
+  const deliverer = new Deliverer(queue, { spool, parser, handlers: new Map(handlers.map((h) => [h.name, h])), events, logger });
+  cleanups.push(() => db.close(), () => parser.close(), () => deliverer.stop());
+  // 4 MB with a ~3.5 MB attachment: above the 1 MB at which attachments go to scratch files.
+  const big = bigMessage({ seed: "deliverer-test", to: queue.address, totalBytes: 4 * 1024 * 1024, htmlBytes: 100 * 1024 });
+  const accepted = await spool.accept(queue, { handlers: handlers.map((h) => h.name) }, { folder: "INBOX", uidValidity: "1", uid: 1, size: big.raw.length, raw: big.raw });
+  return { stateDir, spool, events, deliverer, big, id: accepted.id };
+}
+
+function recorder(name: string, seen: Seen[], fail = false): Handler {
+  return {
+    name,
+    async deliver(message: DeliverableMessage) {
+      const [attachment] = message.parsed.attachments;
+      seen.push({
+        rawFile: message.raw.file,
+        rawSize: message.raw.size,
+        attachmentFile: attachment?.file,
+        attachmentInMemory: attachment?.content !== undefined,
+        attachmentFileSha: attachment?.file !== undefined ? sha256(readFileSync(attachment.file)) : undefined,
+      });
+      if (fail) throw new MailfetchdError("receiver down", { code: "HANDLER_FAILED", retryable: true });
+    },
+  };
+}
+
+const scratchEntries = (stateDir: string) => (existsSync(path.join(stateDir, "scratch", queue.name)) ? readdirSync(path.join(stateDir, "scratch", queue.name)) : []);
+
+function waitFor(events: DaemonEvents, name: "delivered" | "delivery-failed", count: number): Promise<void> {
+  return new Promise((resolve) => {
+    let seen = 0;
+    events.on(name, () => {
+      if (++seen === count) resolve();
+    });
+  });
+}
+
+describe("Deliverer with a real spool, parse worker and handlers", () => {
+  it("hands a big attachment over as a scratch file and the raw message as the spool file; the directory handler copies both exactly", async () => {
+    const seen: Seen[] = [];
+    const outDir = mkdtempSync(path.join(tmpdir(), "mailfetchd-deliverer-out-"));
+    const { stateDir, spool, events, deliverer, big, id } = await setUp([recorder("recorder", seen), createDirectoryHandler({ path: outDir })]);
+    const delivered = waitFor(events, "delivered", 2);
+    deliverer.start();
+    await delivered;
+
+    expect(seen).toHaveLength(1);
+    expect(seen[0]!.rawFile).toBe(spool.rawFile(queue.name, id));
+    expect(seen[0]!.rawSize).toBe(big.raw.length);
+    expect(seen[0]!.attachmentInMemory).toBe(false);
+    expect(seen[0]!.attachmentFile?.startsWith(path.join(stateDir, "scratch", queue.name) + path.sep)).toBe(true);
+    expect(seen[0]!.attachmentFileSha).toBe(big.attachmentSha256);
+
+    const messageDir = path.join(outDir, queue.name, id);
+    expect(readFileSync(path.join(messageDir, "message.eml")).equals(big.raw)).toBe(true);
+    expect(sha256(readFileSync(path.join(messageDir, "attachments", big.attachmentFilename)))).toBe(big.attachmentSha256);
+    // The spool's file is untouched by the copy, and the round's scratch directory is gone.
+    expect(readFileSync(spool.rawFile(queue.name, id)).equals(big.raw)).toBe(true);
+    await expect.poll(() => scratchEntries(stateDir)).toEqual([]);
+  });
+
+  it("removes the scratch directory after a failed round too (a retry parses the spool file again)", async () => {
+    const seen: Seen[] = [];
+    const { stateDir, events, deliverer, big } = await setUp([recorder("flaky", seen, true)]);
+    const failed = waitFor(events, "delivery-failed", 1);
+    deliverer.start();
+    await failed;
+    await expect.poll(() => scratchEntries(stateDir)).toEqual([]);
+    expect(seen[0]!.attachmentFileSha).toBe(big.attachmentSha256);
+    expect(existsSync(seen[0]!.attachmentFile!)).toBe(false);
+  });
+});
