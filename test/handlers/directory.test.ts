@@ -13,7 +13,7 @@ import { createDirectoryHandler } from "../../src/handlers/directory.js";
 import { MESSAGE_DOCUMENT_SCHEMA, type DirectoryMessageDocument } from "../../src/handlers/message-document.js";
 import type { DeliverableMessage, DeliveryContext, ParsedAttachment, ParsedMessage } from "../../src/interfaces.js";
 import { MailparserParser } from "../../src/parse/mail-parser.js";
-import { rawMessageFromBuffer } from "../../src/spool/raw-message.js";
+import { rawMessageFromBuffer, rawMessageFromFile } from "../../src/spool/raw-message.js";
 
 const FIXTURES = fileURLToPath(new URL("../fixtures/mail/", import.meta.url));
 const sha256 = (data: Buffer): string => createHash("sha256").update(data).digest("hex");
@@ -315,6 +315,35 @@ describe("directory handler", () => {
     expect(error).not.toBeInstanceOf(MailfetchdError);
     expect((error as Error).message).toMatch(/not a safe path segment/);
     expect(await readdir(root)).toEqual([]);
+  });
+
+  it("links message.eml to the spool's file on the same file system, and copies it from another (tmpfs)", async () => {
+    const bytes = Buffer.from("Subject: linked\r\n\r\nbody\r\n");
+    const bigBytes = Buffer.alloc(2 * 1024 * 1024, 0x42);
+    for (const [where, spoolDir] of [["same", root], ["other", "/dev/shm"]] as const) {
+      const source = await mkdtemp(join(spoolDir, "mailfetchd-spool-"));
+      try {
+        const spoolFile = join(source, "m.eml");
+        const scratchFile = join(source, "attachment-1");
+        await writeFile(spoolFile, bytes, { mode: 0o600 });
+        await writeFile(scratchFile, bigBytes, { mode: 0o600 });
+        const out = join(root, `out-${where}`);
+        const parsed = { ...EMPTY_PARSED, attachments: [{ ...attachment("big.bin", ""), content: undefined, file: scratchFile, size: bigBytes.length, sha256: sha256(bigBytes) }] };
+        await createDirectoryHandler({ path: out }).deliver(deliverable({ id: `id-${where}`, raw: rawMessageFromFile(spoolFile, bytes.length), parsed }), context());
+
+        const dir = join(out, "support", `id-${where}`);
+        expect(await readFile(join(dir, "message.eml"))).toEqual(bytes);
+        expect((await readFile(join(dir, "attachments", "big.bin"))).equals(bigBytes)).toBe(true);
+        const linked = (await stat(join(dir, "message.eml"))).ino === (await stat(spoolFile)).ino;
+        expect(linked).toBe(where === "same");
+        // The attachment is copied either way: the scratch file goes after the delivery round.
+        expect((await stat(join(dir, "attachments", "big.bin"))).ino).not.toBe((await stat(scratchFile)).ino);
+        expect(await mode(join(dir, "message.eml"))).toBe(0o600);
+        expect(await readFile(spoolFile)).toEqual(bytes);
+      } finally {
+        await rm(source, { recursive: true, force: true });
+      }
+    }
   });
 
   it("does not start when the delivery is already aborted", async () => {
