@@ -190,7 +190,9 @@ export class Daemon {
     const handlers = new Map<string, Handler>(queue.handlers.map((h) => [handlerName(h), createHandler(h, queue.name, secrets)]));
     const deliverer = new Deliverer({ name: queue.name, address: queue.address }, { spool, parser, handlers, events, logger: log });
     const mailbox = new ImapMailbox(queue, tokens, log);
-    const poller = new Poller(queue, { mailbox, spool, status, events, logger: log });
+    // Scheduled polls ask the IDLE session first (one STATUS) and connect only when something changed.
+    const probe = queue.idle ? () => idle?.probe() ?? Promise.resolve(undefined) : undefined;
+    const poller = new Poller(queue, { mailbox, spool, status, events, logger: log, probe });
     const onNewMail = () => {
       events.emit("new-mail-signalled", { queue: queue.name });
       void poller.runCycle();

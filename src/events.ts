@@ -5,8 +5,11 @@
 import { EventEmitter } from "node:events";
 
 export interface DaemonEventMap {
-  /** A fetch cycle ended well. */
-  "fetch-succeeded": [{ queue: string; fetched: number; spooled: number; at: Date }];
+  /**
+   * A fetch cycle ended well, or (`probed`) a scheduled poll asked the queue's IDLE session and
+   * found nothing new, without a connection of its own: a successful look all the same.
+   */
+  "fetch-succeeded": [{ queue: string; fetched: number; spooled: number; at: Date; probed?: boolean }];
   /** A fetch cycle failed; `code` is a MailfetchdError code. */
   "fetch-failed": [{ queue: string; code: string; retryable: boolean; message: string; fix?: string; at: Date }];
   /**

@@ -6,6 +6,9 @@
  * The session is renewed with a fresh token before its access token expires (Exchange ends it
  * with "BYE Session invalidated - AccessTokenExpired"); a dropped session is replaced with
  * backoff, and a catch-up cycle follows every new session.
+ *
+ * The open session also answers the poller's probe (`probe()`): one STATUS on the folder,
+ * which tells a scheduled poll whether anything changed without a connection of its own.
  */
 import type { ImapFlow } from "imapflow";
 import type { QueueConfig } from "../config/schema.js";
@@ -17,14 +20,32 @@ import type { ImapMailbox } from "./imap-mailbox.js";
 /** Servers may end IDLE after 30 minutes (RFC 2177): renew before that regardless of the token. */
 const MAX_SESSION_MS = 25 * 60_000;
 const MIN_SESSION_MS = 30_000;
+const RENEW_SPREAD_MS = 5 * 60_000;
 /** MSAL refreshes a token this long before it expires: renew the session when it would. */
 const TOKEN_REFRESH_MARGIN_MS = 5 * 60_000;
 const RECONNECT = { baseMs: 1_000, maxMs: 5 * 60_000 };
+/**
+ * A healthy session answers a STATUS in milliseconds (a few round trips: DONE, STATUS, IDLE
+ * again). One that has not answered in this long is treated as dead: the poll connects as it
+ * would without IDLE, and the session is replaced rather than left to its 5-minute socket timeout.
+ */
+const PROBE_TIMEOUT_MS = 10_000;
+
+/** The queue folder as the IDLE session's server sees it now (the answer to a STATUS). */
+export interface ProbedFolder {
+  readonly uidValidity: string;
+  /** The UID the next message will get: every message there is has a lower one. */
+  readonly uidNext: number;
+  readonly messages: number;
+}
 
 export class IdleWatcher {
   private readonly stopping = new AbortController();
   private running?: Promise<void>;
   private client?: ImapFlow;
+  /** The session's folder is open and its notifications are listened to: it can answer a probe. */
+  private ready = false;
+  private probing?: Promise<ProbedFolder | undefined>;
 
   constructor(
     private readonly queue: QueueConfig,
@@ -42,6 +63,41 @@ export class IdleWatcher {
     this.stopping.abort();
     await this.client?.logout().catch(() => this.client?.close());
     await this.running;
+  }
+
+  /**
+   * The folder's UIDVALIDITY, UIDNEXT and message count, asked on the open IDLE session (imapflow
+   * ends IDLE for the STATUS and resumes it); undefined when no session is up, or it errs or does
+   * not answer in time. Costs a few small round trips where a poll of its own costs a TLS
+   * handshake, a token, XOAUTH2, EXAMINE and LOGOUT (the daemon's largest cost with many queues).
+   * Concurrent callers share one STATUS.
+   */
+  probe(): Promise<ProbedFolder | undefined> {
+    this.probing ??= this.askStatus().finally(() => (this.probing = undefined));
+    return this.probing;
+  }
+
+  private async askStatus(): Promise<ProbedFolder | undefined> {
+    const client = this.client;
+    if (!client || !this.ready || !client.usable || this.stopping.signal.aborted) return undefined;
+    let timer: NodeJS.Timeout | undefined;
+    const timedOut = new Promise<"timeout">((resolve) => (timer = setTimeout(() => resolve("timeout"), PROBE_TIMEOUT_MS)));
+    try {
+      const answer = await Promise.race([client.status(this.queue.folder, { uidNext: true, uidValidity: true, messages: true }), timedOut]);
+      if (answer === "timeout") {
+        this.logger.debug({ timeoutMs: PROBE_TIMEOUT_MS }, "IDLE session did not answer a STATUS; replacing it");
+        client.close();
+        return undefined;
+      }
+      // imapflow answers false (and logs) when the STATUS failed.
+      if (!answer || answer.uidValidity === undefined || answer.uidNext === undefined) return undefined;
+      return { uidValidity: String(answer.uidValidity), uidNext: answer.uidNext, messages: answer.messages ?? 0 };
+    } catch (error) {
+      this.logger.debug({ reason: describeError(error) }, "STATUS on the IDLE session failed");
+      return undefined;
+    } finally {
+      clearTimeout(timer);
+    }
   }
 
   private async loop(): Promise<void> {
@@ -77,13 +133,17 @@ export class IdleWatcher {
       await client.mailboxOpen(this.queue.folder, { readOnly: true });
       const closed = new Promise<void>((resolve) => client.once("close", () => resolve()));
       client.on("exists", () => this.onNewMail());
+      this.ready = true;
       this.onNewMail(); // mail may have arrived while no session was held
       const lifetime = tokenExpiresOn.getTime() - Date.now() - TOKEN_REFRESH_MARGIN_MS - Math.random() * 60_000;
-      const renewIn = Math.min(MAX_SESSION_MS, Math.max(MIN_SESSION_MS, lifetime));
+      // Up to 5 minutes early at random: 1,000 sessions opened together must not all renew (and
+      // run their catch-up cycles) in the same second every 25 minutes.
+      const renewIn = Math.min(MAX_SESSION_MS - Math.random() * RENEW_SPREAD_MS, Math.max(MIN_SESSION_MS, lifetime));
       this.logger.debug({ renewInMs: Math.round(renewIn) }, "IDLE session open");
       await Promise.race([closed, sleep(renewIn, signal)]);
       if (!client.usable && !signal.aborted) this.logger.debug("IDLE session closed by the server; replacing it");
     } finally {
+      this.ready = false;
       this.client = undefined;
       await client.logout().catch(() => client.close());
     }

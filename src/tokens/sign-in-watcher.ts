@@ -3,8 +3,8 @@
  * runs, by watching the updated_at of the queues' token cache rows, so a queue waiting in
  * needs-sign-in fetches again within seconds instead of at its next (long) retry.
  *
- * Polling one indexed row per queue every few seconds costs nothing next to an IMAP poll, and
- * needs no signal or socket between the CLI and the daemon.
+ * One query for every queue's row every few seconds costs next to nothing, and needs no
+ * signal or socket between the CLI and the daemon.
  */
 import type { Logger } from "../interfaces.js";
 import type { TokenCacheStore } from "./token-cache-store.js";
@@ -37,15 +37,16 @@ export class SignInWatcher {
   }
 
   private check(): void {
+    let versions: Map<string, number>;
+    try {
+      versions = this.options.store.allUpdatedAt();
+    } catch (error) {
+      // A locked or closing database: look again next time.
+      this.options.logger.debug({ err: error }, "could not read the token cache versions");
+      return;
+    }
     for (const queue of this.options.queues) {
-      let version: number | undefined;
-      try {
-        version = this.options.store.updatedAt(queue);
-      } catch (error) {
-        // A locked or closing database: look again next time.
-        this.options.logger.debug({ err: error }, "could not read the token cache version");
-        return;
-      }
+      const version = versions.get(queue);
       if (version === this.seen.get(queue)) continue;
       this.seen.set(queue, version);
       if (this.options.store.isOwnWrite(queue, version)) continue;

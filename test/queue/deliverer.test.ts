@@ -45,7 +45,7 @@ async function setUp(handlers: Handler[]) {
   const parser = new ParserPool({ workerUrl: REAL_WORKER });
   const events = new DaemonEvents();
   const deliverer = new Deliverer(queue, { spool, parser, handlers: new Map(handlers.map((h) => [h.name, h])), events, logger });
-  cleanups.push(() => db.close(), () => parser.close(), () => deliverer.stop());
+  cleanups.push(() => void db.close(), () => parser.close(), () => deliverer.stop());
   // 4 MB with a ~3.5 MB attachment: above the 1 MB at which attachments go to scratch files.
   const big = bigMessage({ seed: "deliverer-test", to: queue.address, totalBytes: 4 * 1024 * 1024, htmlBytes: 100 * 1024 });
   const accepted = await spool.accept(queue, { handlers: handlers.map((h) => h.name) }, { folder: "INBOX", uidValidity: "1", uid: 1, size: big.raw.length, raw: big.raw });
