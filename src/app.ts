@@ -197,7 +197,7 @@ export class Daemon {
       events.emit("new-mail-signalled", { queue: queue.name });
       void poller.runCycle();
     };
-    const idle = queue.idle ? new IdleWatcher(queue, mailbox, onNewMail, log) : undefined;
+    const idle = queue.idle ? new IdleWatcher(queue, mailbox, onNewMail, log, (folder) => poller.sessionOpened(folder)) : undefined;
     return { config: queue, poller, deliverer, idle, refresher };
   }
 

@@ -5,7 +5,8 @@
  *
  * The session is renewed with a fresh token before its access token expires (Exchange ends it
  * with "BYE Session invalidated - AccessTokenExpired"); a dropped session is replaced with
- * backoff, and a catch-up cycle follows every new session.
+ * backoff. A new session's EXAMINE tells whether mail arrived while none was held: the poller
+ * runs a catch-up cycle only then (sessionOpened), not a connection of its own every renewal.
  *
  * The open session also answers the poller's probe (`probe()`): one STATUS on the folder,
  * which tells a scheduled poll whether anything changed without a connection of its own.
@@ -17,8 +18,13 @@ import type { Logger } from "../interfaces.js";
 import { backoffDelay, sleep } from "../queue/backoff.js";
 import type { ImapMailbox } from "./imap-mailbox.js";
 
-/** Servers may end IDLE after 30 minutes (RFC 2177): renew before that regardless of the token. */
-const MAX_SESSION_MS = 25 * 60_000;
+/**
+ * A session lives as long as its token allows, up to this. RFC 2177's 30-minute limit is on
+ * one IDLE command, which imapflow re-issues every 4 minutes on the same connection
+ * (maxIdleTime in imap-mailbox.ts): no reason to reconnect for it. Each renewal costs a TLS
+ * handshake and a sign-in, which 1,000 queues pay every 25 minutes (~80 a minute) otherwise.
+ */
+const MAX_SESSION_MS = 60 * 60_000;
 const MIN_SESSION_MS = 30_000;
 const RENEW_SPREAD_MS = 5 * 60_000;
 /** MSAL refreshes a token this long before it expires: renew the session when it would. */
@@ -50,9 +56,11 @@ export class IdleWatcher {
   constructor(
     private readonly queue: QueueConfig,
     private readonly mailbox: ImapMailbox,
-    /** Called when the server says mail arrived, and after each new session (to catch up). */
+    /** Called when the server says mail arrived (and after a new session when onSessionOpen is not given). */
     private readonly onNewMail: () => void,
     private readonly logger: Logger,
+    /** Called with the folder as each new session found it: the caller catches up if it must. */
+    private readonly onSessionOpen?: (folder: ProbedFolder) => void,
   ) {}
 
   start(): void {
@@ -130,11 +138,14 @@ export class IdleWatcher {
     this.client = client;
     try {
       if (signal.aborted) return;
-      await client.mailboxOpen(this.queue.folder, { readOnly: true });
+      const opened = await client.mailboxOpen(this.queue.folder, { readOnly: true });
       const closed = new Promise<void>((resolve) => client.once("close", () => resolve()));
       client.on("exists", () => this.onNewMail());
       this.ready = true;
-      this.onNewMail(); // mail may have arrived while no session was held
+      // Mail may have arrived while no session was held: the EXAMINE's answer tells.
+      const folder = opened.uidNext !== undefined && opened.uidValidity !== undefined ? { uidValidity: String(opened.uidValidity), uidNext: opened.uidNext, messages: opened.exists ?? 0 } : undefined;
+      if (this.onSessionOpen && folder) this.onSessionOpen(folder);
+      else this.onNewMail();
       const lifetime = tokenExpiresOn.getTime() - Date.now() - TOKEN_REFRESH_MARGIN_MS - Math.random() * 60_000;
       // Up to 5 minutes early at random: 1,000 sessions opened together must not all renew (and
       // run their catch-up cycles) in the same second every 25 minutes.

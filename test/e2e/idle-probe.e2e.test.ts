@@ -40,7 +40,7 @@ describe("polls while the IDLE session is up", () => {
       const answered = answeredByIdle();
       await daemon.waitFor("five more polls answered by the IDLE session", () => answeredByIdle() >= answered + 5, 30_000);
       // A poll of its own would be a login each (five). One safety-net cycle may fall due meanwhile:
-      // the first comes at a random point of the daemon's first 15 minutes.
+      // the first comes at a random point of the daemon's first 30 minutes.
       expect(logins() - before).toBeLessThanOrEqual(1);
 
       const [message] = sampleMessages(1, { seed: "idle-probe", to: QUEUE.address });

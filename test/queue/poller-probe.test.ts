@@ -117,4 +117,40 @@ describe("scheduled polls while the IDLE session is up", () => {
       await poller.stop();
     }
   });
+
+  it("a new IDLE session fetches only when its EXAMINE shows mail the spool does not have", async () => {
+    const events = new DaemonEvents();
+    const looks: Array<{ spooled: number }> = [];
+    events.on("fetch-succeeded", (e) => looks.push({ spooled: e.spooled }));
+    const spool = new Spool(fx.db, path.join(fx.bed.dir, "state"));
+    const logger = fx.logger.child({ queue: queue.name });
+    const mailbox = new ImapMailbox(queue, fx.provider(queue), logger);
+    // Only the start and the sessions make cycles here: the schedule is hours away.
+    const poller = new Poller({ ...queue, poll: { intervalMs: 3_600_000 } }, { mailbox, spool, status: new QueueStatusStore(fx.db), events, logger });
+    const session = () => new IdleWatcher(queue, mailbox, () => undefined, logger, (folder) => poller.sessionOpened(folder));
+    poller.start();
+    await until("the first (full) cycle", () => looks.length > 0);
+
+    // Nothing arrived: the session's own login, and no cycle.
+    const quiet = session();
+    const loginsBefore = logins();
+    quiet.start();
+    await until("the first session", async () => (await quiet.probe()) !== undefined);
+    await new Promise((resolve) => setTimeout(resolve, 1_500));
+    await quiet.stop();
+    expect(logins()).toBe(loginsBefore + 1);
+    expect(looks).toHaveLength(1);
+
+    // Mail arrived while no session was held: the next session's EXAMINE shows it, a cycle fetches it.
+    const [message] = sampleMessages(1, { seed: "session-open", to: QUEUE.address });
+    await fx.bed.dovecot.deliver(QUEUE.address, message!.raw);
+    const next = session();
+    next.start();
+    try {
+      await until("the message in the spool", () => looks.some((l) => l.spooled === 1));
+    } finally {
+      await next.stop();
+      await poller.stop();
+    }
+  });
 });
