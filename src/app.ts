@@ -10,7 +10,7 @@ import type { Config, HandlerConfig, QueueConfig } from "./config/schema.js";
 import { createCommandHandler } from "./handlers/command.js";
 import { createDirectoryHandler } from "./handlers/directory.js";
 import { createWebhookHandler } from "./handlers/webhook.js";
-import { IdleWatcher } from "./imap/idle-watcher.js";
+import { IdleWatcher, type ProbedFolder } from "./imap/idle-watcher.js";
 import { ImapMailbox } from "./imap/imap-mailbox.js";
 import type { Handler, Logger } from "./interfaces.js";
 import type { SecretRegistry } from "./log.js";
@@ -197,7 +197,11 @@ export class Daemon {
       events.emit("new-mail-signalled", { queue: queue.name });
       void poller.runCycle();
     };
-    const idle = queue.idle ? new IdleWatcher(queue, mailbox, onNewMail, log, (folder) => poller.sessionOpened(folder)) : undefined;
+    const onSessionOpen = (folder: ProbedFolder) => {
+      events.emit("idle-session-opened", { queue: queue.name });
+      poller.sessionOpened(folder);
+    };
+    const idle = queue.idle ? new IdleWatcher(queue, mailbox, onNewMail, log, onSessionOpen) : undefined;
     return { config: queue, poller, deliverer, idle, refresher };
   }
 

@@ -13,10 +13,12 @@ export interface DaemonEventMap {
   /** A fetch cycle failed; `code` is a MailfetchdError code. */
   "fetch-failed": [{ queue: string; code: string; retryable: boolean; message: string; fix?: string; at: Date }];
   /**
-   * The IDLE session said mail arrived (EXISTS), or a new session asks for a catch-up cycle:
-   * where mailfetchd's own share of new-mail latency starts (npm run bench).
+   * The IDLE session said mail arrived (EXISTS): where mailfetchd's own share of new-mail
+   * latency starts (npm run bench).
    */
   "new-mail-signalled": [{ queue: string }];
+  /** An IDLE session opened the queue's folder and listens for new mail. */
+  "idle-session-opened": [{ queue: string }];
   /** A message became durable in the spool for the first time. */
   spooled: [{ queue: string; id: string; size: number }];
   delivered: [{ queue: string; id: string; handler: string; attempt: number; durationMs: number }];

@@ -74,7 +74,7 @@ async function once(ctx: BenchContext, big: { name: string; address: string; pas
   const probe = new ProbeProcess(configFile);
   try {
     await probe.start();
-    const sessions = () => new Set(probe.events.filter((e) => e.name === "new-mail-signalled").map((e) => e.queue)).size;
+    const sessions = () => new Set(probe.events.filter((e) => e.name === "idle-session-opened").map((e) => e.queue)).size;
     await probe.waitFor("every IDLE session", () => sessions() >= small.length + 1, 60_000);
     probe.reset();
     const savedAt = Date.now();

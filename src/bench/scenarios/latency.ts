@@ -74,7 +74,7 @@ async function measure(ctx: BenchContext, input: LatencyInput, mode: "idle" | "p
     await probe.start();
     // The first cycle (and, with IDLE, the session) must be up before timing anything.
     await probe.waitFor("the first fetch", () => probe.count("fetch-succeeded") > 0, 60_000);
-    if (mode === "idle") await probe.waitFor("the IDLE session", () => probe.count("new-mail-signalled") > 0, 60_000);
+    if (mode === "idle") await probe.waitFor("the IDLE session", () => probe.count("idle-session-opened") > 0, 60_000);
     const mail = sampleMessages(input.messages, { seed: `latency-${mode}-${Date.now()}`, to: mailbox.address });
     for (const [index, message] of mail.entries()) {
       const saved = Date.now();
