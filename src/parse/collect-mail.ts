@@ -32,6 +32,18 @@ export interface CollectedAttachment {
   readonly sha256: string;
 }
 
+/**
+ * Writing a scratch file failed (disk full, permissions on state.dir): the state directory's
+ * trouble, not the message's. Parsers rethrow it rather than degrade the message to its
+ * headers, so the delivery waits and is retried (src/queue/deliverer.ts).
+ */
+export class ScratchWriteError extends Error {
+  constructor(readonly file: string, cause: unknown) {
+    super(`could not write parse scratch file ${file}: ${(cause as { code?: string })?.code ?? String(cause)}`, { cause });
+    this.name = "ScratchWriteError";
+  }
+}
+
 /** ParsedMail whose attachments carry a CollectedAttachment under `collected`. */
 export type CollectedMail = ParsedMail & { readonly attachments: Array<ParsedMail["attachments"][number] & { collected: CollectedAttachment }> };
 
@@ -111,21 +123,30 @@ async function collectAttachment(stream: Readable, spill: SpillOptions | undefin
   let size = 0;
   let file: string | undefined;
   let handle: FileHandle | undefined;
+  const scratch = async <T>(write: () => Promise<T>): Promise<T> => {
+    try {
+      return await write();
+    } catch (error) {
+      throw new ScratchWriteError(file ?? spill!.dir, error);
+    }
+  };
   try {
     for await (const chunk of stream as AsyncIterable<Buffer>) {
       hash.update(chunk);
       size += chunk.length;
       if (handle) {
-        await handle.writeFile(chunk);
+        await scratch(() => handle!.writeFile(chunk));
         continue;
       }
       chunks.push(chunk);
       if (spill && size > spill.aboveBytes) {
-        await mkdir(spill.dir, { recursive: true, mode: 0o700 });
         file = nextFile();
         // Scratch, not spool: it is re-created by parsing again, so no fsync.
-        handle = await open(file, "wx", 0o600);
-        for (const held of chunks.splice(0)) await handle.writeFile(held);
+        handle = await scratch(async () => {
+          await mkdir(spill.dir, { recursive: true, mode: 0o700 });
+          return open(file!, "wx", 0o600);
+        });
+        for (const held of chunks.splice(0)) await scratch(() => handle!.writeFile(held));
       }
     }
   } finally {

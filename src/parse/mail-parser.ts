@@ -8,7 +8,8 @@
  * - address groups nest; we flatten them to mailboxes;
  * - a Subject in raw 8-bit that is not UTF-8 comes out as U+FFFD; we read it as windows-1252.
  * It rejects (rather than degrading) on a header block over 1 MB or more than 1000 MIME parts;
- * parse() never rejects: it falls back to the top-level headers and sets parseError.
+ * parse() rejects only when a scratch file cannot be written (ScratchWriteError: the state
+ * directory's trouble, retried); otherwise it falls back to the top-level headers and sets parseError.
  * Every result then goes through the enrichers (src/enrich/: conversation, kind, priority,
  * safe HTML, reply text, TNEF), whose failures are contained and listed in enrichmentErrors.
  */
@@ -24,7 +25,7 @@ import type { Enricher } from "../enrich/enrich.js";
 import { enrichParsedMail, type ParsedMailEnrichment } from "../enrich/enrich-parsed-mail.js";
 import { hasPlainTextBody, hasPlainTextBodyIn } from "../enrich/plain-text-body.js";
 import { enrichersReadContentOf } from "../enrich/reads-content.js";
-import { collectMail, type CollectedAttachment, type SpillOptions } from "./collect-mail.js";
+import { collectMail, ScratchWriteError, type CollectedAttachment, type SpillOptions } from "./collect-mail.js";
 
 export interface MailparserParserOptions {
   /**
@@ -82,6 +83,7 @@ export class MailparserParser implements MessageParser {
     try {
       mail = await collectMail(raw, this.options, spillOptions(options));
     } catch (error) {
+      if (error instanceof ScratchWriteError) throw error;
       return this.parseHeadersOnly(raw, `MIME parse failed: ${reason(error)}`);
     }
     try {
@@ -103,6 +105,7 @@ export class MailparserParser implements MessageParser {
     try {
       mail = await collectMail(open(), this.options, spillOptions(options));
     } catch (error) {
+      if (error instanceof ScratchWriteError) throw error;
       return this.parseHeadersOnly(await readStart(open(), FALLBACK_HEADER_BYTES + 1), `MIME parse failed: ${reason(error)}`);
     }
     try {

@@ -12,6 +12,7 @@ import { readFile, stat } from "node:fs/promises";
 import { getHeapStatistics } from "node:v8";
 import { parentPort } from "node:worker_threads";
 import type { ParsedMessage } from "../interfaces.js";
+import { ScratchWriteError } from "./collect-mail.js";
 import { MailparserParser } from "./mail-parser.js";
 
 /** What the pool asks: a full parse, or (after a timeout or crash) the top-level headers only. */
@@ -27,7 +28,7 @@ export interface ParseRequest {
   readonly parseError?: string;
 }
 
-export type ParseReply = ({ readonly id: number; readonly parsed: ParsedMessage } | { readonly id: number; readonly error: string }) & {
+export type ParseReply = ({ readonly id: number; readonly parsed: ParsedMessage } | { readonly id: number; readonly error: string; readonly scratchWriteFailed?: boolean }) & {
   /** This worker grew big (a big message): end it rather than keep its memory until a GC that may not come soon. */
   readonly retire?: boolean;
 };
@@ -52,7 +53,8 @@ if (!port) throw new Error("parse-worker.js runs only as a worker thread (src/pa
 port.on("message", (request: ParseRequest) => {
   void handle(request).then(
     ({ parsed, transfer, bytes }) => port.postMessage({ id: request.id, parsed, retire: bytes > RETIRE_AFTER_MESSAGE_BYTES || grown() } satisfies ParseReply, transfer),
-    (error: unknown) => port.postMessage({ id: request.id, error: error instanceof Error ? error.message : String(error), retire: true } satisfies ParseReply),
+    (error: unknown) =>
+      port.postMessage({ id: request.id, error: error instanceof Error ? error.message : String(error), scratchWriteFailed: error instanceof ScratchWriteError, retire: true } satisfies ParseReply),
   );
 });
 

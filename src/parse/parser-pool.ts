@@ -7,10 +7,12 @@
  * worker terminated and replaced; the message is then parsed for its top-level headers only
  * (again in a worker, with a short limit) and delivered raw with parseError set. So a poison
  * message costs at most two time limits, once: it never loops and never blocks the queue.
- * parse() and parseFile() never reject, except after close().
+ * parse() and parseFile() never reject, except after close() and when a scratch file for a big
+ * attachment cannot be written (SPOOL_WRITE_FAILED, retryable: the state directory's trouble).
  */
 import { Worker, type ResourceLimits } from "node:worker_threads";
 import type { Logger, MessageParser, ParseFileOptions, ParsedAttachment, ParsedMessage } from "../interfaces.js";
+import { MailfetchdError } from "../errors.js";
 import type { ParseReply, ParseRequest } from "./parse-worker.js";
 
 export interface ParserPoolOptions {
@@ -43,7 +45,7 @@ const DEFAULTS = {
   resourceLimits: { maxOldGenerationSizeMb: 768, maxYoungGenerationSizeMb: 8 } satisfies ResourceLimits,
 };
 
-type Outcome = { ok: true; parsed: ParsedMessage } | { ok: false; reason: string };
+type Outcome = { ok: true; parsed: ParsedMessage } | { ok: false; reason: string; scratchWriteFailed?: boolean };
 
 interface Job {
   readonly request: Omit<ParseRequest, "id">;
@@ -125,6 +127,15 @@ export class ParserPool implements MessageParser {
     const full = source();
     const outcome = await this.run({ ...full.request, kind: "full" }, full.transfer, this.timeoutMs);
     if (outcome.ok) return outcome.parsed;
+    // The state directory cannot take a scratch file: not the message's fault, so not parsed
+    // down to its headers; the delivery waits and is retried.
+    if (outcome.scratchWriteFailed) {
+      throw new MailfetchdError(`Parsing needs scratch space in state.dir and could not write it (${outcome.reason}).`, {
+        code: "SPOOL_WRITE_FAILED",
+        retryable: true,
+        fix: "Free space or fix permissions on state.dir; delivery resumes by itself.",
+      });
+    }
     const parseError = `MIME parse abandoned: ${outcome.reason}; delivered raw with the top-level headers only`;
     this.logger?.warn({ reason: outcome.reason }, "parse abandoned; the message is delivered raw with its headers only");
     const again = source();
@@ -170,7 +181,7 @@ export class ParserPool implements MessageParser {
       if (!job || job.id !== reply.id) return;
       clearTimeout(job.timer);
       slot.job = undefined;
-      job.settle("parsed" in reply ? { ok: true, parsed: revive(reply.parsed) } : { ok: false, reason: `parser failed: ${reply.error}` });
+      job.settle("parsed" in reply ? { ok: true, parsed: revive(reply.parsed) } : { ok: false, reason: `parser failed: ${reply.error}`, scratchWriteFailed: reply.scratchWriteFailed });
       // A worker that parsed a big message holds its garbage until some later GC: a fresh one
       // (~0.3 s to start) returns that memory now, which bounds the daemon's RSS.
       if (reply.retire) this.retire(slot);

@@ -136,7 +136,7 @@ export class Deliverer {
   /**
    * A few messages at a time, started in spool order, each parsed (in the parser's worker
    * threads) then handed to its handlers: a handler's fsyncs and a parse overlap with the next
-   * message's. What is in flight is bounded in count and bytes, so a big message goes alone.
+   * message's. What is in flight is bounded in count and bytes; a message above the byte bound goes alone.
    */
   private async deliverEach(groups: DueDelivery[][], signal: AbortSignal): Promise<void> {
     const inFlight = new Set<Promise<void>>();
@@ -181,7 +181,8 @@ export class Deliverer {
 
   /**
    * The parsed message; from its spool file when the parser can read one (nothing held here
-   * meanwhile). Never rejects: undefined when stopping (the parser may be closed by then).
+   * meanwhile). Undefined when stopping (the parser may be closed by then); rejects only when the
+   * state directory cannot take scratch files (the delivery loop pauses and retries).
    */
   private async parse(delivery: DueDelivery, scratchDir: string): Promise<ParsedMessage | undefined> {
     try {
@@ -189,6 +190,8 @@ export class Deliverer {
       return await this.parser.parse(await this.spool.readRaw(this.queue.name, delivery.id));
     } catch (error) {
       if (this.stopping.signal.aborted) return undefined;
+      // No room for scratch files: the state directory's trouble. The loop pauses and retries.
+      if (error instanceof MailfetchdError && error.code === "SPOOL_WRITE_FAILED") throw error;
       // An unreadable spool file is dead-lettered by deliverMessage, which reads it again.
       return { from: [], to: [], cc: [], replyTo: [], references: [], attachments: [], parseError: `not parsed: ${describeError(error)}` };
     }

@@ -5,7 +5,7 @@
  * byte; and the scratch directory is gone once the delivery round ends, delivered or not.
  */
 import { createHash } from "node:crypto";
-import { existsSync, mkdtempSync, readdirSync, readFileSync } from "node:fs";
+import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import path from "node:path";
 import pino from "pino";
@@ -113,5 +113,21 @@ describe("Deliverer with a real spool, parse worker and handlers", () => {
     await expect.poll(() => scratchEntries(stateDir)).toEqual([]);
     expect(seen[0]!.attachmentFileSha).toBe(big.attachmentSha256);
     expect(existsSync(seen[0]!.attachmentFile!)).toBe(false);
+  });
+
+  it("waits, rather than delivering a message without its attachments, while scratch files cannot be written", async () => {
+    const seen: Seen[] = [];
+    const { stateDir, events, deliverer, big } = await setUp([recorder("recorder", seen)]);
+    // A file where the scratch directory goes: every scratch write fails (ENOTDIR), even as root.
+    writeFileSync(path.join(stateDir, "scratch"), "in the way");
+    const delivered = waitFor(events, "delivered", 1);
+    deliverer.start();
+    await new Promise((resolve) => setTimeout(resolve, 1_000));
+    expect(seen).toEqual([]);
+
+    rmSync(path.join(stateDir, "scratch"));
+    await delivered;
+    expect(seen).toHaveLength(1);
+    expect(seen[0]!.attachmentFileSha).toBe(big.attachmentSha256);
   });
 });
