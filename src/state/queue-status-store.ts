@@ -2,7 +2,6 @@
  * Each queue's condition, persisted so `mailfetchd status` (another process) and the HTTP
  * surface see the same thing, and so a restart does not forget that a queue needs sign-in.
  */
-import type { Statement } from "better-sqlite3";
 import type { StateDatabase } from "./database.js";
 
 export type QueueState =
@@ -38,7 +37,6 @@ interface Row {
 }
 
 export class QueueStatusStore {
-  private successStatement?: Statement;
   private synchronous?: number;
 
   constructor(private readonly db: StateDatabase) {}
@@ -61,10 +59,10 @@ export class QueueStatusStore {
    * token expiries keep the daemon's FULL: they are rare and say why a queue is not fetching.
    */
   recordSuccess(queue: string, at: Date): void {
-    const statement = (this.successStatement ??= this.db.prepare(
+    const statement = this.db.prepare(
       `INSERT INTO queue_status (queue, state, last_success_at, consecutive_failures, updated_at) VALUES (?, 'ok', ?, 0, ?)
        ON CONFLICT (queue) DO UPDATE SET state = 'ok', last_success_at = excluded.last_success_at, consecutive_failures = 0, updated_at = excluded.updated_at`,
-    ));
+    );
     this.withoutFsync(() => statement.run(queue, at.getTime(), at.getTime()));
   }
 

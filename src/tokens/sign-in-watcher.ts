@@ -27,7 +27,8 @@ export class SignInWatcher {
   constructor(private readonly options: SignInWatcherOptions) {}
 
   start(): void {
-    for (const queue of this.options.queues) this.seen.set(queue, this.options.store.updatedAt(queue));
+    const versions = this.options.store.allUpdatedAt();
+    for (const queue of this.options.queues) this.seen.set(queue, versions.get(queue));
     this.timer = setInterval(() => this.check(), this.options.intervalMs ?? DEFAULT_WATCH_INTERVAL_MS);
     this.timer.unref();
   }

@@ -7,15 +7,12 @@
  * between a refresh and its write cannot lose the sign-in.
  */
 import type { ICachePlugin, TokenCacheContext } from "@azure/msal-node";
-import type { Statement } from "better-sqlite3";
 import type { StateDatabase } from "../state/database.js";
 import type { SecretBox } from "../state/secret-box.js";
 
 export class TokenCacheStore {
   /** updated_at of the rows this process wrote: a different value was written by someone else (`login`). */
   private readonly ownWrites = new Map<string, number>();
-  private updatedAtStatement?: Statement;
-  private allUpdatedAtStatement?: Statement;
 
   constructor(
     private readonly db: StateDatabase,
@@ -64,18 +61,16 @@ export class TokenCacheStore {
 
   /** When the row last changed: lets a running daemon notice a `login` done by the CLI. */
   updatedAt(queue: string): number | undefined {
-    this.updatedAtStatement ??= this.db.prepare("SELECT updated_at FROM token_cache WHERE queue = ?");
-    const row = this.updatedAtStatement.get(queue) as { updated_at: number } | undefined;
+    const row = this.db.prepare("SELECT updated_at FROM token_cache WHERE queue = ?").get(queue) as { updated_at: number } | undefined;
     return row?.updated_at;
   }
 
   /**
    * Every row's updated_at in one query: the sign-in watcher looks every 3 s, and a query per
-   * queue (1,000 of them, each prepared anew) cost ~1% of a core on its own.
+   * queue (1,000 of them) cost ~1% of a core on its own.
    */
   allUpdatedAt(): Map<string, number> {
-    this.allUpdatedAtStatement ??= this.db.prepare("SELECT queue, updated_at FROM token_cache");
-    const rows = this.allUpdatedAtStatement.all() as Array<{ queue: string; updated_at: number }>;
+    const rows = this.db.prepare("SELECT queue, updated_at FROM token_cache").all() as Array<{ queue: string; updated_at: number }>;
     return new Map(rows.map((row) => [row.queue, row.updated_at]));
   }
 
