@@ -5,7 +5,6 @@
  *   TokenProvider -> MailboxSource (IMAP) -> Spool (durable) -> Parser -> Handler(s)
  * The composition root (src/app.ts) wires one of each per queue.
  */
-import type { Readable } from "node:stream";
 import type { Logger } from "pino";
 
 export type { Logger };
@@ -252,8 +251,6 @@ export interface RawMessage {
   readonly file?: string;
   /** The whole message in memory. */
   read(): Promise<Buffer>;
-  /** The message as a stream, from its start; each call gives a new stream. */
-  stream(): Readable;
 }
 
 /** What a handler is given. */

@@ -25,12 +25,10 @@ export interface SpillOptions {
 }
 
 /** An attachment as collected: its bytes in `content`, or in `file` when spilled. */
-export interface CollectedAttachment {
-  readonly content?: Buffer;
-  readonly file?: string;
-  readonly size: number;
-  readonly sha256: string;
-}
+export type CollectedAttachment = { readonly size: number; readonly sha256: string } & (
+  | { readonly content: Buffer; readonly file?: undefined }
+  | { readonly file: string; readonly content?: undefined }
+);
 
 /**
  * Writing a scratch file failed (disk full, permissions on state.dir): the state directory's
@@ -45,7 +43,7 @@ export class ScratchWriteError extends Error {
 }
 
 /** ParsedMail whose attachments carry a CollectedAttachment under `collected`. */
-export type CollectedMail = ParsedMail & { readonly attachments: Array<ParsedMail["attachments"][number] & { collected: CollectedAttachment }> };
+export type CollectedMail = Omit<ParsedMail, "attachments"> & { readonly attachments: Array<ParsedMail["attachments"][number] & { collected: CollectedAttachment }> };
 
 const HEADER_KEYS = ["subject", "references", "date", "to", "from", "cc", "bcc", "message-id", "in-reply-to", "reply-to"];
 

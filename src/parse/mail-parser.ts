@@ -1,5 +1,6 @@
 /**
- * MessageParser on top of mailparser's simpleParser.
+ * MessageParser on top of mailparser: collectMail (./collect-mail.ts, its simpleParser with big
+ * attachments written to scratch files) for the body, simpleParser for a headers-only parse.
  *
  * What mailparser does on its own that we correct for:
  * - an unparseable Date header becomes the current time; we report no date instead;
@@ -14,10 +15,9 @@
  * safe HTML, reply text, TNEF), whose failures are contained and listed in enrichmentErrors.
  */
 import { isUtf8 } from "node:buffer";
-import { createHash } from "node:crypto";
 import type { Readable } from "node:stream";
 import { simpleParser } from "mailparser";
-import type { AddressObject, Attachment, EmailAddress, ParsedMail, SimpleParserOptions } from "mailparser";
+import type { AddressObject, EmailAddress, ParsedMail, SimpleParserOptions } from "mailparser";
 
 import type { Address, MessageParser, ParseFileOptions, ParsedAttachment, ParsedMessage } from "../interfaces.js";
 import { safeFileName, uniqueFileName } from "../handlers/safe-filename.js";
@@ -25,7 +25,7 @@ import type { Enricher } from "../enrich/enrich.js";
 import { enrichParsedMail, type ParsedMailEnrichment } from "../enrich/enrich-parsed-mail.js";
 import { hasPlainTextBody, hasPlainTextBodyIn } from "../enrich/plain-text-body.js";
 import { enrichersReadContentOf } from "../enrich/reads-content.js";
-import { collectMail, ScratchWriteError, type CollectedAttachment, type SpillOptions } from "./collect-mail.js";
+import { collectMail, ScratchWriteError, type CollectedMail, type SpillOptions } from "./collect-mail.js";
 
 export interface MailparserParserOptions {
   /**
@@ -79,7 +79,7 @@ export class MailparserParser implements MessageParser {
   }
 
   async parse(raw: Buffer, options: ParseFileOptions = {}): Promise<ParsedMessage> {
-    let mail: ParsedMail;
+    let mail: CollectedMail;
     try {
       mail = await collectMail(raw, this.options, spillOptions(options));
     } catch (error) {
@@ -101,7 +101,7 @@ export class MailparserParser implements MessageParser {
    * message from its start; it is called again for the header block when the full parse fails.
    */
   async parseStream(open: () => Readable, options: ParseFileOptions = {}): Promise<ParsedMessage> {
-    let mail: ParsedMail;
+    let mail: CollectedMail;
     try {
       mail = await collectMail(open(), this.options, spillOptions(options));
     } catch (error) {
@@ -165,6 +165,9 @@ function headerBlock(raw: Buffer): Buffer {
   return Buffer.concat([head.subarray(0, end), Buffer.from("\r\n\r\n")]);
 }
 
+/** With the body (text, html, attachments) only from collectMail; a headers-only parse has none. */
+function toParsedMessage(mail: CollectedMail, withBody: true): ParsedMessage;
+function toParsedMessage(mail: ParsedMail, withBody: false): ParsedMessage;
 function toParsedMessage(mail: ParsedMail, withBody: boolean): ParsedMessage {
   const textConversionError = withBody && mail.textConversionError ? `HTML not converted to text: ${reason(mail.textConversionError)}` : undefined;
   return {
@@ -179,7 +182,7 @@ function toParsedMessage(mail: ParsedMail, withBody: boolean): ParsedMessage {
     html: withBody && typeof mail.html === "string" ? mail.html : undefined,
     inReplyTo: nonEmptyString(mail.inReplyTo),
     references: [mail.references ?? []].flat().filter((id): id is string => typeof id === "string" && id !== ""),
-    attachments: withBody ? toAttachments(mail.attachments) : [],
+    attachments: withBody ? toAttachments((mail as CollectedMail).attachments) : [],
     ...(textConversionError === undefined ? {} : { parseError: textConversionError }),
   };
 }
@@ -244,12 +247,11 @@ function flattenAddresses(header: AddressObject | AddressObject[] | undefined): 
   return addresses;
 }
 
-function toAttachments(attachments: readonly Attachment[]): ParsedAttachment[] {
+function toAttachments(attachments: CollectedMail["attachments"]): ParsedAttachment[] {
   const taken = new Set<string>();
   return attachments.map((attachment, index) => {
     // collectMail hashed the bytes on their way (and may have put them in a file).
-    const collected = (attachment as Attachment & { collected?: CollectedAttachment }).collected;
-    const content = collected ? collected.content : Buffer.isBuffer(attachment.content) ? attachment.content : Buffer.alloc(0);
+    const { content, file, size, sha256 } = attachment.collected;
     const contentType = (attachment.contentType || "application/octet-stream").toLowerCase();
     const originalFilename = nonEmptyString(attachment.filename);
     const fallback = `attachment-${index + 1}${extensionFor(contentType)}`;
@@ -258,11 +260,11 @@ function toAttachments(attachments: readonly Attachment[]): ParsedAttachment[] {
       filename: uniqueFileName(safeFileName(originalFilename, fallback), taken),
       ...(originalFilename === undefined ? {} : { originalFilename }),
       contentType,
-      size: collected?.size ?? content!.length,
-      sha256: collected?.sha256 ?? createHash("sha256").update(content!).digest("hex"),
+      size,
+      sha256,
       ...(contentId === undefined ? {} : { contentId }),
       inline: attachment.contentDisposition?.toLowerCase() === "inline" || (attachment.related === true && contentId !== undefined),
-      ...(collected?.file !== undefined ? { file: collected.file } : { content: content! }),
+      ...(file !== undefined ? { file } : { content }),
     };
   });
 }
