@@ -15,6 +15,7 @@ import { createCommandHandler, type CommandHandlerOptions } from "../../src/hand
 import type { DeliverableMessage, DeliveryContext } from "../../src/interfaces.js";
 import { MailparserParser } from "../../src/parse/mail-parser.js";
 import { rawMessageFromBuffer } from "../../src/spool/raw-message.js";
+import { failureOf } from "./failure-of.js";
 
 const RAW = Buffer.from(
   [
@@ -66,15 +67,6 @@ function context(overrides: Partial<DeliveryContext> = {}): DeliveryContext {
 
 function handler(command: string[], options: Partial<CommandHandlerOptions> = {}) {
   return createCommandHandler({ command, timeoutMs: 10_000, killGraceMs: 200, ...options });
-}
-
-async function failureOf(promise: Promise<unknown>): Promise<unknown> {
-  try {
-    await promise;
-  } catch (error) {
-    return error;
-  }
-  throw new Error("expected the delivery to fail");
 }
 
 function readEnv(file: string): Record<string, string> {

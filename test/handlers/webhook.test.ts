@@ -22,6 +22,7 @@ import { Spool } from "../../src/spool/spool.js";
 import { openStateDatabase, type StateDatabase } from "../../src/state/database.js";
 import { verifyStandardWebhook, WebhookReceiver, type Script } from "./webhook-receiver.js";
 import { rawMessageFromBuffer } from "../../src/spool/raw-message.js";
+import { failureOf } from "./failure-of.js";
 
 const SECRET = `whsec_${randomBytes(32).toString("base64")}`;
 const QUEUE = { name: "support", address: "support@contoso.example" };
@@ -100,15 +101,6 @@ function context(overrides: Partial<DeliveryContext> = {}): DeliveryContext {
 
 function handler(url: string, options: Partial<WebhookHandlerOptions> = {}) {
   return createWebhookHandler({ url, secret: SECRET, ...options });
-}
-
-async function failureOf(promise: Promise<unknown>): Promise<unknown> {
-  try {
-    await promise;
-  } catch (error) {
-    return error;
-  }
-  throw new Error("expected the delivery to fail");
 }
 
 const sha256 = (data: Buffer) => createHash("sha256").update(data).digest("hex");

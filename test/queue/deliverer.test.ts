@@ -16,9 +16,8 @@ import { createDirectoryHandler } from "../../src/handlers/directory.js";
 import type { DeliverableMessage, Handler } from "../../src/interfaces.js";
 import { ParserPool } from "../../src/parse/parser-pool.js";
 import { Deliverer } from "../../src/queue/deliverer.js";
-import { Spool } from "../../src/spool/spool.js";
-import { openStateDatabase, type StateDatabase } from "../../src/state/database.js";
 import { bigMessage } from "../../src/testbed/big-message.js";
+import { openTempSpool } from "../spool/temp-spool.js";
 
 const REAL_WORKER = new URL("../../dist/parse/parse-worker.js", import.meta.url);
 const queue = { name: "support", address: "support@contoso.example" };
@@ -39,9 +38,7 @@ afterEach(async () => {
 });
 
 async function setUp(handlers: Handler[]) {
-  const stateDir = mkdtempSync(path.join(tmpdir(), "mailfetchd-deliverer-"));
-  const db: StateDatabase = openStateDatabase(stateDir);
-  const spool = new Spool(db, stateDir);
+  const { dir: stateDir, db, spool } = openTempSpool();
   const parser = new ParserPool({ workerUrl: REAL_WORKER });
   const events = new DaemonEvents();
   const deliverer = new Deliverer(queue, { spool, parser, handlers: new Map(handlers.map((h) => [h.name, h])), events, logger });

@@ -4,14 +4,13 @@
  * queue with it, so the cursor never passes a message that is not durable; a streamed message
  * gets the same stable id and the same bytes as the buffered one.
  */
-import { mkdtempSync, readdirSync, readFileSync } from "node:fs";
-import { tmpdir } from "node:os";
+import { readdirSync, readFileSync } from "node:fs";
 import path from "node:path";
 import { afterEach, describe, expect, it } from "vitest";
 import type { StreamedMessage } from "../../src/interfaces.js";
-import { Spool } from "../../src/spool/spool.js";
 import { identifyMessage } from "../../src/spool/stable-id.js";
-import { openStateDatabase, type StateDatabase } from "../../src/state/database.js";
+import type { StateDatabase } from "../../src/state/database.js";
+import { openTempSpool } from "./temp-spool.js";
 
 const queue = { name: "support", address: "support@contoso.com" };
 const raw = (n: number) => Buffer.from(`Message-ID: <m${n}@example.com>\r\nFrom: a@example.com\r\nSubject: ${n}\r\n\r\n${"body ".repeat(n * 100)}\r\n`);
@@ -29,9 +28,9 @@ let db: StateDatabase | undefined;
 afterEach(() => db?.close());
 
 function open() {
-  const dir = mkdtempSync(path.join(tmpdir(), "mailfetchd-spool-"));
-  db = openStateDatabase(dir);
-  return { dir, spool: new Spool(db, dir) };
+  const opened = openTempSpool();
+  db = opened.db;
+  return opened;
 }
 
 describe("spool: accepts in flight and streamed messages", () => {

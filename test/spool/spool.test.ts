@@ -1,9 +1,9 @@
-import { existsSync, mkdtempSync, readFileSync, statSync } from "node:fs";
-import { tmpdir } from "node:os";
+import { existsSync, readFileSync, statSync } from "node:fs";
 import path from "node:path";
 import { afterEach, describe, expect, it } from "vitest";
 import { Spool } from "../../src/spool/spool.js";
 import { openStateDatabase, type StateDatabase } from "../../src/state/database.js";
+import { openTempSpool } from "./temp-spool.js";
 
 const queue = { name: "support", address: "support@contoso.com" };
 const raw = (n: number) => Buffer.from(`Message-ID: <m${n}@example.com>\r\nFrom: a@example.com\r\nSubject: ${n}\r\n\r\nbody ${n}\r\n`);
@@ -13,9 +13,9 @@ let db: StateDatabase | undefined;
 afterEach(() => db?.close());
 
 function open() {
-  const dir = mkdtempSync(path.join(tmpdir(), "mailfetchd-spool-"));
-  db = openStateDatabase(dir);
-  return { dir, spool: new Spool(db, dir) };
+  const opened = openTempSpool();
+  db = opened.db;
+  return opened;
 }
 
 describe("spool (real SQLite file)", () => {
