@@ -20,7 +20,10 @@ export interface DaemonEventMap {
   /** An IDLE session opened the queue's folder and listens for new mail. */
   "idle-session-opened": [{ queue: string }];
   /** A message became durable in the spool for the first time. */
-  spooled: [{ queue: string; id: string; size: number }];
+  /** A message is durable in the spool; `key` is its spool key (its stable id comes with its first parse). */
+  spooled: [{ queue: string; key: string; size: number }];
+  /** A message whose content was spooled before (same stable id) was not delivered again. */
+  "repeat-recognised": [{ queue: string; id: string }];
   delivered: [{ queue: string; id: string; handler: string; attempt: number; durationMs: number }];
   "delivery-failed": [{ queue: string; id: string; handler: string; attempt: number; retryInMs: number; reason: string }];
   "dead-lettered": [{ queue: string; id: string; handler: string; reason: string }];

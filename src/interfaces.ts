@@ -180,6 +180,12 @@ export interface ParsedMessage {
   readonly attachments: ParsedAttachment[];
   /** Set when the MIME could not be parsed fully; the raw message is still delivered. */
   readonly parseError?: string;
+  /**
+   * Set when the body was parsed (not for a headers-only fallback): the fingerprint of the
+   * decoded content that the stable id is derived from (src/parse/content-fingerprint.ts).
+   * Internal to the pipeline; handlers are given the id, not this.
+   */
+  readonly contentFingerprint?: string;
 
   // Enrichments (src/enrich/). Optional: a message an enricher failed on has no such field,
   // and enrichmentErrors says why.

@@ -64,7 +64,7 @@ export function registerDeadLetters(program: Command): void {
       withSpool(options, async (spool) => {
         const letters = find(spool, id, options.queue);
         const first = letters[0]!;
-        const raw = await spool.readRaw(first.queue, first.id).catch(() => undefined);
+        const raw = await spool.readRaw(first.queue, first.spoolKey).catch(() => undefined);
         const headers = raw ? readHeaders(raw) : new Map<string, string>();
         const lines = [
           `id:          ${first.id}`,

@@ -25,6 +25,7 @@ import type { Enricher } from "../enrich/enrich.js";
 import { enrichParsedMail, type ParsedMailEnrichment } from "../enrich/enrich-parsed-mail.js";
 import { hasPlainTextBody, hasPlainTextBodyIn } from "../enrich/plain-text-body.js";
 import { enrichersReadContentOf } from "../enrich/reads-content.js";
+import { contentFingerprint } from "./content-fingerprint.js";
 import { collectMail, ScratchWriteError, type CollectedMail, type SpillOptions } from "./collect-mail.js";
 
 export interface MailparserParserOptions {
@@ -170,7 +171,7 @@ function toParsedMessage(mail: CollectedMail, withBody: true): ParsedMessage;
 function toParsedMessage(mail: ParsedMail, withBody: false): ParsedMessage;
 function toParsedMessage(mail: ParsedMail, withBody: boolean): ParsedMessage {
   const textConversionError = withBody && mail.textConversionError ? `HTML not converted to text: ${reason(mail.textConversionError)}` : undefined;
-  return {
+  const parsed: ParsedMessage = {
     messageId: nonEmptyString(mail.messageId),
     date: headerDate(mail),
     from: flattenAddresses(mail.from),
@@ -185,6 +186,7 @@ function toParsedMessage(mail: ParsedMail, withBody: boolean): ParsedMessage {
     attachments: withBody ? toAttachments((mail as CollectedMail).attachments) : [],
     ...(textConversionError === undefined ? {} : { parseError: textConversionError }),
   };
+  return withBody ? { ...parsed, contentFingerprint: contentFingerprint(parsed) } : parsed;
 }
 
 /**

@@ -13,6 +13,7 @@ import type { DaemonEvents } from "../events.js";
 import type { Handler, Logger, MessageParser, ParsedMessage, QueueIdentity, RawMessage } from "../interfaces.js";
 import { rawMessageFromFile } from "../spool/raw-message.js";
 import type { DueDelivery, Spool } from "../spool/spool.js";
+import { stableIdFromBytes, stableIdFromContent } from "../spool/stable-id.js";
 import { backoffDelay, sleep } from "./backoff.js";
 
 const BATCH = 200;
@@ -169,14 +170,32 @@ export class Deliverer {
    * the round ends: a retry parses the spool file again.
    */
   private async parseAndDeliver(group: DueDelivery[], signal: AbortSignal): Promise<void> {
-    const scratchDir = this.spool.scratchDir(this.queue.name, group[0]!.id);
+    const scratchDir = this.spool.scratchDir(this.queue.name, group[0]!.spoolKey);
     try {
       const parsed = await this.parse(group[0]!, scratchDir);
       if (signal.aborted || parsed === undefined) return;
-      await this.deliverMessage(group, parsed, signal);
+      const stableId = this.stableIdOf(group[0]!, parsed);
+      if (stableId === undefined) return;
+      await this.deliverMessage(group, stableId, parsed, signal);
     } finally {
       await rm(scratchDir, { recursive: true, force: true }).catch((error: unknown) => this.logger.warn({ err: error, dir: scratchDir }, "could not remove a parse scratch directory"));
     }
+  }
+
+  /**
+   * The message's stable id: given once, at its first parse, from its content (or, when its
+   * body could not be parsed, its exact bytes). Undefined when the message turns out to be a
+   * repeat of one spooled earlier: its deliveries are done, the earlier copy is delivered.
+   */
+  private stableIdOf(delivery: DueDelivery, parsed: ParsedMessage): string | undefined {
+    if (delivery.stableId !== undefined) return delivery.stableId;
+    const contentId =
+      parsed.contentFingerprint === undefined ? stableIdFromBytes(this.queue.address, delivery.contentSha256) : stableIdFromContent(this.queue.address, parsed.contentFingerprint);
+    const { stableId, repeatOf } = this.spool.assignStableId(this.queue.name, delivery, contentId);
+    if (repeatOf === undefined) return stableId;
+    this.logger.info({ messageId: stableId, uid: delivery.uid, repeatOf }, "same content as a message spooled earlier; not delivered again");
+    this.events.emit("repeat-recognised", { queue: this.queue.name, id: stableId });
+    return undefined;
   }
 
   /**
@@ -186,8 +205,8 @@ export class Deliverer {
    */
   private async parse(delivery: DueDelivery, scratchDir: string): Promise<ParsedMessage | undefined> {
     try {
-      if (this.parser.parseFile) return await this.parser.parseFile(this.spool.rawFile(this.queue.name, delivery.id), { scratchDir });
-      return await this.parser.parse(await this.spool.readRaw(this.queue.name, delivery.id));
+      if (this.parser.parseFile) return await this.parser.parseFile(this.spool.rawFile(this.queue.name, delivery.spoolKey), { scratchDir });
+      return await this.parser.parse(await this.spool.readRaw(this.queue.name, delivery.spoolKey));
     } catch (error) {
       if (this.stopping.signal.aborted) return undefined;
       // No room for scratch files: the state directory's trouble. The loop pauses and retries.
@@ -198,46 +217,48 @@ export class Deliverer {
   }
 
   /** The spool file as a RawMessage; rejects when it is missing or unreadable. */
-  private async rawMessage(id: string): Promise<RawMessage> {
-    const file = this.spool.rawFile(this.queue.name, id);
+  private async rawMessage(spoolKey: string): Promise<RawMessage> {
+    const file = this.spool.rawFile(this.queue.name, spoolKey);
     const { size } = await stat(file);
     await access(file, constants.R_OK);
     return rawMessageFromFile(file, size);
   }
 
-  private async deliverMessage(group: DueDelivery[], parsed: ParsedMessage, signal: AbortSignal): Promise<void> {
+  private async deliverMessage(group: DueDelivery[], id: string, parsed: ParsedMessage, signal: AbortSignal): Promise<void> {
     const first = group[0]!;
-    const log = this.logger.child({ messageId: first.id });
+    const log = this.logger.child({ messageId: id });
     let raw: RawMessage;
     try {
       // The spool file itself, not its bytes: handlers read it only if they need it in memory.
-      raw = await this.rawMessage(first.id);
+      raw = await this.rawMessage(first.spoolKey);
     } catch (error) {
       // The spool file is written before the row that points at it; a missing file means the
       // state directory was tampered with. Park the pair rather than loop on it.
       for (const delivery of group) {
         const reason = `spool file unreadable: ${describeError(error)}`;
         this.spool.markDead(delivery.seq, delivery.handler, reason);
-        this.events.emit("dead-lettered", { queue: this.queue.name, id: first.id, handler: delivery.handler, reason });
+        this.events.emit("dead-lettered", { queue: this.queue.name, id, handler: delivery.handler, reason });
       }
       log.error({ err: error }, "spooled message file is unreadable; parked as dead letter");
       return;
     }
     if (parsed.parseError) log.warn({ parseError: parsed.parseError }, "message could not be parsed fully; delivering it raw with the error noted");
+    // The fingerprint is the pipeline's own; handlers get the id derived from it.
+    const { contentFingerprint: _fingerprint, ...forHandlers } = parsed;
     const message = {
-      id: first.id,
+      id,
       queue: this.queue,
       source: { folder: first.folder, uidValidity: first.uidValidity, uid: first.uid },
       internalDate: first.internalDate,
       raw,
-      parsed,
+      parsed: forHandlers,
     };
     for (const delivery of group) {
       const handler = this.handlers.get(delivery.handler);
       if (!handler) {
         const reason = `handler '${delivery.handler}' is no longer configured`;
         this.spool.markDead(delivery.seq, delivery.handler, reason);
-        this.events.emit("dead-lettered", { queue: this.queue.name, id: first.id, handler: delivery.handler, reason });
+        this.events.emit("dead-lettered", { queue: this.queue.name, id, handler: delivery.handler, reason });
         continue;
       }
       const attempt = delivery.attempts + 1;
@@ -247,7 +268,7 @@ export class Deliverer {
         this.recordDelivered(delivery);
         const durationMs = Date.now() - started;
         log.debug({ handler: handler.name, attempt, ms: durationMs, uid: first.uid }, "delivered");
-        this.events.emit("delivered", { queue: this.queue.name, id: first.id, handler: handler.name, attempt, durationMs });
+        this.events.emit("delivered", { queue: this.queue.name, id, handler: handler.name, attempt, durationMs });
       } catch (error) {
         const reason = describeError(error);
         if (isRetryable(error)) {
@@ -255,11 +276,11 @@ export class Deliverer {
           const delay = Math.max(backoffDelay(attempt, RETRY), error instanceof MailfetchdError ? (error.retryAfterMs ?? 0) : 0);
           this.spool.markRetry(delivery.seq, delivery.handler, reason, Date.now() + delay);
           log.warn({ handler: handler.name, attempt, retryInMs: delay, reason }, "delivery failed; will retry");
-          this.events.emit("delivery-failed", { queue: this.queue.name, id: first.id, handler: handler.name, attempt, retryInMs: delay, reason });
+          this.events.emit("delivery-failed", { queue: this.queue.name, id, handler: handler.name, attempt, retryInMs: delay, reason });
         } else {
           this.spool.markDead(delivery.seq, delivery.handler, reason);
           log.error({ handler: handler.name, attempt, reason }, "handler rejected the message; parked as dead letter");
-          this.events.emit("dead-lettered", { queue: this.queue.name, id: first.id, handler: handler.name, reason });
+          this.events.emit("dead-lettered", { queue: this.queue.name, id, handler: handler.name, reason });
         }
       }
     }

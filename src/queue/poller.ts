@@ -232,9 +232,9 @@ export class Poller {
           fetched++;
           if (result.isNew) {
             spooled++;
-            events.emit("spooled", { queue: name, id: result.id, size: message.size });
+            events.emit("spooled", { queue: name, key: result.key, size: message.size });
             if (message.tooLarge) {
-              for (const handler of acceptOptions.handlers) events.emit("dead-lettered", { queue: name, id: result.id, handler, reason: "too large" });
+              for (const handler of acceptOptions.handlers) events.emit("dead-lettered", { queue: name, id: result.key, handler, reason: "too large" });
             }
           }
         },

@@ -4,22 +4,29 @@
  * accept() writes the raw message to a file (fsynced), then in one SQLite transaction records
  * the message, one pending delivery per handler, and the folder's UID cursor. Only after that
  * commit may the server-side copy be touched or the next UID be fetched, so a crash at any
- * instant costs a re-fetch (recognised by the stable id), never a message.
+ * instant costs a re-fetch, never a message.
+ *
+ * A message's place in the spool is its source location (src/spool/stable-id.ts spoolKey):
+ * "already spooled?" is asked of the location, never of the content, so two different
+ * messages are never taken for one. Its stable id, the key handlers see, comes later from its
+ * parsed content (assignStableId); a copy whose content was spooled before is recognised then
+ * and its deliveries end as 'repeat'.
  * Handlers are fed from here, independently of IMAP.
  */
-import { randomBytes } from "node:crypto";
+import { createHash, randomBytes } from "node:crypto";
 import { readdir, readFile, rm, stat } from "node:fs/promises";
 import path from "node:path";
-import type { Cursor, FetchedMessage, QueueIdentity, ServerAction, StreamedMessage } from "../interfaces.js";
+import type { Cursor, FetchedMessage, QueueIdentity, ServerAction, ServerLocation, StreamedMessage } from "../interfaces.js";
 import type { StateDatabase } from "../state/database.js";
 import { MailfetchdError } from "../errors.js";
 import { ensurePrivateDirectory, writeFileDurably } from "./durable-file.js";
 import { moveIntoPlace, StreamSourceError, writeStreamToTempFile } from "./spool-file-writer.js";
-import { HEADER_SCAN_LIMIT, identifyMessage, identifyMessageParts, type MessageIdentity } from "./stable-id.js";
+import { HEADER_SCAN_LIMIT, headerMessageId, spoolKey, stableIdFromHeaders } from "./stable-id.js";
 
 export interface AcceptResult {
-  readonly id: string;
-  /** False when the message was already in the spool (a re-fetch after a crash or re-sync). */
+  /** The message's spool key (its stable id is known once it is parsed). */
+  readonly key: string;
+  /** False when this source location was already in the spool (a re-fetch after a cursor rewind). */
   readonly isNew: boolean;
 }
 
@@ -32,7 +39,11 @@ export interface AcceptOptions {
 
 export interface DueDelivery {
   readonly seq: number;
-  readonly id: string;
+  /** Names the spool file. */
+  readonly spoolKey: string;
+  /** Undefined until the message is first parsed (assignStableId). */
+  readonly stableId?: string;
+  readonly contentSha256: string;
   readonly handler: string;
   readonly attempts: number;
   readonly folder: string;
@@ -61,8 +72,6 @@ export class Spool {
   /** Per queue, the accepts not yet committed, in call order. */
   private readonly commitLines = new Map<string, LineEntry[]>();
   private commitScheduled = false;
-  /** Files being written, by queue and stable id. */
-  private readonly writing = new Map<string, Promise<void>>();
 
   constructor(
     private readonly db: StateDatabase,
@@ -122,12 +131,11 @@ export class Spool {
   async accept(queue: QueueIdentity, options: AcceptOptions, message: FetchedMessage | StreamedMessage): Promise<AcceptResult> {
     const entry = this.lineUp(queue.name);
     const dir = path.join(this.messagesDir, queue.name);
-    let identity: MessageIdentity;
+    const key = spoolKey(queue.name, message);
+    let written: WrittenMessage | undefined;
     try {
-      // Identified before any await, so two copies of one message in flight see each other.
-      const buffered = "content" in message ? undefined : identifyMessage(queue.address, message.raw);
       await ensurePrivateDirectory(dir);
-      identity = buffered ? await this.writeBuffered(queue, buffered, message as FetchedMessage) : await this.writeStreamed(queue, dir, message as StreamedMessage);
+      written = this.isSpooled(queue.name, message) ? await this.skip(message) : await this.write(queue.name, key, message);
     } catch (cause) {
       // The download broke, not the disk: the IMAP error goes up as it is.
       const error =
@@ -143,31 +151,9 @@ export class Spool {
       throw error;
     }
     entry.record = () => {
-      const inserted = this.db
-        .prepare(
-          `INSERT INTO messages (id, queue, folder, uid_validity, uid, size, internal_date, header_message_id, content_sha256, spooled_at, headers_only)
-           VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (queue, id) DO NOTHING`,
-        )
-        .run(
-          identity.id,
-          queue.name,
-          message.folder,
-          message.uidValidity,
-          message.uid,
-          message.size,
-          message.internalDate?.getTime() ?? null,
-          identity.headerMessageId ?? null,
-          identity.contentSha256,
-          Date.now(),
-          message.tooLarge ? 1 : 0,
-        );
-      if (inserted.changes > 0) {
-        // A message too large to download is parked at once: handlers cannot have it, an operator must decide.
-        const addDelivery = this.db.prepare("INSERT INTO deliveries (message_seq, handler, state, next_attempt_at, last_error) VALUES (?, ?, ?, 0, ?)");
-        const reason = message.tooLarge ? tooLargeReason(message.size, message.tooLarge.limit) : null;
-        for (const handler of options.handlers) addDelivery.run(inserted.lastInsertRowid, handler, reason ? "dead" : "pending", reason);
-      }
-      // The server copy of a message that was not downloaded is left alone.
+      const isNew = written === undefined ? false : this.recordMessage(queue, key, options, message, written);
+      // The server copy of a message that was not downloaded is left alone. Any other is
+      // durable by now: written above, or spooled from this very location before.
       if (options.serverAction && !message.tooLarge) {
         this.db
           .prepare(
@@ -177,10 +163,46 @@ export class Spool {
           .run(queue.name, message.folder, message.uidValidity, message.uid, options.serverAction.action, options.serverAction.target ?? null, Date.now());
       }
       this.setCursor(queue.name, message.folder, message.uidValidity, message.uid);
-      return inserted.changes > 0;
+      return isNew;
     };
     this.scheduleCommit();
-    return { id: identity.id, isNew: await entry.outcome };
+    return { key, isNew: await entry.outcome };
+  }
+
+  /**
+   * The row and its deliveries (in the commit transaction). A row left from a message that was
+   * too large, which an operator asked to fetch after all, is taken over: it keeps its stable id.
+   */
+  private recordMessage(queue: QueueIdentity, key: string, options: AcceptOptions, message: FetchedMessage | StreamedMessage, written: WrittenMessage): boolean {
+    const existing = this.db
+      .prepare("SELECT seq, awaiting_refetch FROM messages WHERE queue = ? AND folder = ? AND uid_validity = ? AND uid = ? ORDER BY seq LIMIT 1")
+      .get(queue.name, message.folder, message.uidValidity, message.uid) as { seq: number; awaiting_refetch: number } | undefined;
+    if (existing && !existing.awaiting_refetch) return false;
+    const stableId = message.tooLarge ? stableIdFromHeaders(queue.address, written.head, message.size) : null;
+    const values = [message.size, message.internalDate?.getTime() ?? null, headerMessageId(written.head) ?? null, written.sha256, Date.now(), message.tooLarge ? 1 : 0] as const;
+    let seq: number | bigint;
+    if (existing) {
+      seq = existing.seq;
+      this.db
+        .prepare(
+          `UPDATE messages SET id = ?, size = ?, internal_date = ?, header_message_id = ?, content_sha256 = ?, spooled_at = ?, headers_only = ?,
+             awaiting_refetch = 0, pruned_at = NULL WHERE seq = ?`,
+        )
+        .run(key, ...values, seq);
+      this.db.prepare("DELETE FROM deliveries WHERE message_seq = ?").run(seq);
+    } else {
+      seq = this.db
+        .prepare(
+          `INSERT INTO messages (id, stable_id, queue, folder, uid_validity, uid, size, internal_date, header_message_id, content_sha256, spooled_at, headers_only)
+           VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+        )
+        .run(key, stableId, queue.name, message.folder, message.uidValidity, message.uid, ...values).lastInsertRowid;
+    }
+    // A message too large to download is parked at once: handlers cannot have it, an operator must decide.
+    const addDelivery = this.db.prepare("INSERT INTO deliveries (message_seq, handler, state, next_attempt_at, last_error) VALUES (?, ?, ?, 0, ?)");
+    const reason = message.tooLarge ? tooLargeReason(message.size, message.tooLarge.limit) : null;
+    for (const handler of options.handlers) addDelivery.run(seq, handler, reason ? "dead" : "pending", reason);
+    return true;
   }
 
   /** Takes a place in the queue's commit line: rows commit in this order. */
@@ -246,45 +268,74 @@ export class Spool {
     ready.forEach(({ entry }, index) => entry.settle(results[index]!));
   }
 
-  /** Writes the message file (unless already spooled or being spooled): durable before the row that points at it. */
-  private async writeBuffered(queue: QueueIdentity, identity: MessageIdentity, message: FetchedMessage): Promise<MessageIdentity> {
-    const key = `${queue.name}\u0000${identity.id}`;
-    const sameInFlight = this.writing.get(key);
-    if (sameInFlight) {
-      // A second copy of a message whose first copy is being written: that file will do.
-      await sameInFlight;
-      return identity;
+  /**
+   * Writes the message file, durable before the row that points at it. Its name comes from the
+   * source location, so a re-fetch after a crash (the row never committed) writes the same file.
+   * A big message goes from the download straight to a temp file, hashed on the way (bounded
+   * memory), and is renamed into place.
+   */
+  private async write(queue: string, key: string, message: FetchedMessage | StreamedMessage): Promise<WrittenMessage> {
+    const file = this.rawPath(queue, key);
+    if (!("content" in message)) {
+      await writeFileDurably(file, message.raw);
+      return { head: message.raw.subarray(0, HEADER_SCAN_LIMIT), sha256: createHash("sha256").update(message.raw).digest("hex") };
     }
-    if (this.isKnown(queue.name, identity.id)) return identity;
-    const writing = writeFileDurably(this.rawPath(queue.name, identity.id), message.raw);
-    this.writing.set(key, writing);
-    try {
-      await writing;
-    } finally {
-      this.writing.delete(key);
+    const written = await writeStreamToTempFile(path.dirname(file), message.content, HEADER_SCAN_LIMIT);
+    await moveIntoPlace(written.tempPath, file);
+    return { head: written.head, sha256: written.sha256 };
+  }
+
+  /** A location spooled before: nothing to write (a stream is drained, as the download expects). */
+  private async skip(message: FetchedMessage | StreamedMessage): Promise<undefined> {
+    if ("content" in message) {
+      try {
+        for await (const chunk of message.content) void chunk;
+      } catch (error) {
+        throw new StreamSourceError(error);
+      }
     }
-    return identity;
+    return undefined;
+  }
+
+  /** Whether this source location is in the spool (and not waiting to be fetched again). */
+  private isSpooled(queue: string, location: ServerLocation): boolean {
+    return (
+      this.db
+        .prepare("SELECT 1 FROM messages WHERE queue = ? AND folder = ? AND uid_validity = ? AND uid = ? AND awaiting_refetch = 0")
+        .get(queue, location.folder, location.uidValidity, location.uid) !== undefined
+    );
   }
 
   /**
-   * A big message goes from the download straight to a temp file in the spool, hashed on the
-   * way (bounded memory); its stable id is known only at the end, so it is renamed then.
+   * Gives a parsed message its stable id, once (an id handed out never changes), and tells
+   * whether an earlier message of the queue has the same content: then this one is a copy
+   * served again (after a UIDVALIDITY change, or the same message twice in the mailbox), its
+   * deliveries end as 'repeat', and the earlier one, under the same id, is what handlers get.
+   * A copy of exactly the bytes of an earlier message takes that message's id: this keeps the
+   * ids of messages spooled before content fingerprints (migration 5) for their copies.
    */
-  private async writeStreamed(queue: QueueIdentity, dir: string, message: StreamedMessage): Promise<MessageIdentity> {
-    const written = await writeStreamToTempFile(dir, message.content, HEADER_SCAN_LIMIT);
-    const identity = identifyMessageParts(queue.address, written.head, written.sha256);
-    if (this.isKnown(queue.name, identity.id)) await rm(written.tempPath, { force: true });
-    else await moveIntoPlace(written.tempPath, this.rawPath(queue.name, identity.id));
-    return identity;
-  }
-
-  private isKnown(queue: string, id: string): boolean {
-    return this.db.prepare("SELECT 1 FROM messages WHERE queue = ? AND id = ?").get(queue, id) !== undefined;
+  assignStableId(queue: string, delivery: Pick<DueDelivery, "seq" | "contentSha256">, contentId: string): StableIdAssignment {
+    return this.db.transaction((): StableIdAssignment => {
+      const assigned = this.db.prepare("SELECT stable_id FROM messages WHERE seq = ?").get(delivery.seq) as { stable_id: string | null } | undefined;
+      if (assigned?.stable_id) return { stableId: assigned.stable_id };
+      const earlier = (where: string, value: string) =>
+        this.db
+          .prepare(`SELECT seq, stable_id FROM messages WHERE queue = ? AND ${where} = ? AND seq < ? AND stable_id IS NOT NULL AND headers_only = 0 ORDER BY seq LIMIT 1`)
+          .get(queue, value, delivery.seq) as { seq: number; stable_id: string } | undefined;
+      const original = earlier("content_sha256", delivery.contentSha256) ?? earlier("stable_id", contentId);
+      const stableId = original?.stable_id ?? contentId;
+      this.db.prepare("UPDATE messages SET stable_id = ? WHERE seq = ?").run(stableId, delivery.seq);
+      if (original === undefined) return { stableId };
+      this.db
+        .prepare("UPDATE deliveries SET state = 'repeat', delivered_at = ?, last_error = ? WHERE message_seq = ? AND state = 'pending'")
+        .run(Date.now(), `repeat of the message spooled as #${original.seq}: same content, same id`, delivery.seq);
+      return { stableId, repeatOf: original.seq };
+    })();
   }
 
   /** Where a spooled message's raw file is (for a parser that reads it itself). */
-  rawFile(queue: string, id: string): string {
-    return this.rawPath(queue, id);
+  rawFile(queue: string, key: string): string {
+    return this.rawPath(queue, key);
   }
 
   /** Server-side actions still owed in this folder (from this session, or one a crash cut short). */
@@ -311,7 +362,7 @@ export class Spool {
   dueDeliveries(queue: string, now: number, limit: number): DueDelivery[] {
     const rows = this.db
       .prepare(
-        `SELECT m.seq, m.id, d.handler, d.attempts, m.folder, m.uid_validity, m.uid, m.internal_date, m.size
+        `SELECT m.seq, m.id, m.stable_id, m.content_sha256, d.handler, d.attempts, m.folder, m.uid_validity, m.uid, m.internal_date, m.size
          FROM deliveries d JOIN messages m ON m.seq = d.message_seq
          WHERE m.queue = ? AND d.state = 'pending' AND d.next_attempt_at <= ?
          ORDER BY m.seq, d.handler LIMIT ?`,
@@ -319,6 +370,8 @@ export class Spool {
       .all(queue, now, limit) as Array<{
       seq: number;
       id: string;
+      stable_id: string | null;
+      content_sha256: string;
       handler: string;
       attempts: number;
       folder: string;
@@ -329,7 +382,9 @@ export class Spool {
     }>;
     return rows.map((r) => ({
       seq: r.seq,
-      id: r.id,
+      spoolKey: r.id,
+      ...(r.stable_id === null ? {} : { stableId: r.stable_id }),
+      contentSha256: r.content_sha256,
       handler: r.handler,
       attempts: r.attempts,
       folder: r.folder,
@@ -358,8 +413,8 @@ export class Spool {
     return row.n;
   }
 
-  readRaw(queue: string, id: string): Promise<Buffer> {
-    return readFile(this.rawPath(queue, id));
+  readRaw(queue: string, key: string): Promise<Buffer> {
+    return readFile(this.rawPath(queue, key));
   }
 
   markDelivered(seq: number, handler: string): void {
@@ -390,7 +445,8 @@ export class Spool {
   deadLetters(queue?: string): DeadLetter[] {
     const rows = this.db
       .prepare(
-        `SELECT m.queue, m.id, d.handler, d.attempts, d.last_error, m.folder, m.uid_validity, m.uid, m.size, m.spooled_at, m.header_message_id, m.headers_only
+        `SELECT m.queue, COALESCE(m.stable_id, m.id) AS id, m.id AS spool_key, d.handler, d.attempts, d.last_error, m.folder, m.uid_validity, m.uid, m.size,
+           m.spooled_at, m.header_message_id, m.headers_only
          FROM deliveries d JOIN messages m ON m.seq = d.message_seq
          WHERE d.state = 'dead' AND (? IS NULL OR m.queue = ?) ORDER BY m.seq, d.handler`,
       )
@@ -407,42 +463,49 @@ export class Spool {
 
   /**
    * Puts a dead letter back in line (all its dead handlers, or one). A message that was too
-   * large to download is forgotten instead and its folder's cursor rewound to just before it,
-   * so the next fetch downloads it (under a raised maxMessageSize); repeats behind it are
-   * recognised by their stable ids. Returns how many deliveries were requeued or forgotten.
+   * large to download is marked to be fetched again instead, and its folder's cursor rewound to
+   * just before it, so the next fetch downloads it (under a raised maxMessageSize) into the same
+   * row, under the same id; the messages behind it are recognised by their locations. Returns
+   * how many deliveries were requeued or forgotten.
    */
   retryDeadLetter(queue: string, id: string, handler?: string): number {
     return this.db.transaction(() => {
-      const message = this.db.prepare("SELECT seq, folder, uid_validity, uid, headers_only FROM messages WHERE queue = ? AND id = ?").get(queue, id) as
-        | { seq: number; folder: string; uid_validity: string; uid: number; headers_only: number }
-        | undefined;
-      if (!message) return 0;
-      if (message.headers_only) {
-        const cursor = this.cursor(queue, message.folder);
-        if (cursor && cursor.uidValidity === message.uid_validity && cursor.lastUid >= message.uid) {
-          this.setCursor(queue, message.folder, message.uid_validity, message.uid - 1);
+      let changed = 0;
+      for (const message of this.messagesWithId(queue, id)) {
+        if (message.headers_only) {
+          const cursor = this.cursor(queue, message.folder);
+          if (cursor && cursor.uidValidity === message.uid_validity && cursor.lastUid >= message.uid) {
+            this.setCursor(queue, message.folder, message.uid_validity, message.uid - 1);
+          }
+          this.db.prepare("UPDATE messages SET awaiting_refetch = 1 WHERE seq = ?").run(message.seq);
+          changed += this.db.prepare("DELETE FROM deliveries WHERE message_seq = ?").run(message.seq).changes;
+          continue;
         }
-        const removed = this.db.prepare("DELETE FROM deliveries WHERE message_seq = ?").run(message.seq).changes;
-        this.db.prepare("DELETE FROM messages WHERE seq = ?").run(message.seq);
-        return removed;
+        changed += this.db
+          .prepare(
+            `UPDATE deliveries SET state = 'pending', next_attempt_at = 0, attempts = 0
+             WHERE message_seq = ? AND state = 'dead' AND (? IS NULL OR handler = ?)`,
+          )
+          .run(message.seq, handler ?? null, handler ?? null).changes;
       }
-      return this.db
-        .prepare(
-          `UPDATE deliveries SET state = 'pending', next_attempt_at = 0, attempts = 0
-           WHERE message_seq = ? AND state = 'dead' AND (? IS NULL OR handler = ?)`,
-        )
-        .run(message.seq, handler ?? null, handler ?? null).changes;
+      return changed;
     })();
   }
 
   /** Gives up on a dead letter for good: it is marked dropped and never delivered. */
   dropDeadLetter(queue: string, id: string, handler?: string): number {
+    const drop = this.db.prepare(
+      `UPDATE deliveries SET state = 'dropped', delivered_at = ?, last_error = 'dropped by operator: ' || COALESCE(last_error, '')
+       WHERE state = 'dead' AND (? IS NULL OR handler = ?) AND message_seq = ?`,
+    );
+    return this.db.transaction(() => this.messagesWithId(queue, id).reduce((n, m) => n + drop.run(Date.now(), handler ?? null, handler ?? null, m.seq).changes, 0))();
+  }
+
+  /** The rows a dead letter id names: its stable id (a repeat shares it), or its spool key. */
+  private messagesWithId(queue: string, id: string): Array<{ seq: number; folder: string; uid_validity: string; uid: number; headers_only: number }> {
     return this.db
-      .prepare(
-        `UPDATE deliveries SET state = 'dropped', delivered_at = ?, last_error = 'dropped by operator: ' || COALESCE(last_error, '')
-         WHERE state = 'dead' AND (? IS NULL OR handler = ?) AND message_seq = (SELECT seq FROM messages WHERE queue = ? AND id = ?)`,
-      )
-      .run(Date.now(), handler ?? null, handler ?? null, queue, id).changes;
+      .prepare("SELECT seq, folder, uid_validity, uid, headers_only FROM messages WHERE queue = ? AND (stable_id = ? OR id = ?) ORDER BY seq")
+      .all(queue, id, id) as Array<{ seq: number; folder: string; uid_validity: string; uid: number; headers_only: number }>;
   }
 
   /**
@@ -477,8 +540,9 @@ export class Spool {
     return row.bytes;
   }
 
-  private rawPath(queue: string, id: string): string {
-    return path.join(this.messagesDir, queue, `${id}.eml`);
+  /** Spool keys (and, for messages spooled before migration 5, stable ids) name the files. */
+  private rawPath(queue: string, key: string): string {
+    return path.join(this.messagesDir, queue, `${key}.eml`);
   }
 
   private setCursor(queue: string, folder: string, uidValidity: string, lastUid: number): void {
@@ -491,9 +555,24 @@ export class Spool {
   }
 }
 
+export interface StableIdAssignment {
+  readonly stableId: string;
+  /** The seq of the earlier message with the same content, when this one is a repeat of it. */
+  readonly repeatOf?: number;
+}
+
+interface WrittenMessage {
+  /** The first HEADER_SCAN_LIMIT bytes (all of a shorter message). */
+  readonly head: Buffer;
+  readonly sha256: string;
+}
+
 export interface DeadLetter {
   readonly queue: string;
+  /** The stable id. */
   readonly id: string;
+  /** Names the spool file (readRaw). */
+  readonly spoolKey: string;
   readonly handler: string;
   readonly attempts: number;
   readonly reason: string;
@@ -508,6 +587,7 @@ export interface DeadLetter {
 interface DeadLetterRow {
   queue: string;
   id: string;
+  spool_key: string;
   handler: string;
   attempts: number;
   last_error: string | null;
@@ -524,6 +604,7 @@ function toDeadLetter(row: DeadLetterRow): DeadLetter {
   return {
     queue: row.queue,
     id: row.id,
+    spoolKey: row.spool_key,
     handler: row.handler,
     attempts: row.attempts,
     reason: row.last_error ?? "",

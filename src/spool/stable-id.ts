@@ -1,40 +1,56 @@
 /**
- * The stable id of a message: the idempotency key every handler sees. It must stay the same
- * across restarts, re-syncs and UIDVALIDITY changes, so it cannot come from the UID.
+ * Two keys name a spooled message, and they answer different questions:
  *
- * With a Message-ID it is derived from the queue address, the Message-ID, the Date and the
- * From address: headers that survive Exchange re-rendering a message's MIME, where the raw
- * bytes (boundaries, encodings) may not. Without a Message-ID it falls back to the hash of
- * the raw bytes. The queue address is part of it, so one message sent to two queues has two
- * ids (each queue's handlers track their own copy).
+ * - The spool key says where a message sits in the spool. It comes from the message's source
+ *   location (queue, folder, UIDVALIDITY, UID), so "already spooled?" is decided by that
+ *   location and two different messages can never be taken for one (README "Message ids").
+ * - The stable id is the idempotency key every handler sees. It comes from the message's
+ *   content, decoded (src/parse/content-fingerprint.ts), so it stays the same when the server
+ *   serves the same message again: after a UIDVALIDITY change, after Exchange re-renders its
+ *   MIME (other boundaries, transfer encodings, folding, line ends), or when the same message
+ *   lands in the mailbox twice. It is computed when the message is first parsed and never
+ *   changes after that. The queue address is part of it, so one message sent to two queues
+ *   has two ids (each queue's handlers track their own copy).
  */
 import { createHash } from "node:crypto";
-
-export interface MessageIdentity {
-  readonly id: string;
-  readonly headerMessageId?: string;
-  readonly contentSha256: string;
-}
+import type { ServerLocation } from "../interfaces.js";
 
 /** How many header bytes are examined: enough for any real header block's first fields. */
 export const HEADER_SCAN_LIMIT = 256 * 1024;
 
-export function identifyMessage(queueAddress: string, raw: Buffer): MessageIdentity {
-  return identifyMessageParts(queueAddress, raw.subarray(0, HEADER_SCAN_LIMIT), createHash("sha256").update(raw).digest("hex"));
+/** "s" + 31 hex digits: never equal to a stable id ("m" + 31 hex digits). */
+export function spoolKey(queue: string, location: ServerLocation): string {
+  return `s${digest([queue, location.folder, location.uidValidity, String(location.uid)]).slice(0, 31)}`;
+}
+
+/** The stable id of a parsed message, from its content fingerprint. */
+export function stableIdFromContent(queueAddress: string, fingerprint: string): string {
+  return stableId(queueAddress, ["content", fingerprint]);
+}
+
+/** The stable id of a message whose body could not be parsed: its exact bytes. */
+export function stableIdFromBytes(queueAddress: string, contentSha256: string): string {
+  return stableId(queueAddress, ["raw", contentSha256]);
 }
 
 /**
- * The same identity from what a streamed message leaves behind: its first HEADER_SCAN_LIMIT
- * bytes (or all of it, when shorter) and the sha256 of the whole, computed while writing it.
+ * The stable id of a message above the size cap, of which only the header block was
+ * downloaded: every header a person reads, and the size. It stays its id when an operator has
+ * it fetched after all (`mailfetchd deadletters retry`).
  */
-export function identifyMessageParts(queueAddress: string, head: Buffer, contentSha256: string): MessageIdentity {
+export function stableIdFromHeaders(queueAddress: string, head: Buffer, size: number): string {
   const headers = readHeaders(head);
-  const headerMessageId = normaliseMessageId(headers.get("message-id"));
-  const material = headerMessageId
-    ? ["mid", headerMessageId, normaliseDate(headers.get("date")), normaliseFrom(headers.get("from"))]
-    : ["raw", contentSha256];
-  const digest = createHash("sha256").update([queueAddress.toLowerCase(), ...material].join("\n")).digest("hex");
-  return { id: `m${digest.slice(0, 31)}`, headerMessageId, contentSha256 };
+  const collapse = (name: string) => (headers.get(name) ?? "").replace(/\s+/g, " ").trim();
+  return stableId(queueAddress, ["headers", ...["message-id", "date", "from", "to", "cc", "reply-to", "subject"].map(collapse), String(size)]);
+}
+
+/** The Message-ID of the header block, lower-cased, without <>. */
+export function headerMessageId(head: Buffer): string | undefined {
+  const value = readHeaders(head).get("message-id");
+  if (!value) return undefined;
+  const bracketed = /<([^<>\s]+)>/.exec(value);
+  const id = (bracketed ? bracketed[1]! : value.trim()).toLowerCase();
+  return id.length > 0 ? id : undefined;
 }
 
 /** The first occurrence of each header in the header block, unfolded, names lower-cased. */
@@ -52,23 +68,13 @@ export function readHeaders(raw: Buffer): Map<string, string> {
   return headers;
 }
 
-function normaliseMessageId(value: string | undefined): string | undefined {
-  if (!value) return undefined;
-  const bracketed = /<([^<>\s]+)>/.exec(value);
-  const id = (bracketed ? bracketed[1]! : value.trim()).toLowerCase();
-  return id.length > 0 ? id : undefined;
+function stableId(queueAddress: string, material: readonly string[]): string {
+  return `m${digest([queueAddress.toLowerCase(), ...material]).slice(0, 31)}`;
 }
 
-function normaliseDate(value: string | undefined): string {
-  if (!value) return "";
-  const time = Date.parse(value.replace(/\s*\([^)]*\)\s*$/, ""));
-  return Number.isNaN(time) ? value.replace(/\s+/g, " ").trim() : String(time);
-}
-
-function normaliseFrom(value: string | undefined): string {
-  if (!value) return "";
-  const bracketed = /<([^<>\s]+@[^<>\s]+)>/.exec(value);
-  if (bracketed) return bracketed[1]!.toLowerCase();
-  const bare = /[^\s<>"]+@[^\s<>"]+/.exec(value);
-  return (bare ? bare[0] : value.trim()).toLowerCase();
+/** Length-prefixed, so no choice of field values can make two different lists hash alike. */
+function digest(fields: readonly string[]): string {
+  const hash = createHash("sha256");
+  for (const field of fields) hash.update(`${Buffer.byteLength(field)}:`).update(field);
+  return hash.digest("hex");
 }

@@ -84,4 +84,35 @@ export const MIGRATIONS: readonly string[] = [
   ALTER TABLE messages ADD COLUMN pruned_at INTEGER;
   CREATE INDEX messages_spooled_at ON messages (spooled_at);
   `,
+  // 5: a message's place in the spool is its source location, no longer its stable id
+  //    (two different messages that share Message-ID, Date and From had one id, and the second
+  //    was taken for a repeat). `id` keeps naming the spool file: for rows from before this
+  //    migration it is their stable id, for new rows a key derived from the source location.
+  //    `stable_id` is the id handlers see: computed from the parsed content (NULL until then),
+  //    copied from `id` for older rows so ids already handed out stay valid.
+  //    A delivery of a message whose content was already spooled (a re-served copy) ends in
+  //    the new state 'repeat': the earlier copy, with the same stable id, is delivered instead.
+  `
+  ALTER TABLE messages ADD COLUMN stable_id TEXT;
+  UPDATE messages SET stable_id = id;
+  ALTER TABLE messages ADD COLUMN awaiting_refetch INTEGER NOT NULL DEFAULT 0;
+  CREATE INDEX messages_stable_id ON messages (queue, stable_id);
+  CREATE INDEX messages_source ON messages (queue, folder, uid_validity, uid);
+  CREATE INDEX messages_content ON messages (queue, content_sha256);
+
+  CREATE TABLE deliveries_v5 (
+    message_seq     INTEGER NOT NULL REFERENCES messages(seq) ON DELETE CASCADE,
+    handler         TEXT NOT NULL,
+    state           TEXT NOT NULL CHECK (state IN ('pending', 'delivered', 'dead', 'dropped', 'repeat')),
+    attempts        INTEGER NOT NULL DEFAULT 0,
+    next_attempt_at INTEGER NOT NULL,
+    last_error      TEXT,
+    delivered_at    INTEGER,
+    PRIMARY KEY (message_seq, handler)
+  );
+  INSERT INTO deliveries_v5 SELECT message_seq, handler, state, attempts, next_attempt_at, last_error, delivered_at FROM deliveries;
+  DROP TABLE deliveries;
+  ALTER TABLE deliveries_v5 RENAME TO deliveries;
+  CREATE INDEX deliveries_due ON deliveries (state, next_attempt_at);
+  `,
 ];

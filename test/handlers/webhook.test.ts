@@ -23,6 +23,7 @@ import { openStateDatabase, type StateDatabase } from "../../src/state/database.
 import { verifyStandardWebhook, WebhookReceiver, type Script } from "./webhook-receiver.js";
 import { rawMessageFromBuffer } from "../../src/spool/raw-message.js";
 import { failureOf } from "./failure-of.js";
+import { expectedStableId } from "../spool/expected-id.js";
 
 const SECRET = `whsec_${randomBytes(32).toString("base64")}`;
 const QUEUE = { name: "support", address: "support@contoso.example" };
@@ -300,8 +301,8 @@ describe("webhook handler through the Deliverer and a real spool", () => {
     const events = new DaemonEvents();
     const webhook = handler(url);
     deliverer = new Deliverer(QUEUE, { spool, parser: new MailparserParser(), handlers: new Map([["webhook", webhook]]), events, logger: pino({ level: "silent" }) });
-    const accepted = await spool.accept(QUEUE, { handlers: ["webhook"] }, { folder: "INBOX", uidValidity: "9", uid: 1, size: RAW.length, raw: RAW });
-    return { spool, events, id: accepted.id };
+    await spool.accept(QUEUE, { handlers: ["webhook"] }, { folder: "INBOX", uidValidity: "9", uid: 1, size: RAW.length, raw: RAW });
+    return { spool, events, id: await expectedStableId(QUEUE.address, RAW) };
   }
 
   it("a 500 is retried with backoff until the receiver takes the message", async () => {

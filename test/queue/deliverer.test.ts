@@ -18,6 +18,7 @@ import { ParserPool } from "../../src/parse/parser-pool.js";
 import { Deliverer } from "../../src/queue/deliverer.js";
 import { bigMessage } from "../../src/testbed/big-message.js";
 import { openTempSpool } from "../spool/temp-spool.js";
+import { expectedStableId } from "../spool/expected-id.js";
 
 const REAL_WORKER = new URL("../../dist/parse/parse-worker.js", import.meta.url);
 const queue = { name: "support", address: "support@contoso.example" };
@@ -46,7 +47,7 @@ async function setUp(handlers: Handler[]) {
   // 4 MB with a ~3.5 MB attachment: above the 1 MB at which attachments go to scratch files.
   const big = bigMessage({ seed: "deliverer-test", to: queue.address, totalBytes: 4 * 1024 * 1024, htmlBytes: 100 * 1024 });
   const accepted = await spool.accept(queue, { handlers: handlers.map((h) => h.name) }, { folder: "INBOX", uidValidity: "1", uid: 1, size: big.raw.length, raw: big.raw });
-  return { stateDir, spool, events, deliverer, big, id: accepted.id };
+  return { stateDir, spool, events, deliverer, big, key: accepted.key, id: await expectedStableId(queue.address, big.raw) };
 }
 
 function recorder(name: string, seen: Seen[], fail = false): Handler {
@@ -81,13 +82,13 @@ describe("Deliverer with a real spool, parse worker and handlers", () => {
   it("hands a big attachment over as a scratch file and the raw message as the spool file; the directory handler copies both exactly", async () => {
     const seen: Seen[] = [];
     const outDir = mkdtempSync(path.join(tmpdir(), "mailfetchd-deliverer-out-"));
-    const { stateDir, spool, events, deliverer, big, id } = await setUp([recorder("recorder", seen), createDirectoryHandler({ path: outDir })]);
+    const { stateDir, spool, events, deliverer, big, key, id } = await setUp([recorder("recorder", seen), createDirectoryHandler({ path: outDir })]);
     const delivered = waitFor(events, "delivered", 2);
     deliverer.start();
     await delivered;
 
     expect(seen).toHaveLength(1);
-    expect(seen[0]!.rawFile).toBe(spool.rawFile(queue.name, id));
+    expect(seen[0]!.rawFile).toBe(spool.rawFile(queue.name, key));
     expect(seen[0]!.rawSize).toBe(big.raw.length);
     expect(seen[0]!.attachmentInMemory).toBe(false);
     expect(seen[0]!.attachmentFile?.startsWith(path.join(stateDir, "scratch", queue.name) + path.sep)).toBe(true);
@@ -97,7 +98,7 @@ describe("Deliverer with a real spool, parse worker and handlers", () => {
     expect(readFileSync(path.join(messageDir, "message.eml")).equals(big.raw)).toBe(true);
     expect(sha256(readFileSync(path.join(messageDir, "attachments", big.attachmentFilename)))).toBe(big.attachmentSha256);
     // The spool's file is untouched by the copy, and the round's scratch directory is gone.
-    expect(readFileSync(spool.rawFile(queue.name, id)).equals(big.raw)).toBe(true);
+    expect(readFileSync(spool.rawFile(queue.name, key)).equals(big.raw)).toBe(true);
     await expect.poll(() => scratchEntries(stateDir)).toEqual([]);
   });
 

@@ -8,7 +8,7 @@
  */
 import path from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { identifyMessage } from "../../src/spool/stable-id.js";
+import { expectedStableId } from "../spool/expected-id.js";
 import { sampleMessages } from "../../src/testbed/sample-messages.js";
 import { startTestBed, type TestBed } from "../../src/testbed/test-bed.js";
 import { DaemonProcess } from "../e2e/daemon-process.js";
@@ -50,7 +50,7 @@ beforeAll(async () => {
     const count = Math.floor(TOTAL / QUEUES.length) + (index < TOTAL % QUEUES.length ? 1 : 0);
     for (const m of sampleMessages(count, { seed: `crash-${q.name}`, to: q.address })) {
       await bed.dovecot.deliver(q.address, m.raw);
-      expected.set(identifyMessage(q.address, m.raw).id, q.name);
+      expected.set(await expectedStableId(q.address, m.raw), q.name);
     }
   }
 }, 600_000);

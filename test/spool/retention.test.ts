@@ -23,9 +23,10 @@ describe("spool retention (real SQLite file and spool files)", () => {
     db = openStateDatabase(dir);
     const spool = new Spool(db, dir);
     const ids = [];
-    for (const n of [1, 2, 3, 4]) ids.push((await spool.accept(queue, { handlers: ["a", "b"] }, message(n))).id);
+    for (const n of [1, 2, 3, 4]) ids.push((await spool.accept(queue, { handlers: ["a", "b"] }, message(n))).key);
     const due = spool.dueDeliveries("support", Date.now(), 100);
-    const of = (id: string) => due.filter((d) => d.id === id);
+    const of = (key: string) => due.filter((d) => d.spoolKey === key);
+    for (const [index, key] of ids.entries()) spool.assignStableId("support", of(key)[0]!, `m-content-${index + 1}`);
     for (const d of of(ids[0]!)) spool.markDelivered(d.seq, d.handler); // 1: delivered to both
     spool.markDelivered(of(ids[1]!)[0]!.seq, "a"); // 2: b still pending
     spool.markDelivered(of(ids[2]!)[0]!.seq, "a");
@@ -42,11 +43,15 @@ describe("spool retention (real SQLite file and spool files)", () => {
     expect(existsSync(file(ids[1]!))).toBe(true);
     expect(existsSync(file(ids[2]!))).toBe(true);
     expect(spool.diskUsage("support")).toBe(usageBefore - message(1).size - message(4).size);
-    // The tombstone still recognises a re-fetch (e.g. after a UIDVALIDITY change).
-    expect((await spool.accept(queue, { handlers: ["a", "b"] }, { ...message(1), uidValidity: "2" })).isNew).toBe(false);
+    // The tombstone still recognises a copy served again (e.g. after a UIDVALIDITY change):
+    // spooled at its new location, it is a repeat of the pruned message once it has its id.
+    expect((await spool.accept(queue, { handlers: ["a", "b"] }, { ...message(1), uidValidity: "2" })).isNew).toBe(true);
+    const copy = spool.dueDeliveries("support", Date.now(), 100).find((d) => d.uidValidity === "2")!;
+    expect(spool.assignStableId("support", copy, "m-content-1")).toEqual({ stableId: "m-content-1", repeatOf: of(ids[0]!)[0]!.seq });
 
-    expect(await retention.runOnce(Date.now() + 181 * DAY)).toEqual({ pruned: 0, forgotten: 2 });
-    expect(spool.deadLetters("support").map((l) => l.id)).toEqual([ids[2]]);
+    // The repeat's deliveries are done: its file goes and its row with the others.
+    expect(await retention.runOnce(Date.now() + 181 * DAY)).toEqual({ pruned: 1, forgotten: 3 });
+    expect(spool.deadLetters("support").map((l) => l.id)).toEqual(["m-content-3"]);
     expect(spool.backlog("support")).toBe(1);
   });
 });

@@ -8,7 +8,7 @@ import { readdirSync, readFileSync } from "node:fs";
 import path from "node:path";
 import { afterEach, describe, expect, it } from "vitest";
 import type { StreamedMessage } from "../../src/interfaces.js";
-import { identifyMessage } from "../../src/spool/stable-id.js";
+import { spoolKey } from "../../src/spool/stable-id.js";
 import type { StateDatabase } from "../../src/state/database.js";
 import { openTempSpool } from "./temp-spool.js";
 
@@ -56,23 +56,23 @@ describe("spool: accepts in flight and streamed messages", () => {
     expect(spool.dueDeliveries("support", Date.now(), 20).map((d) => d.uid)).toEqual([1]);
   });
 
-  it("records a copy of a message in flight twice once", async () => {
+  it("records two copies of a message in flight each at its own location (their content decides a repeat later)", async () => {
     const { spool } = open();
     const [first, second] = await Promise.all([spool.accept(queue, { handlers: ["a"] }, fetched(4)), spool.accept(queue, { handlers: ["a"] }, { ...fetched(4), uid: 9 })]);
-    expect(first).toEqual({ id: second!.id, isNew: true });
-    expect(second!.isNew).toBe(false);
-    expect(spool.backlog("support")).toBe(1);
+    expect([first!.isNew, second!.isNew]).toEqual([true, true]);
+    expect(first!.key).not.toBe(second!.key);
+    expect(spool.backlog("support")).toBe(2);
     expect(spool.cursor("support", "INBOX")?.lastUid).toBe(9);
   });
 
   it("spools a streamed message with the id and bytes of the buffered one, leaving no temp file", async () => {
     const { dir, spool } = open();
     const result = await spool.accept(queue, { handlers: ["a"] }, streamed(30));
-    expect(result).toEqual({ id: identifyMessage(queue.address, raw(30)).id, isNew: true });
-    expect(readFileSync(path.join(dir, "spool", "support", `${result.id}.eml`))).toEqual(raw(30));
-    expect(readdirSync(path.join(dir, "spool", "support"))).toEqual([`${result.id}.eml`]);
+    expect(result).toEqual({ key: spoolKey(queue.name, { folder: "INBOX", uidValidity: "7", uid: 30 }), isNew: true });
+    expect(readFileSync(path.join(dir, "spool", "support", `${result.key}.eml`))).toEqual(raw(30));
+    expect(readdirSync(path.join(dir, "spool", "support"))).toEqual([`${result.key}.eml`]);
     const failed = await spool.accept(queue, { handlers: ["a"] }, streamed(31, 500)).catch((error: Error) => error);
     expect(failed).toBeInstanceOf(Error);
-    expect(readdirSync(path.join(dir, "spool", "support"))).toEqual([`${result.id}.eml`]);
+    expect(readdirSync(path.join(dir, "spool", "support"))).toEqual([`${result.key}.eml`]);
   });
 });

@@ -25,26 +25,67 @@ describe("spool (real SQLite file)", () => {
     expect(result.isNew).toBe(true);
     expect(spool.cursor("support", "INBOX")).toEqual({ uidValidity: "7", lastUid: 5 });
     expect(spool.backlog("support")).toBe(2);
-    const file = path.join(dir, "spool", "support", `${result.id}.eml`);
+    const file = path.join(dir, "spool", "support", `${result.key}.eml`);
     expect(readFileSync(file)).toEqual(raw(5));
     expect(statSync(file).mode & 0o777).toBe(0o600);
     expect(statSync(dir).mode & 0o777).toBe(0o700);
     expect(statSync(path.join(dir, "state.sqlite")).mode & 0o777).toBe(0o600);
     const due = spool.dueDeliveries("support", Date.now(), 10);
-    expect(due.map((d) => [d.id, d.handler, d.uid])).toEqual([
-      [result.id, "a", 5],
-      [result.id, "b", 5],
+    expect(due.map((d) => [d.spoolKey, d.stableId, d.handler, d.uid])).toEqual([
+      [result.key, undefined, "a", 5],
+      [result.key, undefined, "b", 5],
     ]);
   });
 
-  it("recognises a re-fetched message (same id) and adds no delivery", async () => {
+  it("decides 'already spooled' by the source location: a re-fetch of one adds nothing", async () => {
     const { spool } = open();
     const first = await spool.accept(queue, { handlers: ["a"] }, fetched(1));
-    spool.markDelivered(spool.dueDeliveries("support", Date.now(), 10)[0]!.seq, "a");
-    const again = await spool.accept(queue, { handlers: ["a"] }, { ...fetched(1, "8"), uid: 40 });
-    expect(again).toEqual({ id: first.id, isNew: false });
-    expect(spool.backlog("support")).toBe(0);
-    expect(spool.cursor("support", "INBOX")).toEqual({ uidValidity: "8", lastUid: 40 });
+    const again = await spool.accept(queue, { handlers: ["a"] }, fetched(1));
+    expect(again).toEqual({ key: first.key, isNew: false });
+    expect(spool.backlog("support")).toBe(1);
+  });
+
+  it("spools two different messages that share Message-ID, Date and From, each with its own server action", async () => {
+    const { dir, spool } = open();
+    const shared = "Message-ID: <same@example.com>\r\nDate: Mon, 2 Mar 2026 10:00:00 +0000\r\nFrom: form@example.com\r\n";
+    const one = Buffer.from(`${shared}Subject: order 1\r\n\r\nfirst\r\n`);
+    const two = Buffer.from(`${shared}Subject: order 2\r\n\r\nsecond\r\n`);
+    const action = { handlers: ["a"], serverAction: { action: "delete" as const } };
+    const a = await spool.accept(queue, action, { folder: "INBOX", uidValidity: "7", uid: 1, size: one.length, raw: one });
+    const b = await spool.accept(queue, action, { folder: "INBOX", uidValidity: "7", uid: 2, size: two.length, raw: two });
+    expect([a.isNew, b.isNew]).toEqual([true, true]);
+    expect(a.key).not.toBe(b.key);
+    expect(readFileSync(path.join(dir, "spool", "support", `${b.key}.eml`))).toEqual(two);
+    expect(spool.backlog("support")).toBe(2);
+    expect(spool.pendingServerActions("support", "INBOX", "7").map((s) => s.uid)).toEqual([1, 2]);
+  });
+
+  it("gives a stable id once, and recognises a copy served again (same content) as a repeat of the earlier one", async () => {
+    const { spool } = open();
+    await spool.accept(queue, { handlers: ["a"] }, fetched(1));
+    // The same message after a UIDVALIDITY change, and another message.
+    await spool.accept(queue, { handlers: ["a"] }, { ...fetched(1, "8"), uid: 40 });
+    await spool.accept(queue, { handlers: ["a"] }, { ...fetched(2, "8"), uid: 41 });
+    const [first, copy, other] = spool.dueDeliveries("support", Date.now(), 10);
+    expect(spool.assignStableId("support", first!, "m-content-1")).toEqual({ stableId: "m-content-1" });
+    // Once given, an id never changes.
+    expect(spool.assignStableId("support", first!, "m-something-else")).toEqual({ stableId: "m-content-1" });
+    expect(spool.assignStableId("support", copy!, "m-content-1")).toEqual({ stableId: "m-content-1", repeatOf: first!.seq });
+    expect(spool.assignStableId("support", other!, "m-content-2")).toEqual({ stableId: "m-content-2" });
+    expect(spool.dueDeliveries("support", Date.now(), 10).map((d) => [d.uid, d.stableId])).toEqual([
+      [1, "m-content-1"],
+      [41, "m-content-2"],
+    ]);
+    expect(spool.cursor("support", "INBOX")).toEqual({ uidValidity: "8", lastUid: 41 });
+  });
+
+  it("a copy of exactly the bytes of a message spooled earlier takes that message's id, whatever its content id", async () => {
+    const { spool } = open();
+    await spool.accept(queue, { handlers: ["a"] }, fetched(1));
+    await spool.accept(queue, { handlers: ["a"] }, { ...fetched(1), uid: 2 });
+    const [first, copy] = spool.dueDeliveries("support", Date.now(), 10);
+    spool.assignStableId("support", first!, "m-id-from-before");
+    expect(spool.assignStableId("support", copy!, "m-new-scheme")).toEqual({ stableId: "m-id-from-before", repeatOf: first!.seq });
   });
 
   it("schedules retries and parks dead letters", async () => {
@@ -61,12 +102,12 @@ describe("spool (real SQLite file)", () => {
 
   it("survives reopening: state is on disk", async () => {
     const { dir, spool } = open();
-    const { id } = await spool.accept(queue, { handlers: ["a"] }, fetched(3));
+    const { key } = await spool.accept(queue, { handlers: ["a"] }, fetched(3));
     db!.close();
     db = openStateDatabase(dir);
     const reopened = new Spool(db, dir);
     expect(reopened.cursor("support", "INBOX")).toEqual({ uidValidity: "7", lastUid: 3 });
-    expect((await reopened.readRaw("support", id)).toString()).toContain("body 3");
+    expect((await reopened.readRaw("support", key)).toString()).toContain("body 3");
     expect(existsSync(path.join(dir, "spool", "support"))).toBe(true);
   });
 });

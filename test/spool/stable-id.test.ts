@@ -1,40 +1,59 @@
+/**
+ * The stable id from a message's decoded content (real parser): the same for every rendering
+ * of one message, different for messages that differ in anything a person reads.
+ */
 import { describe, expect, it } from "vitest";
-import { identifyMessage, readHeaders } from "../../src/spool/stable-id.js";
+import { MailparserParser } from "../../src/parse/mail-parser.js";
+import { readHeaders, spoolKey, stableIdFromBytes, stableIdFromContent, stableIdFromHeaders } from "../../src/spool/stable-id.js";
+import { baseContent, render, variants } from "../../src/testbed/message-renderings.js";
 
-const message = (headers: string, body = "Hello\r\n") => Buffer.from(`${headers}\r\n\r\n${body}`, "latin1");
+const parser = new MailparserParser();
+const idOf = async (raw: Buffer, queue = "q@contoso.com") => {
+  const parsed = await parser.parse(raw);
+  expect(parsed.parseError).toBeUndefined();
+  return stableIdFromContent(queue, parsed.contentFingerprint!);
+};
 
 describe("stable id", () => {
-  const base = "Message-ID: <abc@example.com>\r\nDate: Tue, 3 Nov 2026 10:00:00 +0100\r\nFrom: Ann <ann@example.com>\r\nSubject: hi";
+  const base = baseContent("unit", "q@contoso.com");
 
-  it("is the same for the same message re-rendered (other boundaries, header order, folding)", () => {
-    const a = identifyMessage("q@contoso.com", message(base, "body one"));
-    const b = identifyMessage(
-      "Q@contoso.com",
-      message("Subject: hi\r\nFrom: \"Ann\"\r\n <ANN@example.com>\r\nDate: Tue, 03 Nov 2026 09:00:00 +0000 (UTC)\r\nMessage-Id: <ABC@example.com>", "body two"),
-    );
-    expect(a.id).toBe(b.id);
-    expect(a.id).toMatch(/^m[0-9a-f]{31}$/);
-    expect(a.headerMessageId).toBe("abc@example.com");
-    expect(a.contentSha256).not.toBe(b.contentSha256);
+  it("is the same for every rendering of one message (boundaries, transfer encodings, charsets, folding, line ends)", async () => {
+    const a = await idOf(render(base, "a"));
+    expect(a).toMatch(/^m[0-9a-f]{31}$/);
+    expect(render(base, "a").equals(render(base, "b"))).toBe(false);
+    expect(await idOf(render(base, "b"))).toBe(a);
+    expect(await idOf(render(base, "a-lf"))).toBe(a);
+    // The queue address is compared without case.
+    expect(await idOf(render(base, "b"), "Q@Contoso.com")).toBe(a);
   });
 
-  it("differs between queues and between messages", () => {
-    const a = identifyMessage("q@contoso.com", message(base));
-    expect(identifyMessage("other@contoso.com", message(base)).id).not.toBe(a.id);
-    expect(identifyMessage("q@contoso.com", message(base.replace("abc@", "abd@"))).id).not.toBe(a.id);
-    expect(identifyMessage("q@contoso.com", message(base.replace("ann@", "bob@"))).id).not.toBe(a.id);
+  it("differs for messages that share Message-ID, Date and From but differ in one thing a person reads", async () => {
+    const ids = new Map<string, string>([["base", await idOf(render(base, "a"))]]);
+    for (const [name, variant] of Object.entries(variants(base))) ids.set(name, await idOf(render(variant, "a")));
+    expect(new Set(ids.values()).size).toBe(ids.size);
   });
 
-  it("falls back to the content hash without a Message-ID", () => {
-    const a = identifyMessage("q@contoso.com", message("Subject: x", "one"));
-    const b = identifyMessage("q@contoso.com", message("Subject: x", "two"));
-    expect(a.headerMessageId).toBeUndefined();
-    expect(a.id).not.toBe(b.id);
-    expect(identifyMessage("q@contoso.com", message("Subject: x", "one")).id).toBe(a.id);
+  it("differs between queues", async () => {
+    expect(await idOf(render(base, "a"), "other@contoso.com")).not.toBe(await idOf(render(base, "a")));
   });
 
-  it("handles an empty message and one without a header/body separator", () => {
-    expect(identifyMessage("q@contoso.com", Buffer.alloc(0)).id).toMatch(/^m[0-9a-f]{31}$/);
+  it("has fallbacks of their own for an unparsed body and a message kept as headers only", () => {
+    expect(stableIdFromBytes("q@contoso.com", "ab".repeat(32))).toMatch(/^m[0-9a-f]{31}$/);
+    expect(stableIdFromBytes("q@contoso.com", "ab".repeat(32))).not.toBe(stableIdFromBytes("q@contoso.com", "cd".repeat(32)));
+    const head = render(base, "a");
+    const other = render(variants(base).subject!, "a");
+    expect(stableIdFromHeaders("q@contoso.com", head, 100)).not.toBe(stableIdFromHeaders("q@contoso.com", other, 100));
+    expect(stableIdFromHeaders("q@contoso.com", head, 100)).not.toBe(stableIdFromHeaders("q@contoso.com", head, 101));
+  });
+
+  it("spool keys differ per location and never look like a stable id", () => {
+    const at = (uid: number, uidValidity = "1") => spoolKey("support", { folder: "INBOX", uidValidity, uid });
+    expect(at(1)).toMatch(/^s[0-9a-f]{31}$/);
+    expect(new Set([at(1), at(2), at(1, "2"), spoolKey("sales", { folder: "INBOX", uidValidity: "1", uid: 1 })]).size).toBe(4);
+  });
+
+  it("reads headers of an empty message and of one without a header/body separator", () => {
+    expect(readHeaders(Buffer.alloc(0)).size).toBe(0);
     expect(readHeaders(Buffer.from("Message-ID: <x@y>")).get("message-id")).toBe("<x@y>");
   });
 });
