@@ -82,7 +82,7 @@ export class ImapMailbox {
       if (cursor) {
         this.logger.warn(
           { folder, previous: cursor.uidValidity, current: state.uidValidity },
-          "UIDVALIDITY changed: re-reading the folder; messages already spooled are recognised by their stable id",
+          "UIDVALIDITY changed: re-reading the folder; messages already spooled are recognised by their content (same stable id) and not delivered again",
         );
       }
       lastUid = 0;

@@ -1,7 +1,7 @@
 /**
  * Writes a message that arrives as a stream (a big one, downloaded in chunks) to a temp file in
  * the spool, hashing it on the way, so it never sits whole in memory. The caller renames the
- * durable temp file into place once it knows the message's stable id: same crash guarantees
+ * durable temp file into place (its spool key): same crash guarantees
  * as writeFileDurably (the file is fsynced before it gets its name, the directory after).
  */
 import { createHash, randomBytes } from "node:crypto";
