@@ -21,7 +21,8 @@ export interface DaemonEventMap {
   "idle-session-opened": [{ queue: string }];
   /** A message became durable in the spool for the first time. */
   spooled: [{ queue: string; id: string; size: number }];
-  delivered: [{ queue: string; id: string; handler: string; attempt: number; durationMs: number }];
+  /** `arrivedAt`: when the message arrived in the mailbox (IMAP INTERNALDATE), when known. */
+  delivered: [{ queue: string; id: string; handler: string; attempt: number; durationMs: number; arrivedAt?: Date }];
   "delivery-failed": [{ queue: string; id: string; handler: string; attempt: number; retryInMs: number; reason: string }];
   "dead-lettered": [{ queue: string; id: string; handler: string; reason: string }];
   /** A queue's condition changed (ok, retrying, needs-sign-in, ...). */
