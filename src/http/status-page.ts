@@ -98,30 +98,35 @@ function renderRow(q: QueueHealth, now: Date, hours: readonly HourActivity[] | u
 
 /**
  * Deliveries (green) and failures (red: failed fetch cycles and failed delivery attempts) per
- * hour, on one scale; each hour's numbers are in its tooltip and the totals beside it.
+ * hour, on one scale. Compact, since a page may hold 1,000 queues: each series is one path of
+ * bars, and the chart's tooltip lists the hours that had any activity.
  */
 export function renderChart(hours: readonly HourActivity[]): string {
   const failures = (h: HourActivity) => h.deliveryFailures + h.fetchFailures;
   const max = Math.max(1, ...hours.map((h) => Math.max(h.delivered, failures(h))));
   const height = (n: number) => (n === 0 ? 0 : Math.max(1, Math.round((n / max) * (CHART_HEIGHT - 1))));
-  const bar = (cls: string, x: number, n: number) => {
-    const h = height(n);
-    return h === 0 ? "" : `<rect class="${cls}" x="${x}" y="${CHART_HEIGHT - 1 - h}" width="${BAR}" height="${h}"/>`;
-  };
-  const slots = hours.map((h, i) => {
-    const x = i * SLOT;
-    const hour = h.start.toISOString().slice(11, 16);
-    const tip = `${hour} UTC: ${h.delivered} delivered, ${h.deliveryFailures} failed deliveries, ${h.fetchFailures} failed fetches`;
-    return `<g><title>${e(tip)}</title><rect x="${x}" y="0" width="${SLOT}" height="${CHART_HEIGHT}" fill="transparent"/>${bar("delivered", x, h.delivered)}${bar("failed", x + BAR, failures(h))}</g>`;
-  });
+  const bars = (count: (h: HourActivity) => number, offset: number) =>
+    hours
+      .map((h, i) => {
+        const barHeight = height(count(h));
+        return barHeight === 0 ? "" : `M${i * SLOT + offset} ${CHART_HEIGHT - 1}v-${barHeight}h${BAR}v${barHeight}z`;
+      })
+      .join("");
+  const path = (cls: string, d: string) => (d === "" ? "" : `<path class="${cls}" d="${d}"/>`);
   const width = hours.length * SLOT;
   const delivered = hours.reduce((sum, h) => sum + h.delivered, 0);
   const failed = hours.reduce((sum, h) => sum + failures(h), 0);
   const failures24 = `${failed} failure${failed === 1 ? "" : "s"}`;
   const label = `Last 24 hours: ${delivered} delivered, ${failures24}`;
+  const active = hours
+    .filter((h) => h.delivered + failures(h) > 0)
+    .map((h) => `${h.start.toISOString().slice(11, 16)} UTC: ${h.delivered} delivered, ${h.deliveryFailures} failed deliveries, ${h.fetchFailures} failed fetches`);
+  // A newline as a character reference keeps each table row on one line of HTML.
+  const tooltip = [`${label} (one bar pair per hour, oldest left)`, ...active].map((line) => e(line)).join("&#10;");
   return (
     `<svg class="chart" width="${width}" height="${CHART_HEIGHT}" viewBox="0 0 ${width} ${CHART_HEIGHT}" role="img" aria-label="${e(label)}" data-delivered="${delivered}" data-failures="${failed}">` +
-    `${slots.join("")}<line class="axis" x1="0" y1="${CHART_HEIGHT - 0.5}" x2="${width}" y2="${CHART_HEIGHT - 0.5}"/></svg>` +
+    `<title>${tooltip}</title>${path("delivered", bars((h) => h.delivered, 0))}${path("failed", bars(failures, BAR))}` +
+    `<line class="axis" x1="0" y1="${CHART_HEIGHT - 0.5}" x2="${width}" y2="${CHART_HEIGHT - 0.5}"/></svg>` +
     `<div class="chart-legend"><span class="d">${delivered} delivered</span> · <span class="f">${failures24}</span></div>`
   );
 }
