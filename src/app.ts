@@ -19,6 +19,7 @@ import { Deliverer } from "./queue/deliverer.js";
 import { DaemonEvents } from "./events.js";
 import { OperatingSurface } from "./http/operating-surface.js";
 import { handlerName, Poller } from "./queue/poller.js";
+import { QueueActivity } from "./state/queue-activity.js";
 import { QueueStatusStore } from "./state/queue-status-store.js";
 import { SpoolRetention } from "./spool/retention.js";
 import { Spool } from "./spool/spool.js";
@@ -65,6 +66,8 @@ export class Daemon {
   readonly spool: Spool;
   /** /livez, /readyz, /metrics and the status page; only when the config has an `http` block. */
   readonly surface?: OperatingSurface;
+  /** Hourly counts for the status page, the oldest undelivered message, sign-in renewals. */
+  readonly activity: QueueActivity;
   private started = false;
   private stopping?: Promise<void>;
   private reloading: Promise<void> = Promise.resolve();
@@ -85,6 +88,8 @@ export class Daemon {
     const status = (this.status = new QueueStatusStore(this.db));
     status.retain(config.queues.map((q) => q.name));
     const events = this.events;
+    this.activity = new QueueActivity(this.db, logger.child({ component: "activity" }));
+    this.activity.listen(events);
     this.retention = this.createRetention();
     // Parsing in worker threads: a 50 MB message never stalls the other queues' event loop.
     const parser = (this.parser = new ParserPool({ logger: logger.child({ component: "parser" }) }));
@@ -99,6 +104,8 @@ export class Daemon {
         events,
         status,
         spool,
+        activity: this.activity,
+        stateDir: config.stateDir,
         queues: () => this.config.queues.map((q) => ({ name: q.name, handlers: q.handlers.map(handlerName) })),
         probeState: () => void this.db.prepare("SELECT 1").get(),
         logger,
@@ -236,6 +243,7 @@ export class Daemon {
     }
     // After the deliverers: a parse still running past the deadline is abandoned (redone at the next start).
     await this.parser.close().catch((error: unknown) => this.logger.error({ err: error }, "stopping the parser threads failed"));
+    this.activity.close();
     try {
       this.db.close();
     } catch (error) {

@@ -19,12 +19,12 @@ export interface DaemonEventMap {
   "new-mail-signalled": [{ queue: string }];
   /** An IDLE session opened the queue's folder and listens for new mail. */
   "idle-session-opened": [{ queue: string }];
-  /** A message became durable in the spool for the first time. */
   /** A message is durable in the spool; `key` is its spool key (its stable id comes with its first parse). */
   spooled: [{ queue: string; key: string; size: number }];
   /** A message whose content was spooled before (same stable id) was not delivered again. */
   "repeat-recognised": [{ queue: string; id: string }];
-  delivered: [{ queue: string; id: string; handler: string; attempt: number; durationMs: number }];
+  /** `arrivedAt`: when the message arrived in the mailbox (IMAP INTERNALDATE), when known. */
+  delivered: [{ queue: string; id: string; handler: string; attempt: number; durationMs: number; arrivedAt?: Date }];
   "delivery-failed": [{ queue: string; id: string; handler: string; attempt: number; retryInMs: number; reason: string }];
   "dead-lettered": [{ queue: string; id: string; handler: string; reason: string }];
   /** A queue's condition changed (ok, retrying, needs-sign-in, ...). */

@@ -13,6 +13,7 @@ import { openStateReadOnly } from "../metrics/state-reader.js";
 import { describeLastSuccess, describeTokenExpiry, relativeTime } from "../metrics/time-format.js";
 import { QueueStatusStore } from "../state/queue-status-store.js";
 import { Spool } from "../spool/spool.js";
+import { QueueActivity } from "../state/queue-activity.js";
 import { configPathOf, EXIT, withConfigOption } from "./common.js";
 
 export function registerStatus(program: Command): void {
@@ -28,7 +29,7 @@ export function registerStatus(program: Command): void {
     let health: QueueHealth[];
     try {
       health = db
-        ? readQueueHealth({ status: new QueueStatusStore(db), spool: new Spool(db, config.stateDir) }, queues)
+        ? readQueueHealth({ status: new QueueStatusStore(db), spool: new Spool(db, config.stateDir), activity: new QueueActivity(db) }, queues)
         : queues.map((queue): QueueHealth => ({ queue, state: "unknown", consecutiveFailures: 0, backlog: 0, deadLetters: 0, spoolBytes: 0 }));
     } finally {
       db?.close();

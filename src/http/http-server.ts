@@ -14,6 +14,7 @@ import { healthToJson, type QueueHealth } from "../metrics/queue-health.js";
 import { bearerTokenMatches } from "./bearer-auth.js";
 import { urlAuthority } from "./listen-address.js";
 import type { ReadinessTracker } from "./readiness.js";
+import type { HourActivity } from "../state/queue-activity.js";
 import { renderStatusPage, STATUS_PAGE_CSP } from "./status-page.js";
 
 /** Slow or idle clients must not hold sockets: every answer here is computed in milliseconds. */
@@ -26,6 +27,8 @@ export interface HttpSurfaceOptions {
   /** The configured queues now (a reload may change them). */
   readonly queues: () => readonly string[];
   readonly health: () => QueueHealth[];
+  /** Per queue, the last 24 hours' activity for the status page's charts. */
+  readonly charts: () => ReadonlyMap<string, readonly HourActivity[]>;
   /** Throws when the state database cannot be read. */
   readonly probeState: () => void;
   readonly version: string;
@@ -120,7 +123,7 @@ async function handle(options: HttpSurfaceOptions, request: IncomingMessage, res
       const ready = options.readiness.check(options.queues(), options.probeState).ready;
       response.setHeader("content-security-policy", STATUS_PAGE_CSP);
       response.setHeader("x-frame-options", "DENY");
-      send(response, 200, "text/html; charset=utf-8", renderStatusPage(options.health(), { now, version: options.version, ready }));
+      send(response, 200, "text/html; charset=utf-8", renderStatusPage(options.health(), { now, version: options.version, ready, charts: options.charts() }));
       return;
     }
     case "/status.json": {

@@ -10,6 +10,7 @@ import type { DaemonEvents } from "../events.js";
 import type { Logger } from "../interfaces.js";
 import { DaemonMetrics } from "../metrics/daemon-metrics.js";
 import { readQueueHealth, type HealthSources } from "../metrics/queue-health.js";
+import type { HourActivity } from "../state/queue-activity.js";
 import { HttpSurface } from "./http-server.js";
 import { ReadinessTracker } from "./readiness.js";
 
@@ -18,6 +19,9 @@ export interface OperatingSurfaceOptions extends HealthSources {
   readonly events: DaemonEvents;
   /** The configured queues now (a reload may change them). */
   readonly queues: () => ReadonlyArray<{ readonly name: string; readonly handlers: readonly string[] }>;
+  /** The status page's 24-hour charts (src/state/queue-activity.ts). */
+  readonly activity: HealthSources["activity"] & { lastDay(queues: readonly string[]): ReadonlyMap<string, readonly HourActivity[]> };
+  readonly stateDir: string;
   /** Throws when the state database cannot be read. */
   readonly probeState: () => void;
   readonly logger: Logger;
@@ -43,6 +47,7 @@ export class OperatingSurface {
       readiness: this.readiness,
       queues: names,
       health: () => readQueueHealth(options, names()),
+      charts: () => options.activity.lastDay(names()),
       probeState: options.probeState,
       version: packageVersion(),
       logger: options.logger.child({ component: "http" }),

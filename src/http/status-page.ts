@@ -1,12 +1,14 @@
 /**
  * The operators' status page: every queue's health at a glance, refreshed by the browser
  * every REFRESH_SECONDS (a meta refresh: no script, so the page's CSP allows none). Every
- * piece of text from the outside world is escaped.
+ * piece of text from the outside world is escaped. Each queue has a small inline-SVG chart of
+ * its last 24 hours (deliveries and failures per hour), coloured by the page's one style sheet.
  */
 import { describeBytes } from "../metrics/size-format.js";
 import { createHash } from "node:crypto";
 import { attentionHints, currentError, needsAttention, type QueueHealth } from "../metrics/queue-health.js";
-import { describeLastSuccess, describeTokenExpiry, relativeTime, utcTime } from "../metrics/time-format.js";
+import { describeLastSuccess, describeTokenExpiry, relativeTime, shortDuration, utcTime } from "../metrics/time-format.js";
+import type { HourActivity } from "../state/queue-activity.js";
 import { escapeHtml as e } from "./html.js";
 
 export const REFRESH_SECONDS = 10;
@@ -27,12 +29,27 @@ td.num{text-align:right;font-variant-numeric:tabular-nums}
 .error code{font-weight:600}.fix{margin-top:.25rem;color:#0b3a8c}
 .muted{color:#68707c}
 footer{margin-top:1rem;color:#68707c;font-size:.85rem}
+svg.chart{display:block}.chart .delivered{fill:#107c10}.chart .failed{fill:#d13438}.chart .axis{stroke:#b8bec7;stroke-width:1}
+.chart-legend{font-size:.8rem;color:#68707c;white-space:nowrap}.chart-legend .d{color:#0b5a0b}.chart-legend .f{color:#a4262c}
 `;
+
+/** Chart geometry, px: one slot per hour, a delivered bar and a failures bar side by side. */
+const SLOT = 7;
+const BAR = 3;
+const CHART_HEIGHT = 32;
 
 /** For the Content-Security-Policy: this one inline style and nothing else may run or load. */
 export const STATUS_PAGE_CSP = `default-src 'none'; style-src 'sha256-${createHash("sha256").update(STYLE).digest("base64")}'; frame-ancestors 'none'; base-uri 'none'; form-action 'none'`;
 
-export function renderStatusPage(queues: readonly QueueHealth[], info: { now: Date; version: string; ready: boolean }): string {
+export interface StatusPageInfo {
+  readonly now: Date;
+  readonly version: string;
+  readonly ready: boolean;
+  /** Per queue, the last 24 hours, oldest first; a queue without an entry shows no chart. */
+  readonly charts?: ReadonlyMap<string, readonly HourActivity[]>;
+}
+
+export function renderStatusPage(queues: readonly QueueHealth[], info: StatusPageInfo): string {
   const attention = queues.filter(needsAttention).length;
   const summary =
     attention === 0
@@ -51,9 +68,9 @@ export function renderStatusPage(queues: readonly QueueHealth[], info: { now: Da
 <h1>mailfetchd</h1>
 ${summary}
 <table id="queues">
-<thead><tr><th>Queue</th><th>State</th><th>Token expires</th><th>Last successful fetch</th><th>Backlog</th><th>Dead letters</th><th>Spool</th><th>Last error and fix</th></tr></thead>
+<thead><tr><th>Queue</th><th>State</th><th>Token expires</th><th>Last successful fetch</th><th>Backlog</th><th>Oldest waiting</th><th>Dead letters</th><th>Spool</th><th>Last 24 hours</th><th>Last error and fix</th></tr></thead>
 <tbody>
-${queues.map((q) => renderRow(q, info.now)).join("\n")}
+${queues.map((q) => renderRow(q, info.now, info.charts?.get(q.queue))).join("\n")}
 </tbody>
 </table>
 <footer>Generated ${e(utcTime(info.now))} by mailfetchd ${e(info.version)} (${info.ready ? "ready" : "not ready"}); refreshes every ${REFRESH_SECONDS} s.
@@ -63,18 +80,55 @@ Machine-readable: <a href="status.json">status.json</a>, <a href="metrics">metri
 `;
 }
 
-function renderRow(q: QueueHealth, now: Date): string {
+function renderRow(q: QueueHealth, now: Date, hours: readonly HourActivity[] | undefined): string {
   const cells = [
     `<td class="queue">${e(q.queue)}</td>`,
     `<td><span class="state state-${e(q.state)}">${e(q.state)}</span>${q.consecutiveFailures > 1 ? ` <span class="muted">(${q.consecutiveFailures} failures in a row)</span>` : ""}</td>`,
     `<td${title(q.tokenExpiresAt)}>${e(describeTokenExpiry(q.tokenExpiresAt, now))}</td>`,
     `<td${title(q.lastSuccessAt)}>${e(describeLastSuccess(q.lastSuccessAt, now))}</td>`,
     `<td class="num backlog">${q.backlog}</td>`,
+    `<td class="num oldest-waiting"${title(q.oldestUndeliveredAt)}>${q.oldestUndeliveredAt ? e(shortDuration(Math.max(0, now.getTime() - q.oldestUndeliveredAt.getTime()))) : `<span class="muted">none</span>`}</td>`,
     `<td class="num dead-letters">${q.deadLetters}</td>`,
     `<td class="num spool-bytes">${e(describeBytes(q.spoolBytes))}</td>`,
+    `<td class="activity">${hours ? renderChart(hours) : `<span class="muted">no data</span>`}</td>`,
     `<td class="last-error">${renderProblem(q, now)}</td>`,
   ];
   return `<tr data-queue="${e(q.queue)}" data-state="${e(q.state)}">${cells.join("")}</tr>`;
+}
+
+/**
+ * Deliveries (green) and failures (red: failed fetch cycles and failed delivery attempts) per
+ * hour, on one scale. Compact, since a page may hold 1,000 queues: each series is one path of
+ * bars, and the chart's tooltip lists the hours that had any activity.
+ */
+export function renderChart(hours: readonly HourActivity[]): string {
+  const failures = (h: HourActivity) => h.deliveryFailures + h.fetchFailures;
+  const max = Math.max(1, ...hours.map((h) => Math.max(h.delivered, failures(h))));
+  const height = (n: number) => (n === 0 ? 0 : Math.max(1, Math.round((n / max) * (CHART_HEIGHT - 1))));
+  const bars = (count: (h: HourActivity) => number, offset: number) =>
+    hours
+      .map((h, i) => {
+        const barHeight = height(count(h));
+        return barHeight === 0 ? "" : `M${i * SLOT + offset} ${CHART_HEIGHT - 1}v-${barHeight}h${BAR}v${barHeight}z`;
+      })
+      .join("");
+  const path = (cls: string, d: string) => (d === "" ? "" : `<path class="${cls}" d="${d}"/>`);
+  const width = hours.length * SLOT;
+  const delivered = hours.reduce((sum, h) => sum + h.delivered, 0);
+  const failed = hours.reduce((sum, h) => sum + failures(h), 0);
+  const failures24 = `${failed} failure${failed === 1 ? "" : "s"}`;
+  const label = `Last 24 hours: ${delivered} delivered, ${failures24}`;
+  const active = hours
+    .filter((h) => h.delivered + failures(h) > 0)
+    .map((h) => `${h.start.toISOString().slice(11, 16)} UTC: ${h.delivered} delivered, ${h.deliveryFailures} failed deliveries, ${h.fetchFailures} failed fetches`);
+  // A newline as a character reference keeps each table row on one line of HTML.
+  const tooltip = [`${label} (one bar pair per hour, oldest left)`, ...active].map((line) => e(line)).join("&#10;");
+  return (
+    `<svg class="chart" width="${width}" height="${CHART_HEIGHT}" viewBox="0 0 ${width} ${CHART_HEIGHT}" role="img" aria-label="${e(label)}" data-delivered="${delivered}" data-failures="${failed}">` +
+    `<title>${tooltip}</title>${path("delivered", bars((h) => h.delivered, 0))}${path("failed", bars(failures, BAR))}` +
+    `<line class="axis" x1="0" y1="${CHART_HEIGHT - 0.5}" x2="${width}" y2="${CHART_HEIGHT - 0.5}"/></svg>` +
+    `<div class="chart-legend"><span class="d">${delivered} delivered</span> · <span class="f">${failures24}</span></div>`
+  );
 }
 
 function renderProblem(q: QueueHealth, now: Date): string {

@@ -6,6 +6,7 @@
  * survive restarts. Labels are queue and handler names (config-checked) and error codes: no
  * address, message text or secret ever becomes a label.
  */
+import { statfsSync } from "node:fs";
 import { collectDefaultMetrics, Counter, Gauge, Histogram, Registry } from "prom-client";
 import type { DaemonEventMap, DaemonEvents } from "../events.js";
 import type { QueueState } from "../state/queue-status-store.js";
@@ -16,10 +17,17 @@ const QUEUE_STATES: readonly (QueueState | "unknown")[] = ["unknown", "starting"
 
 /** Handler latencies, seconds: a local directory takes milliseconds, a webhook up to its timeout. */
 const LATENCY_BUCKETS = [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60];
+/**
+ * From arrival in the mailbox to a handler, seconds: about a second with IDLE, a poll interval
+ * without, hours while a handler is down (and days for old mail found at the first fetch).
+ */
+const DELAY_BUCKETS = [1, 2, 5, 10, 30, 60, 120, 300, 600, 1800, 3600, 4 * 3600, 24 * 3600];
 
 export interface MetricsSources extends HealthSources {
   /** The queues configured now (a reload may change them), with their handlers' names. */
   queues(): ReadonlyArray<{ readonly name: string; readonly handlers: readonly string[] }>;
+  /** The state directory, whose file system's free space is exported (spool and database). */
+  readonly stateDir: string;
 }
 
 type Listener<K extends keyof DaemonEventMap> = (...args: DaemonEventMap[K]) => void;
@@ -28,6 +36,8 @@ export class DaemonMetrics {
   readonly registry = new Registry();
   /** Counts scrapes, so the scrape gauges share one database read per scrape. */
   private scrapes = 0;
+  /** A queue that never fetched well ages from here: since this daemon started watching it. */
+  private readonly startedAt = new Date();
   private readonly unsubscribe: Array<() => void> = [];
 
   constructor(
@@ -49,6 +59,13 @@ export class DaemonMetrics {
     const deliveryFailures = new Counter({ name: "mailfetchd_delivery_failures_total", help: "Delivery attempts that failed and will be retried", labelNames: ["queue", "handler"], registers });
     const deadLettered = new Counter({ name: "mailfetchd_dead_lettered_total", help: "Deliveries parked for good (handler rejection or message too large)", labelNames: ["queue", "handler"], registers });
     const latency = new Histogram({ name: "mailfetchd_handler_duration_seconds", help: "Time a handler took to accept a message", labelNames: ["queue", "handler"], buckets: LATENCY_BUCKETS, registers });
+    const delay = new Histogram({
+      name: "mailfetchd_delivery_delay_seconds",
+      help: "Time from a message's arrival in the mailbox (IMAP INTERNALDATE) to a handler accepting it",
+      labelNames: ["queue", "handler"],
+      buckets: DELAY_BUCKETS,
+      registers,
+    });
 
     // Series exist from the start, so rate() and absent() work before the first message.
     for (const queue of sources.queues()) {
@@ -71,6 +88,8 @@ export class DaemonMetrics {
     this.on("delivered", (e) => {
       delivered.inc({ queue: e.queue, handler: e.handler });
       latency.observe({ queue: e.queue, handler: e.handler }, e.durationMs / 1000);
+      // A server clock ahead of ours must not make a negative delay.
+      if (e.arrivedAt) delay.observe({ queue: e.queue, handler: e.handler }, Math.max(0, Date.now() - e.arrivedAt.getTime()) / 1000);
     });
     this.on("delivery-failed", (e) => deliveryFailures.inc({ queue: e.queue, handler: e.handler }));
     this.on("dead-lettered", (e) => deadLettered.inc({ queue: e.queue, handler: e.handler }));
@@ -142,6 +161,27 @@ export class DaemonMetrics {
         if (value !== undefined) g.set({ queue: q.queue }, value);
       }
     });
+    // Ages, so alert rules compare a number and need no arithmetic with time().
+    const age = (date: Date) => Math.max(0, Date.now() - date.getTime()) / 1000;
+    gauge(
+      "mailfetchd_last_success_age_seconds",
+      "Seconds since the queue's last successful fetch cycle (since this daemon started, when it never had one)",
+      ["queue"],
+      (g) => {
+        for (const q of current()) g.set({ queue: q.queue }, age(q.lastSuccessAt ?? this.startedAt));
+      },
+    );
+    gauge("mailfetchd_oldest_undelivered_age_seconds", "Seconds the oldest message waiting for a handler has been in the spool (0: none waits; dead letters not included)", ["queue"], (g) => {
+      for (const q of current()) g.set({ queue: q.queue }, q.oldestUndeliveredAt ? age(q.oldestUndeliveredAt) : 0);
+    });
+    gauge(
+      "mailfetchd_refresh_token_age_seconds",
+      "Seconds since the queue's stored sign-in (refresh token) was last used; Microsoft revokes it after 90 days unused. Absent without a stored sign-in",
+      ["queue"],
+      (g) => {
+        for (const q of current()) if (q.signInRenewedAt) g.set({ queue: q.queue }, age(q.signInRenewedAt));
+      },
+    );
     gauge("mailfetchd_consecutive_failures", "Fetch cycles failed in a row", ["queue"], (g) => {
       for (const q of current()) g.set({ queue: q.queue }, q.consecutiveFailures);
     });
@@ -154,5 +194,12 @@ export class DaemonMetrics {
     gauge("mailfetchd_dead_letters", "Deliveries parked for good, waiting for an operator (mailfetchd deadletters)", ["queue"], (g) => {
       for (const q of current()) g.set({ queue: q.queue }, q.deadLetters);
     });
+    // The spool, the state database and parse scratch files share state.dir's file system.
+    const filesystem = () => {
+      const fs = statfsSync(sources.stateDir);
+      return { avail: fs.bavail * fs.bsize, size: fs.blocks * fs.bsize };
+    };
+    gauge("mailfetchd_state_filesystem_avail_bytes", "Bytes free for the daemon on the file system of state.dir (spool, state database, parse scratch)", [], (g) => g.set(filesystem().avail));
+    gauge("mailfetchd_state_filesystem_size_bytes", "Size of the file system of state.dir, bytes", [], (g) => g.set(filesystem().size));
   }
 }

@@ -20,15 +20,23 @@ export interface QueueHealth {
   readonly deadLetters: number;
   /** Bytes of raw messages held in the spool (until retention prunes delivered ones). */
   readonly spoolBytes: number;
+  /** When the oldest message still waiting for a handler was spooled; undefined when none waits. */
+  readonly oldestUndeliveredAt?: Date;
+  /** When the stored sign-in (refresh token) was last used; undefined without one. */
+  readonly signInRenewedAt?: Date;
 }
 
 /** Where the numbers come from; the daemon's QueueStatusStore and Spool, or read-only copies. */
 export interface HealthSources {
   readonly status: { get(queue: string): QueueStatus | undefined };
   readonly spool: { backlog(queue: string): number; deadLetterCount(queue: string): number; diskUsage(queue: string): number };
+  /** One query each for every queue (src/state/queue-activity.ts). */
+  readonly activity: { oldestUndelivered(): ReadonlyMap<string, Date>; signInRenewed(): ReadonlyMap<string, Date> };
 }
 
 export function readQueueHealth(sources: HealthSources, queues: readonly string[]): QueueHealth[] {
+  const oldestUndelivered = sources.activity.oldestUndelivered();
+  const signInRenewed = sources.activity.signInRenewed();
   return queues.map((queue) => {
     const status = sources.status.get(queue);
     return {
@@ -41,6 +49,8 @@ export function readQueueHealth(sources: HealthSources, queues: readonly string[
       backlog: sources.spool.backlog(queue),
       deadLetters: sources.spool.deadLetterCount(queue),
       spoolBytes: sources.spool.diskUsage(queue),
+      oldestUndeliveredAt: oldestUndelivered.get(queue),
+      signInRenewedAt: signInRenewed.get(queue),
     };
   });
 }
@@ -62,6 +72,8 @@ export interface QueueHealthJson {
   backlog: number;
   deadLetters: number;
   spoolBytes: number;
+  oldestUndeliveredAt: string | null;
+  signInRenewedAt: string | null;
 }
 
 export function healthToJson(health: QueueHealth): QueueHealthJson {
@@ -78,6 +90,8 @@ export function healthToJson(health: QueueHealth): QueueHealthJson {
     backlog: health.backlog,
     deadLetters: health.deadLetters,
     spoolBytes: health.spoolBytes,
+    oldestUndeliveredAt: health.oldestUndeliveredAt?.toISOString() ?? null,
+    signInRenewedAt: health.signInRenewedAt?.toISOString() ?? null,
   };
 }
 

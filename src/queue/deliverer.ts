@@ -268,7 +268,7 @@ export class Deliverer {
         this.recordDelivered(delivery);
         const durationMs = Date.now() - started;
         log.debug({ handler: handler.name, attempt, ms: durationMs, uid: first.uid }, "delivered");
-        this.events.emit("delivered", { queue: this.queue.name, id, handler: handler.name, attempt, durationMs });
+        this.events.emit("delivered", { queue: this.queue.name, id, handler: handler.name, attempt, durationMs, arrivedAt: first.internalDate });
       } catch (error) {
         const reason = describeError(error);
         if (isRetryable(error)) {

@@ -115,4 +115,21 @@ export const MIGRATIONS: readonly string[] = [
   ALTER TABLE deliveries_v5 RENAME TO deliveries;
   CREATE INDEX deliveries_due ON deliveries (state, next_attempt_at);
   `,
+  // 6: per queue and UTC hour, deliveries and failures (for the status page's 24-hour chart;
+  //    src/state/queue-activity.ts). Delivered counts of the last 24 hours are filled in from
+  //    the deliveries, so the chart is not empty after the upgrade; failures were never kept.
+  `
+  CREATE TABLE queue_activity (
+    hour              INTEGER NOT NULL,   -- ms since epoch / 3,600,000 (UTC hours)
+    queue             TEXT NOT NULL,
+    delivered         INTEGER NOT NULL DEFAULT 0,   -- handlers that accepted a message
+    delivery_failures INTEGER NOT NULL DEFAULT 0,   -- attempts retried or parked as dead letters
+    fetch_failures    INTEGER NOT NULL DEFAULT 0,   -- fetch cycles that failed
+    PRIMARY KEY (hour, queue)
+  ) WITHOUT ROWID;
+  INSERT INTO queue_activity (hour, queue, delivered)
+    SELECT d.delivered_at / 3600000, m.queue, COUNT(*) FROM deliveries d JOIN messages m ON m.seq = d.message_seq
+    WHERE d.state = 'delivered' AND d.delivered_at >= (CAST(strftime('%s', 'now') AS INTEGER) - 86400) * 1000
+    GROUP BY 1, 2;
+  `,
 ];

@@ -19,7 +19,7 @@ import { startTestBed, type TestBed } from "../../src/testbed/test-bed.js";
 import { addHttpBlock, largeMessage, waitFor, writeTokenFile } from "./config-file.js";
 
 // Runs in the page (tsconfig has no DOM library).
-declare const getComputedStyle: (element: unknown) => { backgroundColor: string };
+declare const getComputedStyle: (element: unknown) => { backgroundColor: string; fill: string };
 
 const HOSTILE_FOLDER = `Queue <img src=x onerror="alert(1)">`;
 const QUEUES = {
@@ -148,7 +148,11 @@ describe("HTTP surface of a running daemon", () => {
     expect(byName.locked!.lastError.fix).toEqual(expect.any(String));
     expect(byName.odd).toMatchObject({ state: "misconfigured", lastError: { code: "IMAP_FOLDER_NOT_FOUND" } });
     expect(byName.odd!.lastError.message).toContain(HOSTILE_FOLDER);
-    expect(byName.big).toMatchObject({ state: "ok", ok: false, deadLetters: 1 });
+    expect(byName.big).toMatchObject({ state: "ok", ok: false, deadLetters: 1, oldestUndeliveredAt: null });
+    // The blocked handler's deliveries wait; the sign-in was stored at the first fetch.
+    expect(Date.parse(byName.alpha!.oldestUndeliveredAt)).toBeLessThan(Date.now());
+    expect(Date.parse(byName.alpha!.signInRenewedAt)).toBeGreaterThan(Date.now() - 120_000);
+    expect(byName.locked!.signInRenewedAt).toBeNull();
   });
 
   it("exposes Prometheus metrics: counters from events, gauges read on scrape, process defaults", async () => {
@@ -174,6 +178,17 @@ describe("HTTP surface of a running daemon", () => {
     expect(sample(text, 'mailfetchd_token_expiry_timestamp_seconds{queue="alpha"}')).toBe(expiry);
     expect(sample(text, 'mailfetchd_last_success_timestamp_seconds{queue="alpha"}')).toBeGreaterThan(Date.now() / 1000 - 60);
     expect(sample(text, 'mailfetchd_token_expiry_timestamp_seconds{queue="locked"}')).toBeUndefined();
+    // Ages as gauges, so alert rules need no arithmetic.
+    expect(sample(text, 'mailfetchd_last_success_age_seconds{queue="alpha"}')).toBeLessThan(60);
+    expect(sample(text, 'mailfetchd_last_success_age_seconds{queue="locked"}')).toBeGreaterThanOrEqual(0); // never fetched: since the start
+    expect(sample(text, 'mailfetchd_oldest_undelivered_age_seconds{queue="alpha"}')).toBeGreaterThan(0);
+    expect(sample(text, 'mailfetchd_oldest_undelivered_age_seconds{queue="big"}')).toBe(0); // only a dead letter
+    expect(sample(text, 'mailfetchd_refresh_token_age_seconds{queue="alpha"}')).toBeLessThan(120);
+    expect(sample(text, 'mailfetchd_refresh_token_age_seconds{queue="locked"}')).toBeUndefined();
+    expect(sample(text, 'mailfetchd_delivery_delay_seconds_count{queue="alpha",handler="directory"}')).toBe(3);
+    const avail = sample(text, "mailfetchd_state_filesystem_avail_bytes")!;
+    expect(avail).toBeGreaterThan(0);
+    expect(sample(text, "mailfetchd_state_filesystem_size_bytes")).toBeGreaterThanOrEqual(avail);
     expect(text).toMatch(/^process_resident_memory_bytes \d+/m);
     expect(text).toMatch(/^nodejs_eventloop_lag_seconds /m);
     expect(text).toContain('mailfetchd_info{version="');
@@ -222,6 +237,8 @@ describe("HTTP surface of a running daemon", () => {
       expect(await fix.innerText()).toMatch(/^Fix: \S/);
       expect(await page.locator('tr[data-queue="big"] .dead-letters').innerText()).toBe("1");
       expect(await page.locator('tr[data-queue="big"] .last-error').innerText()).toContain("mailfetchd deadletters list");
+      expect(await page.locator('tr[data-queue="alpha"] .oldest-waiting').innerText()).toMatch(/^\d+(s|m)$/);
+      expect(await page.locator('tr[data-queue="big"] .oldest-waiting').innerText()).toBe("none");
       expect(Number(await page.locator('tr[data-queue="alpha"] .backlog').innerText())).toBeGreaterThanOrEqual(3);
       expect(await page.locator(".summary").innerText()).toBe("3 of 4 queues need attention");
 
@@ -231,6 +248,28 @@ describe("HTTP surface of a running daemon", () => {
       // The inline style is allowed by its CSP hash (a blocked style would leave the badge unstyled).
       expect(await page.locator('tr[data-queue="alpha"] .state').evaluate((el) => getComputedStyle(el).backgroundColor)).toBe("rgb(223, 246, 221)");
       await page.screenshot({ path: path.join(ARTIFACTS, "status-page.png"), fullPage: true });
+
+      // Each queue's 24-hour chart is drawn: alpha delivered 3 (green) and its blocked handler
+      // failed (red); locked only failed to fetch. Bars have a size on screen and their colour
+      // from the page's style sheet (the CSP lets it apply).
+      const charts = page.locator("#queues svg.chart");
+      expect(await charts.count()).toBe(4);
+      const alphaChart = page.locator('tr[data-queue="alpha"] svg.chart');
+      const box = await alphaChart.boundingBox();
+      expect(box!.width).toBeGreaterThanOrEqual(150);
+      expect(box!.height).toBeGreaterThanOrEqual(30);
+      expect(Number(await alphaChart.getAttribute("data-delivered"))).toBe(3);
+      const bars = async (queue: string, kind: string) => {
+        const box = await page.locator(`tr[data-queue="${queue}"] svg.chart path.${kind}`).boundingBox();
+        return box !== null && box.width > 0 && box.height > 0;
+      };
+      expect(await bars("alpha", "delivered")).toBe(true);
+      expect(await bars("alpha", "failed")).toBe(true);
+      expect(await bars("locked", "failed")).toBe(true);
+      expect(await page.locator('tr[data-queue="locked"] svg.chart path.delivered').count()).toBe(0);
+      expect(await alphaChart.locator("path.delivered").evaluate((el) => getComputedStyle(el).fill)).toBe("rgb(16, 124, 16)");
+      expect(await alphaChart.locator("title").textContent()).toMatch(/\n\d\d:00 UTC: 3 delivered, \d+ failed deliveries, 0 failed fetches$/);
+      await page.locator('tr[data-queue="alpha"] td.activity').screenshot({ path: path.join(ARTIFACTS, "status-page-chart.png") });
 
       // It refreshes itself: the browser loads it again without being asked.
       const generated = await page.locator("footer").innerText();

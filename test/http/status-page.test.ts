@@ -4,6 +4,7 @@ import { describe, expect, it } from "vitest";
 import { escapeHtml } from "../../src/http/html.js";
 import { renderStatusPage, STATUS_PAGE_CSP } from "../../src/http/status-page.js";
 import type { QueueHealth } from "../../src/metrics/queue-health.js";
+import { HOUR_MS, type HourActivity } from "../../src/state/queue-activity.js";
 
 const now = new Date("2026-05-20T10:00:00Z");
 const hostile = `<img src=x onerror="alert(1)">&'`;
@@ -16,6 +17,7 @@ const queues: QueueHealth[] = [
     lastError: { code: "IMAP_FOLDER_NOT_FOUND", message: `Queue sales: the folder '${hostile}' does not exist in the mailbox.`, fix: "Correct the queue's `folder`.", at: new Date("2026-05-20T09:58:00Z") },
     consecutiveFailures: 3,
     backlog: 4,
+    oldestUndeliveredAt: new Date("2026-05-20T09:12:00Z"),
     deadLetters: 2,
     spoolBytes: 0,
   },
@@ -42,5 +44,32 @@ describe("status page HTML", () => {
     const style = /<style>([\s\S]*?)<\/style>/.exec(html)![1]!;
     expect(STATUS_PAGE_CSP).toContain(`'sha256-${createHash("sha256").update(style).digest("base64")}'`);
     expect(STATUS_PAGE_CSP).toContain("default-src 'none'");
+  });
+
+  it("draws each queue's last 24 hours as an inline SVG chart, one slot per hour, on one scale", () => {
+    const first = Date.parse("2026-05-19T11:00:00Z");
+    const hours: HourActivity[] = Array.from({ length: 24 }, (_, i) => ({ start: new Date(first + i * HOUR_MS), delivered: 0, deliveryFailures: 0, fetchFailures: 0 }));
+    hours[20] = { ...hours[20]!, delivered: 10 };
+    hours[23] = { ...hours[23]!, delivered: 5, deliveryFailures: 1, fetchFailures: 1 };
+    const html = renderStatusPage(queues, { now, version: "1.2.3", ready: true, charts: new Map([["support", hours]]) });
+    const row = html.split("\n").find((line) => line.includes('data-queue="support"'))!;
+    const svg = /<svg class="chart"[\s\S]*?<\/svg>/.exec(row)![0];
+    expect(svg).toContain('width="168" height="32"');
+    expect(svg).toContain('aria-label="Last 24 hours: 15 delivered, 2 failures"');
+    // One tooltip: the totals, then each hour that had activity.
+    expect(svg.match(/<title>/g)).toHaveLength(1);
+    expect(svg).toContain("&#10;07:00 UTC: 10 delivered, 0 failed deliveries, 0 failed fetches&#10;10:00 UTC: 5 delivered, 1 failed deliveries, 1 failed fetches</title>");
+    // The busiest hour fills the height; the others scale to it; quiet hours draw nothing.
+    expect(svg).toContain('<path class="delivered" d="M140 31v-31h3v31zM161 31v-16h3v16z"/>');
+    expect(svg).toContain('<path class="failed" d="M164 31v-6h3v6z"/>');
+    expect(row).toContain("15 delivered</span> · <span class=\"f\">2 failures");
+    // A queue without numbers (the page rendered without a state) says so instead.
+    expect(html.split("\n").find((line) => line.includes('data-queue="sales"'))).toContain('<td class="activity"><span class="muted">no data</span></td>');
+  });
+
+  it("shows how long the oldest undelivered message has waited", () => {
+    const html = renderStatusPage(queues, { now, version: "1.2.3", ready: true });
+    expect(html).toContain('<td class="num oldest-waiting" title="2026-05-20 09:12:00Z">48m</td>');
+    expect(html).toContain('<td class="num oldest-waiting"><span class="muted">none</span></td>');
   });
 });
