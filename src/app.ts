@@ -1,6 +1,6 @@
 /**
  * The composition root: builds every subsystem once and wires one pipeline per queue
- *   token provider -> IMAP mailbox -> spool -> deliverer -> handlers
+ *   token provider -> mail source (IMAP) -> spool -> deliverer -> handlers
  * start()/stop() are idempotent; stop() tears down in order, each step on its own, within a
  * deadline, because anything unfinished is safe to abandon: the spool holds it. reload()
  * applies a new config without a restart: queues added, removed or changed are started or
@@ -10,9 +10,10 @@ import type { Config, HandlerConfig, QueueConfig } from "./config/schema.js";
 import { createCommandHandler } from "./handlers/command.js";
 import { createDirectoryHandler } from "./handlers/directory.js";
 import { createWebhookHandler } from "./handlers/webhook.js";
-import { IdleWatcher, type ProbedFolder } from "./imap/idle-watcher.js";
 import { ImapMailbox } from "./imap/imap-mailbox.js";
-import type { Handler, Logger } from "./interfaces.js";
+import { ImapSource } from "./imap/imap-source.js";
+import type { Handler, Logger, TokenProvider } from "./interfaces.js";
+import type { MailSource, SourceWatch } from "./source/mail-source.js";
 import type { SecretRegistry } from "./log.js";
 import { ParserPool } from "./parse/parser-pool.js";
 import { Deliverer } from "./queue/deliverer.js";
@@ -38,7 +39,8 @@ interface QueuePipeline {
   readonly config: QueueConfig;
   readonly poller: Poller;
   readonly deliverer: Deliverer;
-  readonly idle?: IdleWatcher;
+  /** The source's push session (IMAP IDLE), when the queue has `idle` on and the source can push. */
+  readonly idle?: SourceWatch;
   /** Refreshes ahead of expiry and at least daily, so no refresh token dies unused. */
   readonly refresher: TokenRefresher;
 }
@@ -196,19 +198,20 @@ export class Daemon {
     refresher = new TokenRefresher(tokens, { logger: log });
     const handlers = new Map<string, Handler>(queue.handlers.map((h) => [handlerName(h), createHandler(h, queue.name, secrets)]));
     const deliverer = new Deliverer({ name: queue.name, address: queue.address }, { spool, parser, handlers, events, logger: log });
-    const mailbox = new ImapMailbox(queue, tokens, log);
-    // Scheduled polls ask the IDLE session first (one STATUS) and connect only when something changed.
-    const probe = queue.idle ? () => idle?.probe() ?? Promise.resolve(undefined) : undefined;
-    const poller = new Poller(queue, { mailbox, spool, status, events, logger: log, probe });
-    const onNewMail = () => {
-      events.emit("new-mail-signalled", { queue: queue.name });
-      void poller.runCycle();
+    const source = createSource(queue, tokens, log);
+    // Scheduled polls ask the source's push session first (IMAP: one STATUS) and connect only when something changed.
+    const poller = new Poller(queue, { source, spool, status, events, logger: log });
+    const signals = {
+      newMail: () => {
+        events.emit("new-mail-signalled", { queue: queue.name });
+        void poller.runCycle();
+      },
+      sessionOpened: (upToDate: boolean) => {
+        events.emit("idle-session-opened", { queue: queue.name });
+        poller.sessionOpened(upToDate);
+      },
     };
-    const onSessionOpen = (folder: ProbedFolder) => {
-      events.emit("idle-session-opened", { queue: queue.name });
-      poller.sessionOpened(folder);
-    };
-    const idle = queue.idle ? new IdleWatcher(queue, mailbox, onNewMail, log, onSessionOpen) : undefined;
+    const idle = queue.idle ? source.watch?.(signals, poller.spoolView) : undefined;
     return { config: queue, poller, deliverer, idle, refresher };
   }
 
@@ -265,6 +268,14 @@ async function stopPipeline(pipeline: QueuePipeline): Promise<void> {
   pipeline.refresher.stop();
   await Promise.allSettled([pipeline.idle?.stop(), pipeline.poller.stop()]);
   await pipeline.deliverer.stop();
+}
+
+/** The queue's mail source, by its `source` key (the config accepts only "imap" so far). */
+function createSource(queue: QueueConfig, tokens: TokenProvider, logger: Logger): MailSource {
+  switch (queue.source) {
+    case "imap":
+      return new ImapSource(queue, new ImapMailbox(queue, tokens, logger), logger);
+  }
 }
 
 function createHandler(config: HandlerConfig, queue: string, secrets: SecretRegistry): Handler {

@@ -2,10 +2,12 @@
  * The public types of mailfetchd's subsystems, in one place.
  *
  * The daemon is a pipeline per queue mailbox:
- *   TokenProvider -> MailboxSource (IMAP) -> Spool (durable) -> Parser -> Handler(s)
+ *   TokenProvider -> MailSource (IMAP) -> Spool (durable) -> Parser -> Handler(s)
  * The composition root (src/app.ts) wires one of each per queue.
  */
 import type { Logger } from "pino";
+import type { MessageLocation } from "./source/message-location.js";
+import type { SourceFields } from "./source/source-fields.js";
 
 export type { Logger };
 
@@ -28,18 +30,21 @@ export interface TokenProvider {
 }
 
 // ---------------------------------------------------------------------------
-// Mailbox (IMAP)
+// Mail source (src/source/mail-source.ts is the port; IMAP its first adapter)
 
-/** Where a message sits on the server. UIDs mean nothing without their UIDVALIDITY. */
-export interface ServerLocation {
-  readonly folder: string;
-  readonly uidValidity: string; // a 32-bit unsigned on the wire; kept as a decimal string
-  readonly uid: number;
-}
-
-export interface FetchedMessage extends ServerLocation {
+/** What every message a source hands to the spool carries. */
+interface SourcedMessage {
+  readonly location: MessageLocation;
+  /**
+   * The folder's cursor once this message is durable (IMAP: UIDVALIDITY and this UID),
+   * committed with it; absent when the message does not move the cursor.
+   */
+  readonly cursor?: string;
   readonly size: number;
   readonly internalDate?: Date;
+}
+
+export interface FetchedMessage extends SourcedMessage {
   /** The whole message; only its header block when `tooLarge` is set. */
   readonly raw: Buffer;
   /** Set when the message was above the queue's size cap and was not downloaded. */
@@ -51,30 +56,9 @@ export interface FetchedMessage extends ServerLocation {
  * chunks, straight into a spool file (src/spool/spool.ts); it must be read to its end or the
  * download abandoned.
  */
-export interface StreamedMessage extends ServerLocation {
-  readonly size: number;
-  readonly internalDate?: Date;
+export interface StreamedMessage extends SourcedMessage {
   readonly content: AsyncIterable<Buffer>;
   readonly tooLarge?: undefined;
-}
-
-/** A change on the server owed for a message that is durably spooled. */
-export interface ServerAction {
-  readonly uid: number;
-  readonly action: "seen" | "move" | "delete";
-  readonly target?: string;
-}
-
-export interface FolderState {
-  readonly folder: string;
-  readonly uidValidity: string;
-  readonly uidNext?: number;
-}
-
-/** The server-side cursor of one queue folder: the highest UID durably spooled. */
-export interface Cursor {
-  readonly uidValidity: string;
-  readonly lastUid: number;
 }
 
 // ---------------------------------------------------------------------------
@@ -238,7 +222,7 @@ export interface SpooledMessage {
   /** The stable id: the idempotency key handlers use to recognise a repeat. */
   readonly id: string;
   readonly queue: string;
-  readonly source: ServerLocation;
+  readonly source: SourceFields;
   readonly size: number;
   readonly internalDate?: Date;
   readonly spooledAt: Date;
@@ -263,7 +247,8 @@ export interface RawMessage {
 export interface DeliverableMessage {
   readonly id: string;
   readonly queue: QueueIdentity;
-  readonly source: ServerLocation;
+  /** Where the message came from: kind, folder, item (and UIDVALIDITY, UID for IMAP). */
+  readonly source: SourceFields;
   readonly internalDate?: Date;
   readonly raw: RawMessage;
   readonly parsed: ParsedMessage;

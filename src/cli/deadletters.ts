@@ -53,7 +53,7 @@ export function registerDeadLetters(program: Command): void {
           return;
         }
         for (const l of letters) {
-          process.stdout.write(`${l.id}  ${l.queue}  ${l.handler}  uid ${l.source.uid}  ${l.spooledAt.toISOString()}  ${l.reason}\n`);
+          process.stdout.write(`${l.id}  ${l.queue}  ${l.handler}  ${l.source.uid === undefined ? `item ${l.source.item}` : `uid ${l.source.uid}`}  ${l.spooledAt.toISOString()}  ${l.reason}\n`);
         }
       }),
     );
@@ -69,7 +69,9 @@ export function registerDeadLetters(program: Command): void {
         const lines = [
           `id:          ${first.id}`,
           `queue:       ${first.queue}`,
-          `source:      folder ${first.source.folder}, UIDVALIDITY ${first.source.uidValidity}, UID ${first.source.uid}`,
+          first.source.uid === undefined
+            ? `source:      ${first.source.kind}, folder ${first.source.folder}, item ${first.source.item}`
+            : `source:      folder ${first.source.folder}, UIDVALIDITY ${first.source.uidValidity}, UID ${first.source.uid}`,
           `size:        ${first.size} bytes${first.headersOnly ? " (too large: only headers kept)" : ""}`,
           `spooled at:  ${first.spooledAt.toISOString()}`,
           `message-id:  ${headers.get("message-id") ?? "-"}`,

@@ -120,6 +120,7 @@ function resolveConfig(raw: RawConfig, baseDir: string): Config {
         ca: readCa(`${at}.identity.caFile`, identity.caFile),
         scopes,
       },
+      source: q.source ?? "imap",
       imap: {
         host: imap.host ?? DEFAULT_IMAP_HOST,
         port: imap.port ?? 993,

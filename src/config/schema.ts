@@ -152,6 +152,8 @@ const queue = z
     address: email,
     signIn: signIn.optional(),
     identity: identityBlock.optional(),
+    /** Where the queue's mail comes from (src/source/mail-source.ts). Only "imap" so far, the default. */
+    source: z.enum(["imap"], { error: "write imap (the default): it is the only mail source so far" }).optional(),
     imap: imapBlock.optional(),
     folder: z.string().min(1).optional(),
     /**
@@ -265,6 +267,8 @@ export interface QueueConfig {
     readonly ca?: string;
     readonly scopes: readonly string[];
   };
+  /** The mail source adapter the composition root builds for the queue. */
+  readonly source: "imap";
   readonly imap: { readonly host: string; readonly port: number; readonly tls: boolean; readonly ca?: string };
   readonly folder: string;
   readonly afterSpool: { readonly action: "keep" | "seen" | "delete" } | { readonly action: "move"; readonly to: string };

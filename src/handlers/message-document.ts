@@ -5,6 +5,7 @@
  * it: they are referenced by path.
  */
 import type { Address, Conversation, DeliverableMessage, EnrichmentError, MessageKind } from "../interfaces.js";
+import type { SourceKind } from "../source/message-location.js";
 
 export const MESSAGE_DOCUMENT_SCHEMA = "mailfetchd.message/1";
 
@@ -53,7 +54,17 @@ export interface MessageDocument {
   /** The stable message id (the idempotency key). */
   readonly id: string;
   readonly queue: { readonly name: string; readonly address: string };
-  readonly source: { readonly folder: string; readonly uidValidity: string; readonly uid: number };
+  /**
+   * Where the message came from: `kind` ("imap"), `folder` and `item` (the source's own id,
+   * opaque) for every source; `uidValidity` and `uid` for IMAP queues, null otherwise.
+   */
+  readonly source: {
+    readonly kind: SourceKind;
+    readonly folder: string;
+    readonly item: string;
+    readonly uidValidity: string | null;
+    readonly uid: number | null;
+  };
   /** The server's INTERNALDATE, ISO 8601. */
   readonly receivedAt: string | null;
   /** Size of the raw message in bytes. */
@@ -112,7 +123,13 @@ export function toMessageDocument(
     schema: MESSAGE_DOCUMENT_SCHEMA,
     id: message.id,
     queue: { name: message.queue.name, address: message.queue.address },
-    source: { folder: message.source.folder, uidValidity: message.source.uidValidity, uid: message.source.uid },
+    source: {
+      kind: message.source.kind,
+      folder: message.source.folder,
+      item: message.source.item,
+      uidValidity: message.source.uidValidity ?? null,
+      uid: message.source.uid ?? null,
+    },
     receivedAt: isoOrNull(message.internalDate),
     size: message.raw.size,
     messageId: parsed.messageId ?? null,

@@ -57,11 +57,14 @@ export function metadataHeaders(message: DeliverableMessage, attempt: number): R
   const headers: Record<string, string> = {
     "x-mailfetchd-queue": headerValue(message.queue.name),
     "x-mailfetchd-queue-address": headerValue(message.queue.address),
+    "x-mailfetchd-source": message.source.kind,
     "x-mailfetchd-folder": headerValue(message.source.folder),
-    "x-mailfetchd-uidvalidity": message.source.uidValidity,
-    "x-mailfetchd-uid": String(message.source.uid),
+    "x-mailfetchd-item": headerValue(message.source.item),
     "x-mailfetchd-attempt": String(attempt),
   };
+  // IMAP queues keep the headers they had before sources were made neutral.
+  if (message.source.uidValidity !== undefined) headers["x-mailfetchd-uidvalidity"] = message.source.uidValidity;
+  if (message.source.uid !== undefined) headers["x-mailfetchd-uid"] = String(message.source.uid);
   if (message.parsed.messageId) headers["x-mailfetchd-message-id"] = headerValue(message.parsed.messageId);
   return headers;
 }

@@ -1,19 +1,24 @@
 /**
  * One queue mailbox over IMAP with SASL XOAUTH2: connects, opens the folder, settles
  * server-side actions still owed, and streams every message above the cursor, by UID, to a
- * sync target that spools it; then takes the server-side action for what was spooled.
+ * spool sink (src/source/spool-sink.ts); then takes the server-side action for what was
+ * spooled. The queue's MailSource adapter (imap-source.ts) runs it.
  *
  * Sync is by UID, UIDVALIDITY and a stored cursor only: Exchange offers no CONDSTORE/QRESYNC,
  * and sequence numbers or date windows duplicate or lose mail. The target is awaited for each
- * message before the next is taken, so the cursor advances in order. No other IMAP command
+ * message before the next is taken, so the cursor advances in order. Locations and cursors
+ * reach the sink in the source-neutral encoding of imap-location.ts. No other IMAP command
  * may run inside a FETCH stream (imapflow#159): sizes are read first, actions taken after.
  */
 import { ImapFlow } from "imapflow";
 import type { Readable } from "node:stream";
 import { createSecureContext, rootCertificates, type SecureContext } from "node:tls";
 import type { QueueConfig } from "../config/schema.js";
-import type { Cursor, FetchedMessage, FolderState, Logger, ServerAction, StreamedMessage, TokenProvider } from "../interfaces.js";
+import type { FetchedMessage, Logger, StreamedMessage, TokenProvider } from "../interfaces.js";
+import type { OwedAction } from "../source/message-location.js";
+import type { SpoolSink } from "../source/spool-sink.js";
 import { planFetchRuns } from "./fetch-plan.js";
+import { imapCursorPosition, imapLocation, parseImapCursor, parseImapItem, type ImapFolderState } from "./imap-location.js";
 import { classifyImapError } from "./imap-errors.js";
 
 /** UIDs per FETCH command: bounds the command line and the work redone after a drop. */
@@ -30,19 +35,8 @@ const ACCEPTS_IN_FLIGHT = 16;
 /** Bytes per chunk of a streamed download: one FETCH round trip each. */
 const DOWNLOAD_CHUNK_BYTES = 1024 * 1024;
 
-/** What a sync reads from and writes to: the spool, seen from one queue folder. */
-export interface SyncTarget {
-  cursor(): Cursor | undefined;
-  /** The folder's UIDVALIDITY is new (or first seen): it is read again from UID 1. */
-  uidValidityChanged(state: FolderState): void;
-  /** Makes the message durable; resolves only when it is. */
-  accept(message: FetchedMessage | StreamedMessage): Promise<void>;
-  pendingServerActions(uidValidity: string): ServerAction[];
-  serverActionsDone(uidValidity: string, uids: readonly number[]): void;
-}
-
 export interface SyncResult {
-  readonly state: FolderState;
+  readonly state: ImapFolderState;
   readonly fetched: number;
   readonly actionsTaken: number;
 }
@@ -54,7 +48,7 @@ export class ImapMailbox {
     private readonly logger: Logger,
   ) {}
 
-  async sync(target: SyncTarget): Promise<SyncResult> {
+  async sync(target: SpoolSink): Promise<SyncResult> {
     const { client } = await this.connect();
     try {
       return await this.syncOn(client, target);
@@ -65,7 +59,7 @@ export class ImapMailbox {
     }
   }
 
-  private async syncOn(client: ImapFlow, target: SyncTarget): Promise<SyncResult> {
+  private async syncOn(client: ImapFlow, target: SpoolSink): Promise<SyncResult> {
     const folder = this.queue.folder;
     const readOnly = this.queue.afterSpool.action === "keep";
     let mailbox;
@@ -75,8 +69,8 @@ export class ImapMailbox {
     } catch (error) {
       throw classifyImapError(error, this.queue.name, { folder, host: this.queue.imap.host });
     }
-    const state: FolderState = { folder, uidValidity: String(mailbox.uidValidity), uidNext: mailbox.uidNext };
-    const cursor = target.cursor();
+    const state: ImapFolderState = { folder, uidValidity: String(mailbox.uidValidity), uidNext: mailbox.uidNext };
+    const cursor = parseImapCursor(target.cursor(folder));
     let lastUid = cursor?.lastUid ?? 0;
     if (!cursor || cursor.uidValidity !== state.uidValidity) {
       if (cursor) {
@@ -86,7 +80,12 @@ export class ImapMailbox {
         );
       }
       lastUid = 0;
-      target.uidValidityChanged(state);
+      // The folder's UIDVALIDITY is new (or first seen): it is read again from UID 1.
+      target.restart(folder, imapCursorPosition({ uidValidity: state.uidValidity, lastUid: 0 }));
+      const stale = target.pendingActions(folder).filter((owed) => parseImapItem(owed.item)?.uidValidity !== state.uidValidity);
+      // Actions owed under an old UIDVALIDITY cannot be addressed any more: the UIDs mean nothing now.
+      const dropped = stale.length > 0 ? target.dropActions(folder, stale.map((owed) => owed.item)) : 0;
+      if (dropped > 0) this.logger.warn({ dropped }, "server-side actions owed under the old UIDVALIDITY cannot be taken any more");
     }
 
     let actionsTaken = readOnly ? 0 : await this.takeActions(client, target, state.uidValidity);
@@ -103,7 +102,7 @@ export class ImapMailbox {
     return { state, fetched, actionsTaken };
   }
 
-  private async fetchBatch(client: ImapFlow, target: SyncTarget, state: FolderState, batch: number[]): Promise<number> {
+  private async fetchBatch(client: ImapFlow, target: SpoolSink, state: ImapFolderState, batch: number[]): Promise<number> {
     const limit = this.queue.maxMessageSize;
     const sizes = new Map<number, number>();
     const internalDates = new Map<number, Date | string | undefined>();
@@ -113,11 +112,11 @@ export class ImapMailbox {
     }
 
     // Too large: only the header block is fetched, so the dead letter says what it was.
-    const tooLarge: FetchedMessage[] = [];
+    const tooLarge: Array<FetchedMessage & { readonly uid: number }> = [];
     const tooLargeUids = batch.filter((uid) => (sizes.get(uid) ?? 0) > limit);
     if (tooLargeUids.length > 0) {
       for await (const message of client.fetch(tooLargeUids.join(","), { uid: true, size: true, internalDate: true, headers: true }, { uid: true })) {
-        tooLarge.push({ ...this.located(state, message.uid, message.size ?? 0, message.internalDate), raw: message.headers ?? Buffer.alloc(0), tooLarge: { limit } });
+        tooLarge.push({ uid: message.uid, ...this.located(state, message.uid, message.size ?? 0, message.internalDate), raw: message.headers ?? Buffer.alloc(0), tooLarge: { limit } });
       }
       tooLarge.sort((a, b) => a.uid - b.uid);
     }
@@ -125,8 +124,8 @@ export class ImapMailbox {
     let fetched = 0;
     const acceptTooLargeBelow = async (uid: number) => {
       while (tooLarge.length > 0 && tooLarge[0]!.uid < uid) {
-        const message = tooLarge.shift()!;
-        this.logger.error({ uid: message.uid, size: message.size, limit }, "message above maxMessageSize: not downloaded, parked as dead letter");
+        const { uid: tooLargeUid, ...message } = tooLarge.shift()!;
+        this.logger.error({ uid: tooLargeUid, size: message.size, limit }, "message above maxMessageSize: not downloaded, parked as dead letter");
         await target.accept(message);
         fetched++;
       }
@@ -173,7 +172,7 @@ export class ImapMailbox {
   /** A big message as a stream of chunks (one FETCH of BODY[]<offset.length> each), or undefined when it is gone. */
   private async download(
     client: ImapFlow,
-    state: FolderState,
+    state: ImapFolderState,
     uid: number,
     size: number,
     internalDate: Date | string | undefined,
@@ -184,21 +183,26 @@ export class ImapMailbox {
     return { ...this.located(state, uid, size, internalDate), content };
   }
 
-  private located(state: FolderState, uid: number, size: number, internalDate: Date | string | undefined) {
+  /** Where the message is, in the neutral encoding, and the folder's cursor once it is durable. */
+  private located(state: ImapFolderState, uid: number, size: number, internalDate: Date | string | undefined) {
     return {
-      folder: state.folder,
-      uidValidity: state.uidValidity,
-      uid,
+      location: imapLocation({ folder: state.folder, uidValidity: state.uidValidity, uid }),
+      cursor: imapCursorPosition({ uidValidity: state.uidValidity, lastUid: uid }),
       size,
       internalDate: internalDate instanceof Date ? internalDate : internalDate ? new Date(internalDate) : undefined,
     };
   }
 
   /** Takes the server-side actions owed for spooled messages; each kind in one command. */
-  private async takeActions(client: ImapFlow, target: SyncTarget, uidValidity: string): Promise<number> {
-    const pending = target.pendingServerActions(uidValidity);
+  private async takeActions(client: ImapFlow, target: SpoolSink, uidValidity: string): Promise<number> {
+    const folder = this.queue.folder;
+    // Only this UIDVALIDITY's: an action owed under another one is dropped when the change is seen.
+    const pending = target.pendingActions(folder).flatMap((owed) => {
+      const location = parseImapItem(owed.item);
+      return location?.uidValidity === uidValidity ? [{ ...owed, uid: location.uid }] : [];
+    });
     if (pending.length === 0) return 0;
-    const groups = new Map<string, ServerAction[]>();
+    const groups = new Map<string, Array<OwedAction & { readonly uid: number }>>();
     for (const action of pending) {
       const key = `${action.action}\u0000${action.target ?? ""}`;
       groups.set(key, [...(groups.get(key) ?? []), action]);
@@ -216,7 +220,7 @@ export class ImapMailbox {
         // UID EXPUNGE where UIDPLUS is offered, so only these messages are expunged.
         await client.messageDelete(range, { uid: true });
       }
-      target.serverActionsDone(uidValidity, uids);
+      target.actionsDone(folder, actions.map((a) => a.item));
       this.logger.debug({ action, count: uids.length }, "server-side action taken");
     }
     return pending.length;

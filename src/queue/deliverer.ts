@@ -11,6 +11,7 @@ import { access, rm, stat } from "node:fs/promises";
 import { describeError, isRetryable, MailfetchdError } from "../errors.js";
 import type { DaemonEvents } from "../events.js";
 import type { Handler, Logger, MessageParser, ParsedMessage, QueueIdentity, RawMessage } from "../interfaces.js";
+import { sourceFields } from "../source/source-fields.js";
 import { rawMessageFromFile } from "../spool/raw-message.js";
 import type { DueDelivery, Spool } from "../spool/spool.js";
 import { stableIdFromBytes, stableIdFromContent } from "../spool/stable-id.js";
@@ -193,7 +194,7 @@ export class Deliverer {
       parsed.contentFingerprint === undefined ? stableIdFromBytes(this.queue.address, delivery.contentSha256) : stableIdFromContent(this.queue.address, parsed.contentFingerprint);
     const { stableId, repeatOf } = this.spool.assignStableId(this.queue.name, delivery, contentId);
     if (repeatOf === undefined) return stableId;
-    this.logger.info({ messageId: stableId, uid: delivery.uid, repeatOf }, "same content as a message spooled earlier; not delivered again");
+    this.logger.info({ messageId: stableId, item: delivery.location.item, repeatOf }, "same content as a message spooled earlier; not delivered again");
     this.events.emit("repeat-recognised", { queue: this.queue.name, id: stableId });
     return undefined;
   }
@@ -248,7 +249,7 @@ export class Deliverer {
     const message = {
       id,
       queue: this.queue,
-      source: { folder: first.folder, uidValidity: first.uidValidity, uid: first.uid },
+      source: sourceFields(first.location),
       internalDate: first.internalDate,
       raw,
       parsed: forHandlers,
@@ -267,7 +268,7 @@ export class Deliverer {
         await handler.deliver(message, { signal, logger: log.child({ handler: handler.name }), attempt });
         this.recordDelivered(delivery);
         const durationMs = Date.now() - started;
-        log.debug({ handler: handler.name, attempt, ms: durationMs, uid: first.uid }, "delivered");
+        log.debug({ handler: handler.name, attempt, ms: durationMs, item: first.location.item }, "delivered");
         this.events.emit("delivered", { queue: this.queue.name, id, handler: handler.name, attempt, durationMs, arrivedAt: first.internalDate });
       } catch (error) {
         const reason = describeError(error);

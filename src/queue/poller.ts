@@ -1,10 +1,11 @@
 /**
  * Runs one queue's fetch cycles on its schedule (an interval or a cron expression), never two
- * at once, and backs off after failures. Errors are logged when the queue's condition
+ * at once, and backs off after failures. A cycle is one sync of the queue's mail source (the
+ * MailSource port, src/source/mail-source.ts) into the spool; the poller only decides when. Errors are logged when the queue's condition
  * changes, not on every attempt, so the log stays readable when a mailbox is down for a day.
  *
- * While the queue's IDLE session is up, a scheduled poll first asks that session (one STATUS)
- * and skips the fetch cycle when nothing changed: a cycle opens a connection of its own (TLS
+ * While the queue's IDLE session is up, a scheduled poll first asks that session (one STATUS,
+ * the source's probe) and skips the fetch cycle when nothing changed: a cycle opens a connection of its own (TLS
  * handshake, token, XOAUTH2, EXAMINE, LOGOUT), and at 1,000 queues polled every minute those
  * connections were most of the daemon's CPU (15.5% of a core; 6.3% with the probe). IDLE
  * already brings new mail within a second; the probe checks that none was missed. A full
@@ -15,12 +16,14 @@ import type { QueueConfig } from "../config/schema.js";
 import { describeError, MailfetchdError } from "../errors.js";
 import type { DaemonEvents } from "../events.js";
 import type { Logger } from "../interfaces.js";
-import type { ProbedFolder } from "../imap/idle-watcher.js";
-import type { ImapMailbox } from "../imap/imap-mailbox.js";
+import type { MailSource } from "../source/mail-source.js";
 import type { Spool } from "../spool/spool.js";
 import type { QueueState, QueueStatusStore } from "../state/queue-status-store.js";
 import { queueStateOf } from "../tokens/identity-errors.js";
 import { backoffDelay } from "./backoff.js";
+import { QueueSpoolSink } from "./queue-spool-sink.js";
+
+export { handlerName } from "./queue-spool-sink.js";
 
 const FAILURE_BACKOFF = { baseMs: 5_000, maxMs: 15 * 60_000 };
 /**
@@ -33,16 +36,12 @@ const FAILURE_BACKOFF = { baseMs: 5_000, maxMs: 15 * 60_000 };
 const FULL_CYCLE_EVERY_MS = 30 * 60_000;
 
 export interface PollerDependencies {
-  readonly mailbox: ImapMailbox;
+  /** Where the queue's mail comes from. Without a probe answer (idle: false) every scheduled poll is a full cycle. */
+  readonly source: MailSource;
   readonly spool: Spool;
   readonly status: QueueStatusStore;
   readonly events: DaemonEvents;
   readonly logger: Logger;
-  /**
-   * The folder as the queue's IDLE session sees it now; undefined when no healthy session is up.
-   * Without it (idle: false) every scheduled poll is a full cycle.
-   */
-  readonly probe?: () => Promise<ProbedFolder | undefined>;
   /** How often a poll runs a full cycle regardless of the probe; FULL_CYCLE_EVERY_MS unless a test says otherwise. */
   readonly fullCycleEveryMs?: number;
 }
@@ -65,6 +64,8 @@ export class Poller {
   private readonly fullCycleEveryMs: number;
   /** The next scheduled poll is a full cycle whatever the probe says (set by wake()). */
   private fullCycleNext = false;
+  /** The spool as the source's probe reads it. */
+  readonly spoolView: QueueSpoolSink;
 
   constructor(
     private readonly queue: QueueConfig,
@@ -72,6 +73,7 @@ export class Poller {
   ) {
     this.fullCycleEveryMs = deps.fullCycleEveryMs ?? FULL_CYCLE_EVERY_MS;
     this.safetyNetDueAt = performance.now() + this.fullCycleEveryMs * Math.random();
+    this.spoolView = this.newSink();
   }
 
   start(): void {
@@ -149,55 +151,44 @@ export class Poller {
   }
 
   /**
-   * True only when the IDLE session answered and the spool has everything it shows: same
-   * UIDVALIDITY as the cursor, no UID above the cursor (UIDNEXT - 1 <= lastUid), no server-side
-   * action owed. Anything else, a failure spell or a safety-net cycle due, means a full cycle.
-   * The cursor is read after the answer, so mail the answer counts is either spooled by then or
-   * above the cursor; a cursor moved back (`deadletters retry` of a too-large message) is below
-   * UIDNEXT - 1 and makes the poll a full cycle.
+   * True only when the source's probe answered that the spool has everything it shows (IMAP:
+   * same UIDVALIDITY as the cursor, no UID above it, no server-side action owed). Anything else,
+   * a failure spell or a safety-net cycle due, means a full cycle. The source reads the cursor
+   * after its answer, so mail the answer counts is either spooled by then or above the cursor.
    */
   private async nothingNew(): Promise<boolean> {
-    const probe = this.deps.probe;
+    const source = this.deps.source;
     if (this.fullCycleNext) {
       this.fullCycleNext = false;
       return false;
     }
-    if (!probe || this.state !== "ok" || this.consecutiveFailures > 0) return false;
+    if (!source.probe || this.state !== "ok" || this.consecutiveFailures > 0) return false;
     if (performance.now() >= this.safetyNetDueAt) {
       this.safetyNetDueAt = performance.now() + this.fullCycleEveryMs;
       return false;
     }
-    let seen: ProbedFolder | undefined;
+    let upToDate: boolean | undefined;
     try {
-      seen = await probe();
+      upToDate = await source.probe(this.spoolView);
     } catch {
       return false;
     }
-    if (!seen || this.stopped) return false;
-    return this.spoolHasAll(seen);
+    return upToDate === true && !this.stopped;
   }
 
   /**
-   * A new IDLE session opened the folder: a catch-up cycle only when it shows mail the spool
-   * does not have (or the queue is not healthy), rather than a connection of its own at every
-   * session renewal.
+   * A new push session (IDLE) is up: a catch-up cycle only when it showed mail the spool does
+   * not have (`upToDate` false) or the queue is not healthy, rather than a connection of its own
+   * at every session renewal.
    */
-  sessionOpened(seen: ProbedFolder): void {
+  sessionOpened(upToDate: boolean): void {
     if (this.stopped) return;
-    if (this.state === "ok" && this.consecutiveFailures === 0 && this.spoolHasAll(seen)) return;
+    if (this.state === "ok" && this.consecutiveFailures === 0 && upToDate) return;
     void this.runCycle();
   }
 
-  private spoolHasAll(seen: ProbedFolder): boolean {
-    const { name, folder, afterSpool } = this.queue;
-    try {
-      const cursor = this.deps.spool.cursor(name, folder);
-      if (!cursor || cursor.uidValidity !== seen.uidValidity || seen.uidNext - 1 > cursor.lastUid) return false;
-      // A `keep` queue's folder is opened read-only: actions are never taken there, so none can be owed.
-      return afterSpool.action === "keep" || this.deps.spool.pendingServerActions(name, folder, cursor.uidValidity).length === 0;
-    } catch {
-      return false; // the full cycle meets the same storage failure and reports it
-    }
+  private newSink(): QueueSpoolSink {
+    return new QueueSpoolSink(this.queue, this.deps.source.kind, this.deps.spool, this.deps.events);
   }
 
   private retryDelay(): number {
@@ -209,39 +200,10 @@ export class Poller {
   }
 
   private async fetch(): Promise<void> {
-    const { name, folder } = this.queue;
-    const { mailbox, spool, events } = this.deps;
-    let fetched = 0;
-    let spooled = 0;
+    const sink = this.newSink();
     try {
-      const identity = { name, address: this.queue.address };
-      const afterSpool = this.queue.afterSpool;
-      const acceptOptions = {
-        handlers: this.queue.handlers.map(handlerName),
-        serverAction: afterSpool.action === "keep" ? undefined : { action: afterSpool.action, target: afterSpool.action === "move" ? afterSpool.to : undefined },
-      };
-      await mailbox.sync({
-        cursor: () => spool.cursor(name, folder),
-        uidValidityChanged: (state) => {
-          spool.resetCursor(name, folder, state.uidValidity);
-          const dropped = spool.dropStaleServerActions(name, folder, state.uidValidity);
-          if (dropped > 0) this.deps.logger.warn({ dropped }, "server-side actions owed under the old UIDVALIDITY cannot be taken any more");
-        },
-        accept: async (message) => {
-          const result = await spool.accept(identity, acceptOptions, message);
-          fetched++;
-          if (result.isNew) {
-            spooled++;
-            events.emit("spooled", { queue: name, key: result.key, size: message.size });
-            if (message.tooLarge) {
-              for (const handler of acceptOptions.handlers) events.emit("dead-lettered", { queue: name, id: result.key, handler, reason: "too large" });
-            }
-          }
-        },
-        pendingServerActions: (uidValidity) => spool.pendingServerActions(name, folder, uidValidity),
-        serverActionsDone: (uidValidity, uids) => spool.serverActionsDone(name, folder, uidValidity, uids),
-      });
-      this.succeeded(fetched, spooled);
+      await this.deps.source.sync(sink);
+      this.succeeded(sink.fetched, sink.spooled);
     } catch (raw) {
       this.failed(toFetchError(raw));
     }
@@ -314,8 +276,4 @@ function toFetchError(raw: unknown): MailfetchdError {
     });
   }
   return new MailfetchdError(describeError(raw), { code: "IMAP_UNAVAILABLE", retryable: true, cause: raw });
-}
-
-export function handlerName(handler: { type: string; name?: string }): string {
-  return handler.name ?? handler.type;
 }

@@ -2,8 +2,8 @@
  * The spool: where a fetched message becomes durable before anything else happens to it.
  *
  * accept() writes the raw message to a file (fsynced), then in one SQLite transaction records
- * the message, one pending delivery per handler, and the folder's UID cursor. Only after that
- * commit may the server-side copy be touched or the next UID be fetched, so a crash at any
+ * the message, one pending delivery per handler, and the folder's cursor. Only after that
+ * commit may the server-side copy be touched or the next message be fetched, so a crash at any
  * instant costs a re-fetch, never a message.
  *
  * A message's place in the spool is its source location (src/spool/stable-id.ts spoolKey):
@@ -11,12 +11,17 @@
  * messages are never taken for one. Its stable id, the key handlers see, comes later from its
  * parsed content (assignStableId); a copy whose content was spooled before is recognised then
  * and its deliveries end as 'repeat'.
- * Handlers are fed from here, independently of IMAP.
+ * Locations and cursors are source-neutral (src/source/message-location.ts): a source kind, a
+ * folder, an item id and a cursor position only the source's adapter reads.
+ * Handlers are fed from here, independently of the mail source.
  */
 import { createHash, randomBytes } from "node:crypto";
 import { readdir, readFile, rm, stat } from "node:fs/promises";
 import path from "node:path";
-import type { Cursor, FetchedMessage, QueueIdentity, ServerAction, ServerLocation, StreamedMessage } from "../interfaces.js";
+import type { FetchedMessage, QueueIdentity, StreamedMessage } from "../interfaces.js";
+import type { MessageLocation, OwedAction, SourceKind } from "../source/message-location.js";
+import { sourceFields, type SourceFields } from "../source/source-fields.js";
+import { cursorBefore } from "../source/source-kinds.js";
 import type { StateDatabase } from "../state/database.js";
 import { MailfetchdError } from "../errors.js";
 import { ensurePrivateDirectory, writeFileDurably } from "./durable-file.js";
@@ -34,7 +39,7 @@ export interface AcceptOptions {
   /** One pending delivery is created per handler name. */
   readonly handlers: readonly string[];
   /** Owed on the server once the message is durable; recorded in the same transaction. */
-  readonly serverAction?: Omit<ServerAction, "uid">;
+  readonly serverAction?: Omit<OwedAction, "item">;
 }
 
 export interface DueDelivery {
@@ -46,9 +51,7 @@ export interface DueDelivery {
   readonly contentSha256: string;
   readonly handler: string;
   readonly attempts: number;
-  readonly folder: string;
-  readonly uidValidity: string;
-  readonly uid: number;
+  readonly location: MessageLocation;
   readonly internalDate?: Date;
   /** Bytes (RFC822.SIZE): how much parsing ahead would hold in memory. */
   readonly size: number;
@@ -105,16 +108,32 @@ export class Spool {
     return removed;
   }
 
-  cursor(queue: string, folder: string): Cursor | undefined {
-    const row = this.db.prepare("SELECT uid_validity, last_uid FROM cursors WHERE queue = ? AND folder = ?").get(queue, folder) as
-      | { uid_validity: string; last_uid: number }
+  /** The folder's cursor position, opaque to all but the source's adapter; undefined before its first sync. */
+  cursor(queue: string, kind: SourceKind, folder: string): string | undefined {
+    const row = this.db.prepare("SELECT position FROM cursors WHERE queue = ? AND source_kind = ? AND folder = ?").get(queue, kind, folder) as
+      | { position: string }
       | undefined;
-    return row ? { uidValidity: row.uid_validity, lastUid: row.last_uid } : undefined;
+    return row?.position;
   }
 
-  /** Records a new UIDVALIDITY: the folder is read again from UID 1 (repeats are recognised by id). */
-  resetCursor(queue: string, folder: string, uidValidity: string): void {
-    this.setCursor(queue, folder, uidValidity, 0);
+  /** The folder starts over at `position` (IMAP: a new UIDVALIDITY, read from UID 1); repeats are recognised by content. */
+  restartCursor(queue: string, kind: SourceKind, folder: string, position: string): void {
+    this.setCursor(queue, kind, folder, position);
+  }
+
+  /**
+   * Commits a cursor position after every message of the queue accepted before this call,
+   * in the same transaction as the last of them when they commit together. Resolves once it is
+   * durable; rejects (and moves nothing) when an earlier accept failed.
+   */
+  async advanceCursor(queue: string, kind: SourceKind, folder: string, position: string): Promise<void> {
+    const entry = this.lineUp(queue);
+    entry.record = () => {
+      this.setCursor(queue, kind, folder, position);
+      return false;
+    };
+    this.scheduleCommit();
+    await entry.outcome;
   }
 
   /**
@@ -131,11 +150,12 @@ export class Spool {
   async accept(queue: QueueIdentity, options: AcceptOptions, message: FetchedMessage | StreamedMessage): Promise<AcceptResult> {
     const entry = this.lineUp(queue.name);
     const dir = path.join(this.messagesDir, queue.name);
-    const key = spoolKey(queue.name, message);
+    const { location } = message;
+    const key = spoolKey(queue.name, location);
     let written: WrittenMessage | undefined;
     try {
       await ensurePrivateDirectory(dir);
-      written = this.isSpooled(queue.name, message) ? await this.skip(message) : await this.write(queue.name, key, message);
+      written = this.isSpooled(queue.name, location) ? await this.skip(message) : await this.write(queue.name, key, message);
     } catch (cause) {
       // The download broke, not the disk: the IMAP error goes up as it is.
       const error =
@@ -157,12 +177,12 @@ export class Spool {
       if (options.serverAction && !message.tooLarge) {
         this.db
           .prepare(
-            `INSERT INTO server_actions (queue, folder, uid_validity, uid, action, target, created_at) VALUES (?, ?, ?, ?, ?, ?, ?)
+            `INSERT INTO server_actions (queue, source_kind, folder, item_id, action, target, created_at) VALUES (?, ?, ?, ?, ?, ?, ?)
              ON CONFLICT DO NOTHING`,
           )
-          .run(queue.name, message.folder, message.uidValidity, message.uid, options.serverAction.action, options.serverAction.target ?? null, Date.now());
+          .run(queue.name, location.kind, location.folder, location.item, options.serverAction.action, options.serverAction.target ?? null, Date.now());
       }
-      this.setCursor(queue.name, message.folder, message.uidValidity, message.uid);
+      if (message.cursor !== undefined) this.setCursor(queue.name, location.kind, location.folder, message.cursor);
       return isNew;
     };
     this.scheduleCommit();
@@ -174,9 +194,10 @@ export class Spool {
    * too large, which an operator asked to fetch after all, is taken over: it keeps its stable id.
    */
   private recordMessage(queue: QueueIdentity, key: string, options: AcceptOptions, message: FetchedMessage | StreamedMessage, written: WrittenMessage): boolean {
+    const { location } = message;
     const existing = this.db
-      .prepare("SELECT seq, awaiting_refetch FROM messages WHERE queue = ? AND folder = ? AND uid_validity = ? AND uid = ? ORDER BY seq LIMIT 1")
-      .get(queue.name, message.folder, message.uidValidity, message.uid) as { seq: number; awaiting_refetch: number } | undefined;
+      .prepare("SELECT seq, awaiting_refetch FROM messages WHERE queue = ? AND source_kind = ? AND folder = ? AND item_id = ? ORDER BY seq LIMIT 1")
+      .get(queue.name, location.kind, location.folder, location.item) as { seq: number; awaiting_refetch: number } | undefined;
     if (existing && !existing.awaiting_refetch) return false;
     const stableId = message.tooLarge ? stableIdFromHeaders(queue.address, written.head, message.size) : null;
     const values = [message.size, message.internalDate?.getTime() ?? null, headerMessageId(written.head) ?? null, written.sha256, Date.now(), message.tooLarge ? 1 : 0] as const;
@@ -193,10 +214,10 @@ export class Spool {
     } else {
       seq = this.db
         .prepare(
-          `INSERT INTO messages (id, stable_id, queue, folder, uid_validity, uid, size, internal_date, header_message_id, content_sha256, spooled_at, headers_only)
+          `INSERT INTO messages (id, stable_id, queue, source_kind, folder, item_id, size, internal_date, header_message_id, content_sha256, spooled_at, headers_only)
            VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
         )
-        .run(key, stableId, queue.name, message.folder, message.uidValidity, message.uid, ...values).lastInsertRowid;
+        .run(key, stableId, queue.name, location.kind, location.folder, location.item, ...values).lastInsertRowid;
     }
     // A message too large to download is parked at once: handlers cannot have it, an operator must decide.
     const addDelivery = this.db.prepare("INSERT INTO deliveries (message_seq, handler, state, next_attempt_at, last_error) VALUES (?, ?, ?, 0, ?)");
@@ -298,11 +319,11 @@ export class Spool {
   }
 
   /** Whether this source location is in the spool (and not waiting to be fetched again). */
-  private isSpooled(queue: string, location: ServerLocation): boolean {
+  private isSpooled(queue: string, location: MessageLocation): boolean {
     return (
       this.db
-        .prepare("SELECT 1 FROM messages WHERE queue = ? AND folder = ? AND uid_validity = ? AND uid = ? AND awaiting_refetch = 0")
-        .get(queue, location.folder, location.uidValidity, location.uid) !== undefined
+        .prepare("SELECT 1 FROM messages WHERE queue = ? AND source_kind = ? AND folder = ? AND item_id = ? AND awaiting_refetch = 0")
+        .get(queue, location.kind, location.folder, location.item) !== undefined
     );
   }
 
@@ -338,31 +359,25 @@ export class Spool {
     return this.rawPath(queue, key);
   }
 
-  /** Server-side actions still owed in this folder (from this session, or one a crash cut short). */
-  pendingServerActions(queue: string, folder: string, uidValidity: string): ServerAction[] {
+  /** Server-side actions still owed in this folder (from this session, or one a crash cut short), in the order they were owed. */
+  pendingServerActions(queue: string, kind: SourceKind, folder: string): OwedAction[] {
     const rows = this.db
-      .prepare("SELECT uid, action, target FROM server_actions WHERE queue = ? AND folder = ? AND uid_validity = ? ORDER BY uid")
-      .all(queue, folder, uidValidity) as Array<{ uid: number; action: ServerAction["action"]; target: string | null }>;
-    return rows.map((r) => ({ uid: r.uid, action: r.action, target: r.target ?? undefined }));
+      .prepare("SELECT item_id, action, target FROM server_actions WHERE queue = ? AND source_kind = ? AND folder = ? ORDER BY rowid")
+      .all(queue, kind, folder) as Array<{ item_id: string; action: OwedAction["action"]; target: string | null }>;
+    return rows.map((r) => ({ item: r.item_id, action: r.action, target: r.target ?? undefined }));
   }
 
-  serverActionsDone(queue: string, folder: string, uidValidity: string, uids: readonly number[]): void {
-    const remove = this.db.prepare("DELETE FROM server_actions WHERE queue = ? AND folder = ? AND uid_validity = ? AND uid = ?");
-    this.db.transaction(() => {
-      for (const uid of uids) remove.run(queue, folder, uidValidity, uid);
-    })();
-  }
-
-  /** Actions owed under an old UIDVALIDITY cannot be addressed any more: the UIDs mean nothing now. */
-  dropStaleServerActions(queue: string, folder: string, currentUidValidity: string): number {
-    return this.db.prepare("DELETE FROM server_actions WHERE queue = ? AND folder = ? AND uid_validity <> ?").run(queue, folder, currentUidValidity).changes;
+  /** These owed actions are done, or can no longer be taken; returns how many were removed. */
+  serverActionsDone(queue: string, kind: SourceKind, folder: string, items: readonly string[]): number {
+    const remove = this.db.prepare("DELETE FROM server_actions WHERE queue = ? AND source_kind = ? AND folder = ? AND item_id = ?");
+    return this.db.transaction(() => items.reduce((removed, item) => removed + remove.run(queue, kind, folder, item).changes, 0))();
   }
 
   /** Deliveries whose time has come, oldest message first. */
   dueDeliveries(queue: string, now: number, limit: number): DueDelivery[] {
     const rows = this.db
       .prepare(
-        `SELECT m.seq, m.id, m.stable_id, m.content_sha256, d.handler, d.attempts, m.folder, m.uid_validity, m.uid, m.internal_date, m.size
+        `SELECT m.seq, m.id, m.stable_id, m.content_sha256, d.handler, d.attempts, m.source_kind, m.folder, m.item_id, m.internal_date, m.size
          FROM deliveries d JOIN messages m ON m.seq = d.message_seq
          WHERE m.queue = ? AND d.state = 'pending' AND d.next_attempt_at <= ?
          ORDER BY m.seq, d.handler LIMIT ?`,
@@ -374,9 +389,9 @@ export class Spool {
       content_sha256: string;
       handler: string;
       attempts: number;
+      source_kind: SourceKind;
       folder: string;
-      uid_validity: string;
-      uid: number;
+      item_id: string;
       internal_date: number | null;
       size: number;
     }>;
@@ -387,9 +402,7 @@ export class Spool {
       contentSha256: r.content_sha256,
       handler: r.handler,
       attempts: r.attempts,
-      folder: r.folder,
-      uidValidity: r.uid_validity,
-      uid: r.uid,
+      location: { kind: r.source_kind, folder: r.folder, item: r.item_id },
       internalDate: r.internal_date === null ? undefined : new Date(r.internal_date),
       size: r.size,
     }));
@@ -445,7 +458,7 @@ export class Spool {
   deadLetters(queue?: string): DeadLetter[] {
     const rows = this.db
       .prepare(
-        `SELECT m.queue, COALESCE(m.stable_id, m.id) AS id, m.id AS spool_key, d.handler, d.attempts, d.last_error, m.folder, m.uid_validity, m.uid, m.size,
+        `SELECT m.queue, COALESCE(m.stable_id, m.id) AS id, m.id AS spool_key, d.handler, d.attempts, d.last_error, m.source_kind, m.folder, m.item_id, m.size,
            m.spooled_at, m.header_message_id, m.headers_only
          FROM deliveries d JOIN messages m ON m.seq = d.message_seq
          WHERE d.state = 'dead' AND (? IS NULL OR m.queue = ?) ORDER BY m.seq, d.handler`,
@@ -464,7 +477,7 @@ export class Spool {
   /**
    * Puts a dead letter back in line (all its dead handlers, or one). A message that was too
    * large to download is marked to be fetched again instead, and its folder's cursor rewound to
-   * just before it, so the next fetch downloads it (under a raised maxMessageSize) into the same
+   * just before it (src/source/source-kinds.ts cursorBefore), so the next fetch downloads it (under a raised maxMessageSize) into the same
    * row, under the same id; the messages behind it are recognised by their locations. Returns
    * how many deliveries were requeued or forgotten.
    */
@@ -473,10 +486,9 @@ export class Spool {
       let changed = 0;
       for (const message of this.messagesWithId(queue, id)) {
         if (message.headers_only) {
-          const cursor = this.cursor(queue, message.folder);
-          if (cursor && cursor.uidValidity === message.uid_validity && cursor.lastUid >= message.uid) {
-            this.setCursor(queue, message.folder, message.uid_validity, message.uid - 1);
-          }
+          const location: MessageLocation = { kind: message.source_kind, folder: message.folder, item: message.item_id };
+          const rewound = cursorBefore(location, this.cursor(queue, location.kind, location.folder));
+          if (rewound !== undefined) this.setCursor(queue, location.kind, location.folder, rewound);
           this.db.prepare("UPDATE messages SET awaiting_refetch = 1 WHERE seq = ?").run(message.seq);
           changed += this.db.prepare("DELETE FROM deliveries WHERE message_seq = ?").run(message.seq).changes;
           continue;
@@ -502,10 +514,10 @@ export class Spool {
   }
 
   /** The rows a dead letter id names: its stable id (a repeat shares it), or its spool key. */
-  private messagesWithId(queue: string, id: string): Array<{ seq: number; folder: string; uid_validity: string; uid: number; headers_only: number }> {
+  private messagesWithId(queue: string, id: string): Array<{ seq: number; source_kind: SourceKind; folder: string; item_id: string; headers_only: number }> {
     return this.db
-      .prepare("SELECT seq, folder, uid_validity, uid, headers_only FROM messages WHERE queue = ? AND (stable_id = ? OR id = ?) ORDER BY seq")
-      .all(queue, id, id) as Array<{ seq: number; folder: string; uid_validity: string; uid: number; headers_only: number }>;
+      .prepare("SELECT seq, source_kind, folder, item_id, headers_only FROM messages WHERE queue = ? AND (stable_id = ? OR id = ?) ORDER BY seq")
+      .all(queue, id, id) as Array<{ seq: number; source_kind: SourceKind; folder: string; item_id: string; headers_only: number }>;
   }
 
   /**
@@ -545,13 +557,13 @@ export class Spool {
     return path.join(this.messagesDir, queue, `${key}.eml`);
   }
 
-  private setCursor(queue: string, folder: string, uidValidity: string, lastUid: number): void {
+  private setCursor(queue: string, kind: SourceKind, folder: string, position: string): void {
     this.db
       .prepare(
-        `INSERT INTO cursors (queue, folder, uid_validity, last_uid, updated_at) VALUES (?, ?, ?, ?, ?)
-         ON CONFLICT (queue, folder) DO UPDATE SET uid_validity = excluded.uid_validity, last_uid = excluded.last_uid, updated_at = excluded.updated_at`,
+        `INSERT INTO cursors (queue, source_kind, folder, position, updated_at) VALUES (?, ?, ?, ?, ?)
+         ON CONFLICT (queue, source_kind, folder) DO UPDATE SET position = excluded.position, updated_at = excluded.updated_at`,
       )
-      .run(queue, folder, uidValidity, lastUid, Date.now());
+      .run(queue, kind, folder, position, Date.now());
   }
 }
 
@@ -576,7 +588,8 @@ export interface DeadLetter {
   readonly handler: string;
   readonly attempts: number;
   readonly reason: string;
-  readonly source: { readonly folder: string; readonly uidValidity: string; readonly uid: number };
+  /** Kind, folder and item (and UIDVALIDITY, UID for IMAP), as handlers see it. */
+  readonly source: SourceFields;
   readonly size: number;
   readonly spooledAt: Date;
   readonly headerMessageId?: string;
@@ -591,9 +604,9 @@ interface DeadLetterRow {
   handler: string;
   attempts: number;
   last_error: string | null;
+  source_kind: SourceKind;
   folder: string;
-  uid_validity: string;
-  uid: number;
+  item_id: string;
   size: number;
   spooled_at: number;
   header_message_id: string | null;
@@ -608,7 +621,7 @@ function toDeadLetter(row: DeadLetterRow): DeadLetter {
     handler: row.handler,
     attempts: row.attempts,
     reason: row.last_error ?? "",
-    source: { folder: row.folder, uidValidity: row.uid_validity, uid: row.uid },
+    source: sourceFields({ kind: row.source_kind, folder: row.folder, item: row.item_id }),
     size: row.size,
     spooledAt: new Date(row.spooled_at),
     headerMessageId: row.header_message_id ?? undefined,

@@ -2,8 +2,9 @@
  * Two keys name a spooled message, and they answer different questions:
  *
  * - The spool key says where a message sits in the spool. It comes from the message's source
- *   location (queue, folder, UIDVALIDITY, UID), so "already spooled?" is decided by that
- *   location and two different messages can never be taken for one (README "Message ids").
+ *   location (queue, source kind, folder, item; for IMAP: folder, UIDVALIDITY, UID), so "already
+ *   spooled?" is decided by that location and two different messages can never be taken for
+ *   one (README "Message ids").
  * - The stable id is the idempotency key every handler sees. It comes from the message's
  *   content, decoded (src/parse/content-fingerprint.ts), so it stays the same when the server
  *   serves the same message again: after a UIDVALIDITY change, after Exchange re-renders its
@@ -13,14 +14,15 @@
  *   has two ids (each queue's handlers track their own copy).
  */
 import { createHash } from "node:crypto";
-import type { ServerLocation } from "../interfaces.js";
+import type { MessageLocation } from "../source/message-location.js";
+import { spoolKeyMaterial } from "../source/source-kinds.js";
 
 /** How many header bytes are examined: enough for any real header block's first fields. */
 export const HEADER_SCAN_LIMIT = 256 * 1024;
 
 /** "s" + 31 hex digits: never equal to a stable id ("m" + 31 hex digits). */
-export function spoolKey(queue: string, location: ServerLocation): string {
-  return `s${digest([queue, location.folder, location.uidValidity, String(location.uid)]).slice(0, 31)}`;
+export function spoolKey(queue: string, location: MessageLocation): string {
+  return `s${digest([queue, ...spoolKeyMaterial(location)]).slice(0, 31)}`;
 }
 
 /** The stable id of a parsed message, from its content fingerprint. */

@@ -132,4 +132,47 @@ export const MIGRATIONS: readonly string[] = [
     WHERE d.state = 'delivered' AND d.delivered_at >= (CAST(strftime('%s', 'now') AS INTEGER) - 86400) * 1000
     GROUP BY 1, 2;
   `,
+  // 7: source-neutral locations. A message's place
+  //    at its source is its source kind, folder and an item id only the source's adapter reads
+  //    (IMAP: "<uidValidity>:<uid>", src/imap/imap-location.ts); a folder's cursor is opaque text
+  //    (IMAP: "<uidValidity>:<lastUid>"; Graph will store a deltaLink there); owed server-side
+  //    actions are addressed by the item id. Rows from before are IMAP's: they are rewritten in
+  //    that encoding, so cursors, owed actions and "already spooled?" carry on where they were.
+  //    `id` (the spool file's name) is kept as it is.
+  `
+  ALTER TABLE messages ADD COLUMN source_kind TEXT NOT NULL DEFAULT 'imap';
+  ALTER TABLE messages ADD COLUMN item_id TEXT NOT NULL DEFAULT '';
+  UPDATE messages SET item_id = uid_validity || ':' || uid;
+  DROP INDEX messages_source;
+  ALTER TABLE messages DROP COLUMN uid_validity;
+  ALTER TABLE messages DROP COLUMN uid;
+  CREATE INDEX messages_location ON messages (queue, source_kind, folder, item_id);
+
+  CREATE TABLE cursors_v7 (
+    queue        TEXT NOT NULL,
+    source_kind  TEXT NOT NULL,
+    folder       TEXT NOT NULL,
+    position     TEXT NOT NULL,          -- opaque to all but the source's adapter
+    updated_at   INTEGER NOT NULL,
+    PRIMARY KEY (queue, source_kind, folder)
+  );
+  INSERT INTO cursors_v7 SELECT queue, 'imap', folder, uid_validity || ':' || last_uid, updated_at FROM cursors;
+  DROP TABLE cursors;
+  ALTER TABLE cursors_v7 RENAME TO cursors;
+
+  CREATE TABLE server_actions_v7 (
+    queue        TEXT NOT NULL,
+    source_kind  TEXT NOT NULL,
+    folder       TEXT NOT NULL,
+    item_id      TEXT NOT NULL,
+    action       TEXT NOT NULL CHECK (action IN ('seen', 'move', 'delete')),
+    target       TEXT,
+    created_at   INTEGER NOT NULL,
+    PRIMARY KEY (queue, source_kind, folder, item_id)
+  );
+  INSERT INTO server_actions_v7
+    SELECT queue, 'imap', folder, uid_validity || ':' || uid, action, target, created_at FROM server_actions ORDER BY queue, folder, uid_validity, uid;
+  DROP TABLE server_actions;
+  ALTER TABLE server_actions_v7 RENAME TO server_actions;
+  `,
 ];

@@ -112,7 +112,7 @@ describe("in the message document", () => {
   });
 
   function deliverable(raw: Buffer, parsed: ParsedMessage): DeliverableMessage {
-    return { id: "m1", queue: { name: "support", address: "support@contoso.example" }, source: { folder: "INBOX", uidValidity: "7", uid: 42 }, raw: rawMessageFromBuffer(raw), parsed };
+    return { id: "m1", queue: { name: "support", address: "support@contoso.example" }, source: { kind: "imap", folder: "INBOX", item: "7:42", uidValidity: "7", uid: 42 }, raw: rawMessageFromBuffer(raw), parsed };
   }
 
   it("carries every enrichment, as message.json on disk", async () => {

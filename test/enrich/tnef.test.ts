@@ -177,7 +177,7 @@ describe("winmail.dat in a message", () => {
     const parsed = await parse(raw);
     const handler = createDirectoryHandler({ path: root });
     await handler.deliver(
-      { id: "m1", queue: { name: "support", address: "support@contoso.example" }, source: { folder: "INBOX", uidValidity: "1", uid: 7 }, raw: rawMessageFromBuffer(raw), parsed },
+      { id: "m1", queue: { name: "support", address: "support@contoso.example" }, source: { kind: "imap", folder: "INBOX", item: "1:7", uidValidity: "1", uid: 7 }, raw: rawMessageFromBuffer(raw), parsed },
       { signal: new AbortController().signal, logger: pino({ level: "silent" }), attempt: 1 },
     );
     const dir = join(root, "support", "m1");

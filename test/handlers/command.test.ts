@@ -42,7 +42,7 @@ beforeAll(async () => {
   message = {
     id: "m0123456789abcdef0123456789abcde",
     queue: { name: "support", address: "support@contoso.example" },
-    source: { folder: "INBOX", uidValidity: "1700000000", uid: 42 },
+    source: { kind: "imap", folder: "INBOX", item: "1700000000:42", uidValidity: "1700000000", uid: 42 },
     raw: rawMessageFromBuffer(RAW),
     parsed: await new MailparserParser().parse(RAW),
   };
@@ -107,6 +107,8 @@ describe("command handler", () => {
       MAILFETCHD_SUBJECT: "Order 42 ready",
       MAILFETCHD_FROM: "customer@example.test",
       MAILFETCHD_FOLDER: "INBOX",
+      MAILFETCHD_SOURCE: "imap",
+      MAILFETCHD_ITEM: "1700000000:42",
       MAILFETCHD_UID: "42",
       MAILFETCHD_UIDVALIDITY: "1700000000",
       MAILFETCHD_ATTEMPT: "4",

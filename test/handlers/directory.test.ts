@@ -36,7 +36,7 @@ function deliverable(overrides: Partial<DeliverableMessage> = {}): DeliverableMe
   return {
     id: "1700000000-42",
     queue: { name: "support", address: "support@contoso.example" },
-    source: { folder: "INBOX", uidValidity: "1700000000", uid: 42 },
+    source: { kind: "imap", folder: "INBOX", item: "1700000000:42", uidValidity: "1700000000", uid: 42 },
     raw: rawMessageFromBuffer(Buffer.from("Subject: hello\r\n\r\nbody\r\n")),
     parsed: EMPTY_PARSED,
     ...overrides,
@@ -92,7 +92,7 @@ describe("directory handler", () => {
       schema: MESSAGE_DOCUMENT_SCHEMA,
       id: "1700000000-42",
       queue: { name: "support", address: "support@contoso.example" },
-      source: { folder: "INBOX", uidValidity: "1700000000", uid: 42 },
+      source: { kind: "imap", folder: "INBOX", item: "1700000000:42", uidValidity: "1700000000", uid: 42 },
       receivedAt: "2024-03-01T10:00:00.000Z",
       size: raw.length,
       messageId: "<20050430192829.0489.name@company.com>",

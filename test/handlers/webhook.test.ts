@@ -24,6 +24,7 @@ import { verifyStandardWebhook, WebhookReceiver, type Script } from "./webhook-r
 import { rawMessageFromBuffer } from "../../src/spool/raw-message.js";
 import { failureOf } from "./failure-of.js";
 import { expectedStableId } from "../spool/expected-id.js";
+import { acceptImap } from "../spool/imap-messages.js";
 
 const SECRET = `whsec_${randomBytes(32).toString("base64")}`;
 const QUEUE = { name: "support", address: "support@contoso.example" };
@@ -79,7 +80,7 @@ beforeAll(async () => {
   message = {
     id: "m0123456789abcdef0123456789abcde",
     queue: QUEUE,
-    source: { folder: "INBOX", uidValidity: "1700000000", uid: 42 },
+    source: { kind: "imap", folder: "INBOX", item: "1700000000:42", uidValidity: "1700000000", uid: 42 },
     internalDate: new Date("2024-03-01T08:00:05Z"),
     raw: rawMessageFromBuffer(RAW),
     parsed: await new MailparserParser().parse(RAW),
@@ -121,6 +122,8 @@ describe("webhook handler: what the receiver gets", () => {
     expect(request.headers["x-tenant"]).toBe("contoso");
     expect(request.headers["x-mailfetchd-queue"]).toBe("support");
     expect(request.headers["x-mailfetchd-uid"]).toBe("42");
+    expect(request.headers["x-mailfetchd-source"]).toBe("imap");
+    expect(request.headers["x-mailfetchd-item"]).toBe("1700000000:42");
     expect(request.headers["x-mailfetchd-attempt"]).toBe("3");
     expect(request.headers["x-mailfetchd-message-id"]).toBe("<webhook-test-1@example.test>");
 
@@ -128,7 +131,7 @@ describe("webhook handler: what the receiver gets", () => {
     expect(document.schema).toBe("mailfetchd.message/1");
     expect(document.id).toBe(message.id);
     expect(document.queue).toEqual(QUEUE);
-    expect(document.source).toEqual({ folder: "INBOX", uidValidity: "1700000000", uid: 42 });
+    expect(document.source).toEqual({ kind: "imap", folder: "INBOX", item: "1700000000:42", uidValidity: "1700000000", uid: 42 });
     expect(document.subject).toBe("Rückfrage order 42");
     expect(document.text).toContain("Grüße");
     expect(document.rawPath).toBeNull();
@@ -301,7 +304,7 @@ describe("webhook handler through the Deliverer and a real spool", () => {
     const events = new DaemonEvents();
     const webhook = handler(url);
     deliverer = new Deliverer(QUEUE, { spool, parser: new MailparserParser(), handlers: new Map([["webhook", webhook]]), events, logger: pino({ level: "silent" }) });
-    await spool.accept(QUEUE, { handlers: ["webhook"] }, { folder: "INBOX", uidValidity: "9", uid: 1, size: RAW.length, raw: RAW });
+    await acceptImap(spool, QUEUE, { handlers: ["webhook"] }, { folder: "INBOX", uidValidity: "9", uid: 1, size: RAW.length, raw: RAW });
     return { spool, events, id: await expectedStableId(QUEUE.address, RAW) };
   }
 

@@ -19,6 +19,7 @@ import { Deliverer } from "../../src/queue/deliverer.js";
 import { bigMessage } from "../../src/testbed/big-message.js";
 import { openTempSpool } from "../spool/temp-spool.js";
 import { expectedStableId } from "../spool/expected-id.js";
+import { acceptImap } from "../spool/imap-messages.js";
 
 const REAL_WORKER = new URL("../../dist/parse/parse-worker.js", import.meta.url);
 const queue = { name: "support", address: "support@contoso.example" };
@@ -46,7 +47,7 @@ async function setUp(handlers: Handler[]) {
   cleanups.push(() => void db.close(), () => parser.close(), () => deliverer.stop());
   // 4 MB with a ~3.5 MB attachment: above the 1 MB at which attachments go to scratch files.
   const big = bigMessage({ seed: "deliverer-test", to: queue.address, totalBytes: 4 * 1024 * 1024, htmlBytes: 100 * 1024 });
-  const accepted = await spool.accept(queue, { handlers: handlers.map((h) => h.name) }, { folder: "INBOX", uidValidity: "1", uid: 1, size: big.raw.length, raw: big.raw });
+  const accepted = await acceptImap(spool, queue, { handlers: handlers.map((h) => h.name) }, { folder: "INBOX", uidValidity: "1", uid: 1, size: big.raw.length, raw: big.raw });
   return { stateDir, spool, events, deliverer, big, key: accepted.key, id: await expectedStableId(queue.address, big.raw) };
 }
 

@@ -1,8 +1,8 @@
 /**
  * A scheduled poll asks the queue's IDLE session (one STATUS) before opening a connection of
  * its own, on the real test bed: Dovecot over TLS with XOAUTH2, the identity stand-in, a real
- * SQLite spool. The poller and the IDLE watcher are built as src/app.ts builds them, except
- * that the watcher's new-mail signal goes nowhere: only the probe-driven poll can fetch, so a
+ * SQLite spool. The poller and the IMAP source's IDLE watch are built as src/app.ts builds
+ * them, except that the watch's new-mail signal goes nowhere: only the probe-driven poll can fetch, so a
  * poll that trusted the probe wrongly would leave mail behind. Connections are counted where
  * they are made: Dovecot's log of XOAUTH2 logins.
  */
@@ -11,12 +11,13 @@ import path from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import type { QueueConfig } from "../../src/config/schema.js";
 import { DaemonEvents } from "../../src/events.js";
-import { IdleWatcher } from "../../src/imap/idle-watcher.js";
 import { ImapMailbox } from "../../src/imap/imap-mailbox.js";
+import { ImapSource } from "../../src/imap/imap-source.js";
 import { Poller } from "../../src/queue/poller.js";
 import { Spool } from "../../src/spool/spool.js";
 import { QueueStatusStore } from "../../src/state/queue-status-store.js";
 import { sampleMessages } from "../../src/testbed/sample-messages.js";
+import { imapCursor } from "../spool/imap-messages.js";
 import { startTokenFixture, type TokenFixture } from "../tokens/token-fixture.js";
 
 const QUEUE = { name: "desk", address: "desk@example.test", password: "desk-Pa55word!" };
@@ -56,23 +57,22 @@ describe("scheduled polls while the IDLE session is up", () => {
     events.on("fetch-succeeded", (e) => looks.push({ probed: e.probed === true, spooled: e.spooled }));
     const spool = new Spool(fx.db, path.join(fx.bed.dir, "state"));
     const logger = fx.logger.child({ queue: queue.name });
-    const mailbox = new ImapMailbox(queue, fx.provider(queue), logger);
+    const source = new ImapSource(queue, new ImapMailbox(queue, fx.provider(queue), logger), logger);
     let signalled = 0;
-    const idle = new IdleWatcher(queue, mailbox, () => signalled++, logger);
     const poller = new Poller(queue, {
-      mailbox,
+      source,
       spool,
       status: new QueueStatusStore(fx.db),
       events,
       logger,
-      probe: () => idle.probe(),
       // No safety-net cycle during the test: every full cycle seen here has a reason.
       fullCycleEveryMs: 24 * 3_600_000,
     });
+    const idle = source.watch({ newMail: () => signalled++, sessionOpened: () => signalled++ }, poller.spoolView);
     const probedLooks = () => looks.filter((l) => l.probed).length;
     idle.start();
     try {
-      await until("the IDLE session", async () => (await idle.probe()) !== undefined);
+      await until("the IDLE session", async () => (await source.probe(poller.spoolView)) !== undefined);
       poller.start();
       await until("the first (full) cycle", () => looks.length > 0);
       expect(looks[0]).toEqual({ probed: false, spooled: 0 });
@@ -94,7 +94,7 @@ describe("scheduled polls while the IDLE session is up", () => {
       expect(looks.find((l) => l.spooled === 1)?.probed).toBe(false);
       await until("the cycle's login in Dovecot's log", () => logins() > cycleLogins, 5_000);
       expect(logins()).toBe(cycleLogins + 1);
-      expect(spool.cursor(queue.name, queue.folder)?.lastUid).toBe(1);
+      expect(imapCursor(spool, queue.name, queue.folder)?.lastUid).toBe(1);
       // The session did see the mail (so the watcher would have started a cycle in the daemon).
       await until("the IDLE notification", () => signalled > signalledBefore);
 
@@ -106,7 +106,7 @@ describe("scheduled polls while the IDLE session is up", () => {
 
       // Without the session every poll connects, as it does with idle: false.
       await idle.stop();
-      expect(await idle.probe()).toBeUndefined();
+      expect(await source.probe(poller.spoolView)).toBeUndefined();
       const loginsWithoutIdle = logins();
       const looksWithoutIdle = looks.length;
       await until("two polls without the IDLE session", () => looks.length >= looksWithoutIdle + 2);
@@ -124,10 +124,10 @@ describe("scheduled polls while the IDLE session is up", () => {
     events.on("fetch-succeeded", (e) => looks.push({ spooled: e.spooled }));
     const spool = new Spool(fx.db, path.join(fx.bed.dir, "state"));
     const logger = fx.logger.child({ queue: queue.name });
-    const mailbox = new ImapMailbox(queue, fx.provider(queue), logger);
+    const source = new ImapSource(queue, new ImapMailbox(queue, fx.provider(queue), logger), logger);
     // Only the start and the sessions make cycles here: the schedule is hours away.
-    const poller = new Poller({ ...queue, poll: { intervalMs: 3_600_000 } }, { mailbox, spool, status: new QueueStatusStore(fx.db), events, logger });
-    const session = () => new IdleWatcher(queue, mailbox, () => undefined, logger, (folder) => poller.sessionOpened(folder));
+    const poller = new Poller({ ...queue, poll: { intervalMs: 3_600_000 } }, { source, spool, status: new QueueStatusStore(fx.db), events, logger });
+    const session = () => source.watch({ newMail: () => undefined, sessionOpened: (upToDate) => poller.sessionOpened(upToDate) }, poller.spoolView);
     poller.start();
     await until("the first (full) cycle", () => looks.length > 0);
 
@@ -135,7 +135,7 @@ describe("scheduled polls while the IDLE session is up", () => {
     const quiet = session();
     const loginsBefore = logins();
     quiet.start();
-    await until("the first session", async () => (await quiet.probe()) !== undefined);
+    await until("the first session", async () => (await source.probe(poller.spoolView)) !== undefined);
     await new Promise((resolve) => setTimeout(resolve, 1_500));
     await quiet.stop();
     expect(logins()).toBe(loginsBefore + 1);

@@ -6,6 +6,7 @@ import { afterEach, describe, expect, it } from "vitest";
 import { SpoolRetention } from "../../src/spool/retention.js";
 import { Spool } from "../../src/spool/spool.js";
 import { openStateDatabase, type StateDatabase } from "../../src/state/database.js";
+import { acceptImap, uidValidityOf } from "./imap-messages.js";
 
 const DAY = 86_400_000;
 const queue = { name: "support", address: "support@contoso.com" };
@@ -23,7 +24,7 @@ describe("spool retention (real SQLite file and spool files)", () => {
     db = openStateDatabase(dir);
     const spool = new Spool(db, dir);
     const ids = [];
-    for (const n of [1, 2, 3, 4]) ids.push((await spool.accept(queue, { handlers: ["a", "b"] }, message(n))).key);
+    for (const n of [1, 2, 3, 4]) ids.push((await acceptImap(spool, queue, { handlers: ["a", "b"] }, message(n))).key);
     const due = spool.dueDeliveries("support", Date.now(), 100);
     const of = (key: string) => due.filter((d) => d.spoolKey === key);
     for (const [index, key] of ids.entries()) spool.assignStableId("support", of(key)[0]!, `m-content-${index + 1}`);
@@ -45,8 +46,8 @@ describe("spool retention (real SQLite file and spool files)", () => {
     expect(spool.diskUsage("support")).toBe(usageBefore - message(1).size - message(4).size);
     // The tombstone still recognises a copy served again (e.g. after a UIDVALIDITY change):
     // spooled at its new location, it is a repeat of the pruned message once it has its id.
-    expect((await spool.accept(queue, { handlers: ["a", "b"] }, { ...message(1), uidValidity: "2" })).isNew).toBe(true);
-    const copy = spool.dueDeliveries("support", Date.now(), 100).find((d) => d.uidValidity === "2")!;
+    expect((await acceptImap(spool, queue, { handlers: ["a", "b"] }, { ...message(1), uidValidity: "2" })).isNew).toBe(true);
+    const copy = spool.dueDeliveries("support", Date.now(), 100).find((d) => uidValidityOf(d) === "2")!;
     expect(spool.assignStableId("support", copy, "m-content-1")).toEqual({ stableId: "m-content-1", repeatOf: of(ids[0]!)[0]!.seq });
 
     // The repeat's deliveries are done: its file goes and its row with the others.

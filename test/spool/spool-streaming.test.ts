@@ -7,10 +7,12 @@
 import { readdirSync, readFileSync } from "node:fs";
 import path from "node:path";
 import { afterEach, describe, expect, it } from "vitest";
+import { imapLocation } from "../../src/imap/imap-location.js";
 import type { StreamedMessage } from "../../src/interfaces.js";
 import { spoolKey } from "../../src/spool/stable-id.js";
 import type { StateDatabase } from "../../src/state/database.js";
 import { openTempSpool } from "./temp-spool.js";
+import { acceptImap, imapCursor, uidOf, type Imap } from "./imap-messages.js";
 
 const queue = { name: "support", address: "support@contoso.com" };
 const raw = (n: number) => Buffer.from(`Message-ID: <m${n}@example.com>\r\nFrom: a@example.com\r\nSubject: ${n}\r\n\r\n${"body ".repeat(n * 100)}\r\n`);
@@ -22,7 +24,7 @@ async function* chunks(data: Buffer, size: number, failAfter?: number): AsyncGen
     yield data.subarray(at, at + size);
   }
 }
-const streamed = (n: number, failAfter?: number): StreamedMessage => ({ folder: "INBOX", uidValidity: "7", uid: n, size: raw(n).length, content: chunks(raw(n), 100, failAfter) });
+const streamed = (n: number, failAfter?: number): Imap<StreamedMessage> => ({ folder: "INBOX", uidValidity: "7", uid: n, size: raw(n).length, content: chunks(raw(n), 100, failAfter) });
 
 let db: StateDatabase | undefined;
 afterEach(() => db?.close());
@@ -36,42 +38,42 @@ function open() {
 describe("spool: accepts in flight and streamed messages", () => {
   it("commits concurrent accepts, in order, with the cursor at the last", async () => {
     const { spool } = open();
-    const results = await Promise.all([1, 2, 3, 4, 5, 6, 7, 8].map((n) => spool.accept(queue, { handlers: ["a"] }, fetched(n))));
+    const results = await Promise.all([1, 2, 3, 4, 5, 6, 7, 8].map((n) => acceptImap(spool, queue, { handlers: ["a"] }, fetched(n))));
     expect(results.every((r) => r.isNew)).toBe(true);
-    expect(spool.cursor("support", "INBOX")).toEqual({ uidValidity: "7", lastUid: 8 });
-    expect(spool.dueDeliveries("support", Date.now(), 20).map((d) => d.uid)).toEqual([1, 2, 3, 4, 5, 6, 7, 8]);
+    expect(imapCursor(spool, "support", "INBOX")).toEqual({ uidValidity: "7", lastUid: 8 });
+    expect(spool.dueDeliveries("support", Date.now(), 20).map((d) => uidOf(d))).toEqual([1, 2, 3, 4, 5, 6, 7, 8]);
   });
 
   it("fails the accepts behind a failed one, and the cursor stays before it", async () => {
     const { spool } = open();
     const outcomes = await Promise.allSettled([
-      spool.accept(queue, { handlers: ["a"] }, fetched(1)),
-      spool.accept(queue, { handlers: ["a"] }, streamed(2, 300)),
-      spool.accept(queue, { handlers: ["a"] }, fetched(3)),
+      acceptImap(spool, queue, { handlers: ["a"] }, fetched(1)),
+      acceptImap(spool, queue, { handlers: ["a"] }, streamed(2, 300)),
+      acceptImap(spool, queue, { handlers: ["a"] }, fetched(3)),
     ]);
     expect(outcomes.map((o) => o.status)).toEqual(["fulfilled", "rejected", "rejected"]);
     // The download's own error, not a spool error: the IMAP side reports it.
     expect(String((outcomes[1] as PromiseRejectedResult).reason)).toMatch(/connection lost mid-download/);
-    expect(spool.cursor("support", "INBOX")).toEqual({ uidValidity: "7", lastUid: 1 });
-    expect(spool.dueDeliveries("support", Date.now(), 20).map((d) => d.uid)).toEqual([1]);
+    expect(imapCursor(spool, "support", "INBOX")).toEqual({ uidValidity: "7", lastUid: 1 });
+    expect(spool.dueDeliveries("support", Date.now(), 20).map((d) => uidOf(d))).toEqual([1]);
   });
 
   it("records two copies of a message in flight each at its own location (their content decides a repeat later)", async () => {
     const { spool } = open();
-    const [first, second] = await Promise.all([spool.accept(queue, { handlers: ["a"] }, fetched(4)), spool.accept(queue, { handlers: ["a"] }, { ...fetched(4), uid: 9 })]);
+    const [first, second] = await Promise.all([acceptImap(spool, queue, { handlers: ["a"] }, fetched(4)), acceptImap(spool, queue, { handlers: ["a"] }, { ...fetched(4), uid: 9 })]);
     expect([first!.isNew, second!.isNew]).toEqual([true, true]);
     expect(first!.key).not.toBe(second!.key);
     expect(spool.backlog("support")).toBe(2);
-    expect(spool.cursor("support", "INBOX")?.lastUid).toBe(9);
+    expect(imapCursor(spool, "support", "INBOX")?.lastUid).toBe(9);
   });
 
   it("spools a streamed message with the id and bytes of the buffered one, leaving no temp file", async () => {
     const { dir, spool } = open();
-    const result = await spool.accept(queue, { handlers: ["a"] }, streamed(30));
-    expect(result).toEqual({ key: spoolKey(queue.name, { folder: "INBOX", uidValidity: "7", uid: 30 }), isNew: true });
+    const result = await acceptImap(spool, queue, { handlers: ["a"] }, streamed(30));
+    expect(result).toEqual({ key: spoolKey(queue.name, imapLocation({ folder: "INBOX", uidValidity: "7", uid: 30 })), isNew: true });
     expect(readFileSync(path.join(dir, "spool", "support", `${result.key}.eml`))).toEqual(raw(30));
     expect(readdirSync(path.join(dir, "spool", "support"))).toEqual([`${result.key}.eml`]);
-    const failed = await spool.accept(queue, { handlers: ["a"] }, streamed(31, 500)).catch((error: Error) => error);
+    const failed = await acceptImap(spool, queue, { handlers: ["a"] }, streamed(31, 500)).catch((error: Error) => error);
     expect(failed).toBeInstanceOf(Error);
     expect(readdirSync(path.join(dir, "spool", "support"))).toEqual([`${result.key}.eml`]);
   });

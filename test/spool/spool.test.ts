@@ -4,6 +4,7 @@ import { afterEach, describe, expect, it } from "vitest";
 import { Spool } from "../../src/spool/spool.js";
 import { openStateDatabase, type StateDatabase } from "../../src/state/database.js";
 import { openTempSpool } from "./temp-spool.js";
+import { acceptImap, imapCursor, uidOf } from "./imap-messages.js";
 
 const queue = { name: "support", address: "support@contoso.com" };
 const raw = (n: number) => Buffer.from(`Message-ID: <m${n}@example.com>\r\nFrom: a@example.com\r\nSubject: ${n}\r\n\r\nbody ${n}\r\n`);
@@ -21,9 +22,9 @@ function open() {
 describe("spool (real SQLite file)", () => {
   it("makes a message durable with a pending delivery per handler and advances the cursor in the same step", async () => {
     const { dir, spool } = open();
-    const result = await spool.accept(queue, { handlers: ["a", "b"] }, fetched(5));
+    const result = await acceptImap(spool, queue, { handlers: ["a", "b"] }, fetched(5));
     expect(result.isNew).toBe(true);
-    expect(spool.cursor("support", "INBOX")).toEqual({ uidValidity: "7", lastUid: 5 });
+    expect(imapCursor(spool, "support", "INBOX")).toEqual({ uidValidity: "7", lastUid: 5 });
     expect(spool.backlog("support")).toBe(2);
     const file = path.join(dir, "spool", "support", `${result.key}.eml`);
     expect(readFileSync(file)).toEqual(raw(5));
@@ -31,7 +32,7 @@ describe("spool (real SQLite file)", () => {
     expect(statSync(dir).mode & 0o777).toBe(0o700);
     expect(statSync(path.join(dir, "state.sqlite")).mode & 0o777).toBe(0o600);
     const due = spool.dueDeliveries("support", Date.now(), 10);
-    expect(due.map((d) => [d.spoolKey, d.stableId, d.handler, d.uid])).toEqual([
+    expect(due.map((d) => [d.spoolKey, d.stableId, d.handler, uidOf(d)])).toEqual([
       [result.key, undefined, "a", 5],
       [result.key, undefined, "b", 5],
     ]);
@@ -39,8 +40,8 @@ describe("spool (real SQLite file)", () => {
 
   it("decides 'already spooled' by the source location: a re-fetch of one adds nothing", async () => {
     const { spool } = open();
-    const first = await spool.accept(queue, { handlers: ["a"] }, fetched(1));
-    const again = await spool.accept(queue, { handlers: ["a"] }, fetched(1));
+    const first = await acceptImap(spool, queue, { handlers: ["a"] }, fetched(1));
+    const again = await acceptImap(spool, queue, { handlers: ["a"] }, fetched(1));
     expect(again).toEqual({ key: first.key, isNew: false });
     expect(spool.backlog("support")).toBe(1);
   });
@@ -51,38 +52,38 @@ describe("spool (real SQLite file)", () => {
     const one = Buffer.from(`${shared}Subject: order 1\r\n\r\nfirst\r\n`);
     const two = Buffer.from(`${shared}Subject: order 2\r\n\r\nsecond\r\n`);
     const action = { handlers: ["a"], serverAction: { action: "delete" as const } };
-    const a = await spool.accept(queue, action, { folder: "INBOX", uidValidity: "7", uid: 1, size: one.length, raw: one });
-    const b = await spool.accept(queue, action, { folder: "INBOX", uidValidity: "7", uid: 2, size: two.length, raw: two });
+    const a = await acceptImap(spool, queue, action, { folder: "INBOX", uidValidity: "7", uid: 1, size: one.length, raw: one });
+    const b = await acceptImap(spool, queue, action, { folder: "INBOX", uidValidity: "7", uid: 2, size: two.length, raw: two });
     expect([a.isNew, b.isNew]).toEqual([true, true]);
     expect(a.key).not.toBe(b.key);
     expect(readFileSync(path.join(dir, "spool", "support", `${b.key}.eml`))).toEqual(two);
     expect(spool.backlog("support")).toBe(2);
-    expect(spool.pendingServerActions("support", "INBOX", "7").map((s) => s.uid)).toEqual([1, 2]);
+    expect(spool.pendingServerActions("support", "imap", "INBOX").map((s) => uidOf(s))).toEqual([1, 2]);
   });
 
   it("gives a stable id once, and recognises a copy served again (same content) as a repeat of the earlier one", async () => {
     const { spool } = open();
-    await spool.accept(queue, { handlers: ["a"] }, fetched(1));
+    await acceptImap(spool, queue, { handlers: ["a"] }, fetched(1));
     // The same message after a UIDVALIDITY change, and another message.
-    await spool.accept(queue, { handlers: ["a"] }, { ...fetched(1, "8"), uid: 40 });
-    await spool.accept(queue, { handlers: ["a"] }, { ...fetched(2, "8"), uid: 41 });
+    await acceptImap(spool, queue, { handlers: ["a"] }, { ...fetched(1, "8"), uid: 40 });
+    await acceptImap(spool, queue, { handlers: ["a"] }, { ...fetched(2, "8"), uid: 41 });
     const [first, copy, other] = spool.dueDeliveries("support", Date.now(), 10);
     expect(spool.assignStableId("support", first!, "m-content-1")).toEqual({ stableId: "m-content-1" });
     // Once given, an id never changes.
     expect(spool.assignStableId("support", first!, "m-something-else")).toEqual({ stableId: "m-content-1" });
     expect(spool.assignStableId("support", copy!, "m-content-1")).toEqual({ stableId: "m-content-1", repeatOf: first!.seq });
     expect(spool.assignStableId("support", other!, "m-content-2")).toEqual({ stableId: "m-content-2" });
-    expect(spool.dueDeliveries("support", Date.now(), 10).map((d) => [d.uid, d.stableId])).toEqual([
+    expect(spool.dueDeliveries("support", Date.now(), 10).map((d) => [uidOf(d), d.stableId])).toEqual([
       [1, "m-content-1"],
       [41, "m-content-2"],
     ]);
-    expect(spool.cursor("support", "INBOX")).toEqual({ uidValidity: "8", lastUid: 41 });
+    expect(imapCursor(spool, "support", "INBOX")).toEqual({ uidValidity: "8", lastUid: 41 });
   });
 
   it("a copy of exactly the bytes of a message spooled earlier takes that message's id, whatever its content id", async () => {
     const { spool } = open();
-    await spool.accept(queue, { handlers: ["a"] }, fetched(1));
-    await spool.accept(queue, { handlers: ["a"] }, { ...fetched(1), uid: 2 });
+    await acceptImap(spool, queue, { handlers: ["a"] }, fetched(1));
+    await acceptImap(spool, queue, { handlers: ["a"] }, { ...fetched(1), uid: 2 });
     const [first, copy] = spool.dueDeliveries("support", Date.now(), 10);
     spool.assignStableId("support", first!, "m-id-from-before");
     expect(spool.assignStableId("support", copy!, "m-new-scheme")).toEqual({ stableId: "m-id-from-before", repeatOf: first!.seq });
@@ -90,7 +91,7 @@ describe("spool (real SQLite file)", () => {
 
   it("schedules retries and parks dead letters", async () => {
     const { spool } = open();
-    await spool.accept(queue, { handlers: ["a", "b"] }, fetched(1));
+    await acceptImap(spool, queue, { handlers: ["a", "b"] }, fetched(1));
     const [a, b] = spool.dueDeliveries("support", Date.now(), 10);
     spool.markRetry(a!.seq, "a", "down", Date.now() + 60_000);
     spool.markDead(b!.seq, "b", "rejected");
@@ -102,11 +103,11 @@ describe("spool (real SQLite file)", () => {
 
   it("survives reopening: state is on disk", async () => {
     const { dir, spool } = open();
-    const { key } = await spool.accept(queue, { handlers: ["a"] }, fetched(3));
+    const { key } = await acceptImap(spool, queue, { handlers: ["a"] }, fetched(3));
     db!.close();
     db = openStateDatabase(dir);
     const reopened = new Spool(db, dir);
-    expect(reopened.cursor("support", "INBOX")).toEqual({ uidValidity: "7", lastUid: 3 });
+    expect(imapCursor(reopened, "support", "INBOX")).toEqual({ uidValidity: "7", lastUid: 3 });
     expect((await reopened.readRaw("support", key)).toString()).toContain("body 3");
     expect(existsSync(path.join(dir, "spool", "support"))).toBe(true);
   });

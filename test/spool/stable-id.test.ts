@@ -3,6 +3,7 @@
  * of one message, different for messages that differ in anything a person reads.
  */
 import { describe, expect, it } from "vitest";
+import { imapLocation } from "../../src/imap/imap-location.js";
 import { MailparserParser } from "../../src/parse/mail-parser.js";
 import { readHeaders, spoolKey, stableIdFromBytes, stableIdFromContent, stableIdFromHeaders } from "../../src/spool/stable-id.js";
 import { baseContent, render, variants } from "../../src/testbed/message-renderings.js";
@@ -47,9 +48,9 @@ describe("stable id", () => {
   });
 
   it("spool keys differ per location and never look like a stable id", () => {
-    const at = (uid: number, uidValidity = "1") => spoolKey("support", { folder: "INBOX", uidValidity, uid });
+    const at = (uid: number, uidValidity = "1") => spoolKey("support", imapLocation({ folder: "INBOX", uidValidity, uid }));
     expect(at(1)).toMatch(/^s[0-9a-f]{31}$/);
-    expect(new Set([at(1), at(2), at(1, "2"), spoolKey("sales", { folder: "INBOX", uidValidity: "1", uid: 1 })]).size).toBe(4);
+    expect(new Set([at(1), at(2), at(1, "2"), spoolKey("sales", imapLocation({ folder: "INBOX", uidValidity: "1", uid: 1 }))]).size).toBe(4);
   });
 
   it("reads headers of an empty message and of one without a header/body separator", () => {

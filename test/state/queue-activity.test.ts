@@ -10,10 +10,11 @@ import { openStateDatabase, type StateDatabase } from "../../src/state/database.
 import { MIGRATIONS } from "../../src/state/migrations.js";
 import { CHART_HOURS, HOUR_MS, QueueActivity } from "../../src/state/queue-activity.js";
 import { openTempSpool } from "../spool/temp-spool.js";
+import { imap } from "../spool/imap-messages.js";
 
 const queue = { name: "support", address: "support@contoso.com" };
 const raw = (n: number) => Buffer.from(`Message-ID: <m${n}@example.com>\r\nFrom: a@example.com\r\nSubject: ${n}\r\n\r\nbody ${n}\r\n`);
-const fetched = (n: number) => ({ folder: "INBOX", uidValidity: "7", uid: n, size: raw(n).length, raw: raw(n) });
+const fetched = (n: number) => imap({ folder: "INBOX", uidValidity: "7", uid: n, size: raw(n).length, raw: raw(n) });
 
 /** 2026-05-20 10:30 UTC: the middle of an hour. */
 const NOW = Date.parse("2026-05-20T10:30:00Z");

@@ -1,0 +1,116 @@
+/**
+ * IMAP behind the MailSource port, on the real test bed (Dovecot over TLS with XOAUTH2, the
+ * identity stand-in, a real SQLite spool): a sync spools by neutral locations and commits the
+ * cursor in IMAP's encoding, takes the owed actions, and drops those a UIDVALIDITY change made
+ * unaddressable; the probe answers through the IDLE watch only.
+ */
+import path from "node:path";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import type { QueueConfig } from "../../src/config/schema.js";
+import { DaemonEvents } from "../../src/events.js";
+import { imapLocation, parseImapCursor } from "../../src/imap/imap-location.js";
+import { ImapMailbox } from "../../src/imap/imap-mailbox.js";
+import { ImapSource } from "../../src/imap/imap-source.js";
+import { QueueSpoolSink } from "../../src/queue/queue-spool-sink.js";
+import { Spool } from "../../src/spool/spool.js";
+import { sampleMessages } from "../../src/testbed/sample-messages.js";
+import { startTokenFixture, type TokenFixture } from "../tokens/token-fixture.js";
+
+const QUEUE = { name: "portal", address: "portal@example.test", password: "portal-Pa55word!" };
+const FOLDER = "Portal";
+
+let fx: TokenFixture;
+let queue: QueueConfig;
+let spool: Spool;
+
+beforeAll(async () => {
+  fx = await startTokenFixture();
+  fx.bed.identity.addUser({ username: QUEUE.address, password: QUEUE.password });
+  [queue] = fx.queues([{ ...QUEUE, options: { folder: FOLDER, afterSpool: "seen", idle: true } }]) as [QueueConfig];
+  spool = new Spool(fx.db, path.join(fx.bed.dir, "state"));
+  await fx.bed.dovecot.createFolder(QUEUE.address, FOLDER);
+});
+
+afterAll(async () => {
+  await fx?.close();
+});
+
+async function until(what: string, condition: () => Promise<boolean>, timeoutMs = 30_000): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  while (!(await condition())) {
+    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
+    await new Promise((resolve) => setTimeout(resolve, 50));
+  }
+}
+
+async function deliver(count: number, seed: string): Promise<void> {
+  for (const message of sampleMessages(count, { seed, to: QUEUE.address })) await fx.bed.dovecot.deliver(QUEUE.address, message.raw, FOLDER);
+}
+
+describe("IMAP as a MailSource", () => {
+  it("spools by neutral location, commits the IMAP cursor, takes the owed actions and answers probes through its watch", async () => {
+    const logger = fx.logger.child({ queue: queue.name });
+    const source = new ImapSource(queue, new ImapMailbox(queue, fx.provider(queue), logger), logger);
+    const events = new DaemonEvents();
+    const sink = () => new QueueSpoolSink(queue, source.kind, spool, events);
+    await deliver(3, "port");
+
+    const first = sink();
+    await source.sync(first);
+    expect([first.fetched, first.spooled]).toEqual([3, 3]);
+    const cursor = parseImapCursor(spool.cursor(queue.name, "imap", FOLDER));
+    expect(cursor?.lastUid).toBe(3);
+    const uidValidity = cursor!.uidValidity;
+    expect(spool.dueDeliveries(queue.name, Date.now(), 10).map((d) => d.location)).toEqual(
+      [1, 2, 3].map((uid) => imapLocation({ folder: FOLDER, uidValidity, uid })),
+    );
+    // \Seen was owed with each message and taken in the same sync.
+    expect(first.pendingActions(FOLDER)).toEqual([]);
+    const again = sink();
+    await source.sync(again);
+    expect([again.fetched, again.spooled]).toEqual([0, 0]);
+
+    // Without a watch there is nobody to ask cheaply.
+    expect(await source.probe(first)).toBeUndefined();
+    let newMail = 0;
+    const watch = source.watch({ newMail: () => newMail++, sessionOpened: () => undefined }, first);
+    watch.start();
+    try {
+      await until("the IDLE session to answer: nothing new", async () => (await source.probe(first)) === true);
+      await deliver(1, "port-more");
+      // Mail is seen once the session idles again: imapflow resumes IDLE a second after a STATUS.
+      await until("the IDLE notification", async () => newMail > 0);
+      expect(await source.probe(first)).toBe(false);
+      const more = sink();
+      await source.sync(more);
+      expect(more.spooled).toBe(1);
+      expect(await source.probe(first)).toBe(true);
+    } finally {
+      await watch.stop();
+    }
+    expect(await source.probe(first)).toBeUndefined();
+  });
+
+  it("restarts the folder at a new UIDVALIDITY and drops the actions owed under the old one", async () => {
+    const logger = fx.logger.child({ queue: queue.name });
+    const source = new ImapSource(queue, new ImapMailbox(queue, fx.provider(queue), logger), logger);
+    const events = new DaemonEvents();
+    const before = parseImapCursor(spool.cursor(queue.name, "imap", FOLDER))!;
+    // An action owed under the old UIDVALIDITY, as a crash between spooling and acting leaves it.
+    const owed = imapLocation({ folder: FOLDER, uidValidity: before.uidValidity, uid: 99 });
+    const raw = Buffer.from("Subject: owed\r\n\r\nowed\r\n");
+    await spool.accept({ name: queue.name, address: queue.address }, { handlers: ["directory"], serverAction: { action: "seen" } }, { location: owed, size: raw.length, raw });
+
+    await fx.bed.dovecot.deleteFolder(QUEUE.address, FOLDER);
+    await fx.bed.dovecot.createFolder(QUEUE.address, FOLDER);
+    await deliver(1, "port-renewed");
+    const sink = new QueueSpoolSink(queue, source.kind, spool, events);
+    await source.sync(sink);
+
+    const after = parseImapCursor(spool.cursor(queue.name, "imap", FOLDER))!;
+    expect(after.uidValidity).not.toBe(before.uidValidity);
+    expect(after.lastUid).toBe(1);
+    expect(sink.spooled).toBe(1);
+    expect(spool.pendingServerActions(queue.name, "imap", FOLDER)).toEqual([]);
+  });
+});
