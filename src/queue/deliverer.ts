@@ -58,7 +58,11 @@ export class Deliverer {
   }
 
   start(): void {
-    this.running ??= this.loop().catch((error) => this.logger.fatal({ err: error }, "delivery loop crashed"));
+    if (this.running) return;
+    for (const handler of this.handlers.values()) {
+      void handler.start?.(this.queue, this.logger.child({ handler: handler.name })).catch((error: unknown) => this.logger.warn({ err: error, handler: handler.name }, "handler start-up failed"));
+    }
+    this.running = this.loop().catch((error) => this.logger.fatal({ err: error }, "delivery loop crashed"));
   }
 
   /** New mail was spooled: look now rather than at the next due time. */
