@@ -18,7 +18,7 @@
  * written first and fsynced together: one journal commit for all rather than one per file.
  *
  * A crash (SIGKILL, power loss) mid-write leaves a temp directory behind, never a message under
- * its final name. The first delivery to a queue directory sweeps such leftovers: every temp
+ * its final name. The queue's start (or else its first delivery) sweeps such leftovers: every temp
  * directory of this handler's naming that no delivery in this process is writing and that was
  * last changed before the handler was created (so not one another process is writing now).
  */
