@@ -122,11 +122,12 @@ export class MsalTokenProvider implements TokenProvider {
       if (held) return held;
     }
     try {
+      const requestedAt = Date.now();
       const acquired = await this.acquire(forceRefresh);
       this.cacheVersion = this.store.updatedAt(this.queue.name);
       const { expiresOn } = acquired.result;
       if (expiresOn) this.onToken(expiresOn, { fromNetwork: acquired.method !== "cache" });
-      if (acquired.method !== "cache") this.noteFetched(acquired);
+      if (acquired.method !== "cache") this.noteFetched(acquired, requestedAt);
       return acquired;
     } catch (raw) {
       const error = this.classify(raw);
@@ -155,10 +156,13 @@ export class MsalTokenProvider implements TokenProvider {
   }
 
   /** Remembers a token fresh from the endpoint if MSAL's cache would not serve it again. */
-  private noteFetched(acquired: TokenAcquired): void {
+  private noteFetched(acquired: TokenAcquired, requestedAt: number): void {
     const now = Date.now();
-    const lifetimeMs = (acquired.result.expiresOn?.getTime() ?? now) - now;
-    if (lifetimeMs > MSAL_RENEWAL_OFFSET_MS) {
+    // The lifetime the endpoint stated (expires_in): MSAL counts expiresOn from the request's
+    // start, in whole seconds. Measured from now instead, a slow answer would make a token
+    // just above the offset look short.
+    const lifetimeMs = (acquired.result.expiresOn?.getTime() ?? requestedAt) - requestedAt;
+    if (lifetimeMs + 1_000 >= MSAL_RENEWAL_OFFSET_MS) {
       this.shortLived = undefined;
       return;
     }

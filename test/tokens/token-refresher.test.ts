@@ -111,6 +111,18 @@ describe("TokenRefresher", () => {
     expect(grantsOf(user)).toHaveLength(before + 1);
   });
 
+  it("holds back nothing for a token MSAL renews itself (stated lifetime above the offset): a dead one is replaced at the next request", async () => {
+    // The stand-in's 2-second token states 302 s: MSAL renews it exactly when it dies.
+    fx.bed.identity.setAccessTokenLifetime(2);
+    const { queue, user } = newQueue();
+    const provider = fx.provider(queue);
+    const first = await provider.getAccessToken();
+    await sleep(2_500);
+    const second = await provider.getAccessToken();
+    expect(second.token).not.toBe(first.token);
+    expect(grantsOf(user)).toHaveLength(2);
+  });
+
   it("uses the refresh token of an idle queue at least once per idle limit, though its access token is good for 75 minutes", async () => {
     const { queue, user } = newQueue();
     await withRefresher(queue, { maxIdleMs: 400 }).getAccessToken();
