@@ -17,6 +17,7 @@ import type { MailSource, SourceWatch } from "./source/mail-source.js";
 import type { SecretRegistry } from "./log.js";
 import { ParserPool } from "./parse/parser-pool.js";
 import { Deliverer } from "./queue/deliverer.js";
+import { DeliveryBudget } from "./queue/delivery-budget.js";
 import { DaemonEvents } from "./events.js";
 import { OperatingSurface } from "./http/operating-surface.js";
 import { handlerName, Poller } from "./queue/poller.js";
@@ -54,10 +55,12 @@ interface SharedParts {
   readonly parser: ParserPool;
   readonly limiter: ConcurrencyLimiter;
   readonly secrets: SecretRegistry;
+  /** Messages in flight and their bytes, across all queues: N busy queues stay inside one bound. */
+  readonly budget: DeliveryBudget;
 }
 
 /** Config keys that only a restart applies: they shape what the daemon opened at start. */
-const RESTART_ONLY = ["stateDir", "keyFile", "http"] as const;
+const RESTART_ONLY = ["stateDir", "keyFile", "http", "delivery"] as const;
 
 export class Daemon {
   private readonly db: StateDatabase;
@@ -95,7 +98,8 @@ export class Daemon {
     this.retention = this.createRetention();
     // Parsing in worker threads: a 50 MB message never stalls the other queues' event loop.
     const parser = (this.parser = new ParserPool({ logger: logger.child({ component: "parser" }) }));
-    this.shared = { store, spool, status, events, parser, limiter: new ConcurrencyLimiter(IDENTITY_CONCURRENCY), secrets };
+    const budget = new DeliveryBudget({ messages: config.delivery.messagesInFlight, bytes: config.delivery.bytesInFlight });
+    this.shared = { store, spool, status, events, parser, limiter: new ConcurrencyLimiter(IDENTITY_CONCURRENCY), secrets, budget };
     for (const queue of config.queues) this.pipelines.set(queue.name, this.buildPipeline(queue));
     this.signIns = this.createSignInWatcher();
     events.on("spooled", (event) => this.pipelines.get(event.queue)?.deliverer.wake());
@@ -143,7 +147,7 @@ export class Daemon {
     const previous = this.config;
     const needRestart = RESTART_ONLY.filter((key) => JSON.stringify(previous[key]) !== JSON.stringify(next[key]));
     if (needRestart.length > 0) this.logger.warn({ keys: needRestart }, "these settings change only with a restart; the rest of the new config is applied");
-    const applied: Config = { ...next, stateDir: previous.stateDir, keyFile: previous.keyFile, http: previous.http };
+    const applied: Config = { ...next, stateDir: previous.stateDir, keyFile: previous.keyFile, http: previous.http, delivery: previous.delivery };
     (this.logger as { level: string }).level = applied.logLevel;
 
     const wanted = new Map(applied.queues.map((q) => [q.name, q]));
@@ -180,7 +184,7 @@ export class Daemon {
   }
 
   private buildPipeline(queue: QueueConfig): QueuePipeline {
-    const { store, spool, status, events, parser, limiter, secrets } = this.shared;
+    const { store, spool, status, events, parser, limiter, secrets, budget } = this.shared;
     secrets.set(`${queue.name}:password`, queue.signIn.password);
     const log = this.logger.child({ queue: queue.name });
     let refresher: TokenRefresher | undefined;
@@ -197,7 +201,7 @@ export class Daemon {
     });
     refresher = new TokenRefresher(tokens, { logger: log });
     const handlers = new Map<string, Handler>(queue.handlers.map((h) => [handlerName(h), createHandler(h, queue.name, secrets)]));
-    const deliverer = new Deliverer({ name: queue.name, address: queue.address }, { spool, parser, handlers, events, logger: log });
+    const deliverer = new Deliverer({ name: queue.name, address: queue.address }, { spool, parser, handlers, events, logger: log, budget });
     const source = createSource(queue, tokens, log);
     // Scheduled polls ask the source's push session first (IMAP: one STATUS) and connect only when something changed.
     const poller = new Poller(queue, { source, spool, status, events, logger: log });

@@ -270,4 +270,9 @@ export interface DeliveryContext {
 export interface Handler {
   readonly name: string;
   deliver(message: DeliverableMessage, context: DeliveryContext): Promise<void>;
+  /**
+   * Called once when a queue's delivery starts, before anything is due: clears what a crash
+   * left (the directory handler's temp dirs). Must not throw; deliveries may start meanwhile.
+   */
+  start?(queue: QueueIdentity, logger: Logger): Promise<void>;
 }

@@ -22,6 +22,7 @@ import {
   type RawConfig,
 } from "./schema.js";
 import { DEFAULT_HTTP_LISTEN, isLoopbackHost, parseListenAddress } from "../http/listen-address.js";
+import { DEFAULT_DELIVERY_BUDGET } from "../queue/delivery-budget.js";
 
 export function loadConfig(file: string): Config {
   let text: string;
@@ -150,6 +151,10 @@ function resolveConfig(raw: RawConfig, baseDir: string): Config {
       keepDeliveredMs: keepDelivered,
       forgetAfterMs: forgetAfter,
       schedule: raw.retention?.schedule ?? "17 3 * * *",
+    },
+    delivery: {
+      messagesInFlight: raw.delivery?.messagesInFlight ?? DEFAULT_DELIVERY_BUDGET.messages,
+      bytesInFlight: raw.delivery?.bytesInFlight === undefined ? DEFAULT_DELIVERY_BUDGET.bytes : parseByteSize(raw.delivery.bytesInFlight)!,
     },
     queues,
     http,

@@ -201,6 +201,16 @@ export const configSchema = z
       })
       .strict()
       .optional(),
+    /** One budget for all queues' deliveries together: what N busy queues may hold in memory. */
+    delivery: z
+      .object({
+        /** Messages being parsed and handed to handlers at once, across all queues. Default 8. */
+        messagesInFlight: z.number({ error: "write a whole number of messages, e.g. 8" }).int("write a whole number of messages, e.g. 8").min(1, "at least 1").max(1000, "at most 1000").optional(),
+        /** Their sizes (RFC822.SIZE) at most; a bigger message goes alone. Default 64MB. */
+        bytesInFlight: byteSize.optional(),
+      })
+      .strict()
+      .optional(),
     queues: z.array(queue).min(1, "list at least one queue mailbox under `queues`"),
     /** The HTTP surface (/livez, /readyz, /metrics, the status page): off unless this block exists. */
     http: z
@@ -284,6 +294,8 @@ export interface Config {
   readonly keyFile: string;
   readonly logLevel: string;
   readonly retention: { readonly keepDeliveredMs: number; readonly forgetAfterMs: number; readonly schedule: string };
+  /** Shared by every queue's deliveries (src/queue/delivery-budget.ts). */
+  readonly delivery: { readonly messagesInFlight: number; readonly bytesInFlight: number };
   readonly queues: readonly QueueConfig[];
   /** Absent when the config has no `http` block: no port is opened. */
   readonly http?: HttpConfig;

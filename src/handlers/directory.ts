@@ -16,6 +16,11 @@
  * Elsewhere, and for attachments, the kernel copies (a reflink where the file system can). So
  * consumers must not modify these files in place (README "Directory handler"). The files are
  * written first and fsynced together: one journal commit for all rather than one per file.
+ *
+ * A crash (SIGKILL, power loss) mid-write leaves a temp directory behind, never a message under
+ * its final name. The queue's start (or else its first delivery) sweeps such leftovers: every temp
+ * directory of this handler's naming that no delivery in this process is writing and that was
+ * last changed before the handler was created (so not one another process is writing now).
  */
 import { randomBytes } from "node:crypto";
 import type { Dirent } from "node:fs";
@@ -24,7 +29,7 @@ import { copyFile, link, lstat, mkdir, open, readdir, rename, rm } from "node:fs
 import { dirname, join, resolve } from "node:path";
 
 import { MailfetchdError } from "../errors.js";
-import type { DeliverableMessage, DeliveryContext, Handler, Logger, ParsedAttachment, RawMessage } from "../interfaces.js";
+import type { DeliverableMessage, DeliveryContext, Handler, Logger, ParsedAttachment, QueueIdentity, RawMessage } from "../interfaces.js";
 import { toMessageDocument } from "./message-document.js";
 import { safeFileName, uniqueFileName } from "./safe-filename.js";
 
@@ -39,19 +44,41 @@ export interface DirectoryHandlerOptions {
 const DIRECTORY_MODE = 0o700;
 const FILE_MODE = 0o600;
 const TEMP_PREFIX = ".tmp-";
-/** A temp dir this old is left from a crash: no delivery takes an hour to write. */
-const STALE_TEMP_AGE_MS = 60 * 60 * 1000;
+/** Only names this handler makes: `.tmp-<id>-<12 hex>`; a consumer's own `.tmp-notes` stays. */
+const OWN_TEMP_NAME = /^\.tmp-.+-[0-9a-f]{12}$/;
+/**
+ * Temp directories being written by this process, across handler instances: two handlers may
+ * share an output path, and a reload builds a new handler while the old one finishes.
+ */
+const tempDirsInProgress = new Set<string>();
 const RAW_FILE = "message.eml";
 const JSON_FILE = "message.json";
 const ATTACHMENTS_DIR = "attachments";
 
 export function createDirectoryHandler(options: DirectoryHandlerOptions): Handler {
   const root = resolve(options.path);
-  // One stale-temp sweep per queue directory, shared by concurrent first deliveries.
+  // Leftovers of a crashed process were last changed before this process built its handlers.
+  const createdAt = Date.now();
+  // One leftover sweep per queue directory, shared by the start and concurrent first deliveries.
   const sweeps = new Map<string, Promise<void>>();
+  const sweepOnce = (queueDir: string, logger: Logger): Promise<void> => {
+    let sweep = sweeps.get(queueDir);
+    if (sweep === undefined) {
+      sweep = removeLeftoverTempDirs(queueDir, createdAt, logger);
+      sweeps.set(queueDir, sweep);
+    }
+    return sweep;
+  };
 
   return {
     name: options.name ?? "directory",
+
+    // At start, not only at the first delivery: a queue with nothing left to deliver after a
+    // crash would otherwise keep the leftovers until new mail comes.
+    async start(queue: QueueIdentity, logger: Logger): Promise<void> {
+      assertSafeSegment(queue.name, "queue name");
+      await sweepOnce(join(root, queue.name), logger);
+    },
 
     async deliver(message: DeliverableMessage, context: DeliveryContext): Promise<void> {
       // The queue name comes from the config and the id from the spool, so an unsafe one is
@@ -64,12 +91,7 @@ export function createDirectoryHandler(options: DirectoryHandlerOptions): Handle
       const finalDir = join(queueDir, message.id);
       try {
         await ensureDirectory(queueDir);
-        let sweep = sweeps.get(queueDir);
-        if (sweep === undefined) {
-          sweep = removeStaleTempDirs(queueDir, context.logger);
-          sweeps.set(queueDir, sweep);
-        }
-        await sweep;
+        await sweepOnce(queueDir, context.logger);
 
         if (await isExistingDirectory(finalDir)) {
           context.logger.debug({ id: message.id, dir: finalDir }, "message directory exists already; redelivery skipped");
@@ -91,9 +113,10 @@ async function writeMessageDirectory(
   finalDir: string,
   signal: AbortSignal,
 ): Promise<"written" | "duplicate"> {
-  const tempDir = join(queueDir, `${TEMP_PREFIX}${message.id}-${randomBytes(6).toString("hex")}`);
-  await mkdir(tempDir, { mode: DIRECTORY_MODE });
+  const tempDir = join(queueDir, tempName(message.id));
+  tempDirsInProgress.add(tempDir);
   try {
+    await mkdir(tempDir, { mode: DIRECTORY_MODE });
     const written: string[] = [];
     const rawFile = join(tempDir, RAW_FILE);
     if ((await writeRaw(rawFile, message.raw)) === "unsynced") written.push(rawFile);
@@ -139,7 +162,13 @@ async function writeMessageDirectory(
   } catch (error) {
     await rm(tempDir, { recursive: true, force: true }).catch(() => undefined);
     throw error;
+  } finally {
+    tempDirsInProgress.delete(tempDir);
   }
+}
+
+function tempName(label: string): string {
+  return `${TEMP_PREFIX}${label}-${randomBytes(6).toString("hex")}`;
 }
 
 /** Safe, unique names for the attachments, in order. Names from MailparserParser come through unchanged. */
@@ -247,28 +276,39 @@ async function isExistingDirectory(path: string): Promise<boolean> {
   });
 }
 
-/** Removes temp dirs a crash left behind. Never throws: a failed sweep must not stop delivery. */
-async function removeStaleTempDirs(queueDir: string, logger: Logger): Promise<void> {
+/**
+ * Removes the temp directories a crash left in `queueDir`. Each is first renamed to a name of
+ * the sweep's own (atomic): a writer elsewhere that still owned it then fails its rename and
+ * retries, rather than ever renaming a directory that is being emptied into its final place.
+ * A crash mid-sweep leaves a temp name of our own, swept next time. Never throws: a failed
+ * sweep must not stop delivery.
+ */
+async function removeLeftoverTempDirs(queueDir: string, before: number, logger: Logger): Promise<void> {
   let entries: Dirent[];
   try {
     entries = await readdir(queueDir, { withFileTypes: true });
   } catch (error) {
-    logger.warn({ dir: queueDir, err: error }, "could not list output directory for stale temp dirs");
+    if (errorCode(error) === "ENOENT") return; // nothing written to this queue yet
+    logger.warn({ dir: queueDir, err: error }, "could not list the output directory for temp dirs left by a crash");
     return;
   }
-  const now = Date.now();
+  let removed = 0;
   for (const entry of entries) {
-    if (!entry.name.startsWith(TEMP_PREFIX) || !entry.isDirectory()) continue;
+    if (!OWN_TEMP_NAME.test(entry.name) || !entry.isDirectory()) continue;
     const path = join(queueDir, entry.name);
+    if (tempDirsInProgress.has(path)) continue;
     try {
-      const stats = await lstat(path);
-      if (now - stats.mtimeMs < STALE_TEMP_AGE_MS) continue;
-      await rm(path, { recursive: true, force: true });
-      logger.info({ dir: path }, "removed stale temp dir left by an interrupted delivery");
+      if ((await lstat(path)).mtimeMs >= before) continue;
+      const claimed = join(queueDir, tempName("swept"));
+      await rename(path, claimed);
+      await rm(claimed, { recursive: true, force: true });
+      removed++;
     } catch (error) {
-      logger.warn({ dir: path, err: error }, "could not remove stale temp dir");
+      // Gone already: its writer finished or another sweep took it.
+      if (errorCode(error) !== "ENOENT") logger.warn({ dir: path, err: error }, "could not remove a temp dir left by a crash");
     }
   }
+  if (removed > 0) logger.info({ dir: queueDir, removed }, "removed temp dirs left by an interrupted delivery");
 }
 
 function storageError(error: unknown, id: string, dir: string): MailfetchdError {

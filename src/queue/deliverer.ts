@@ -16,17 +16,9 @@ import { rawMessageFromFile } from "../spool/raw-message.js";
 import type { DueDelivery, Spool } from "../spool/spool.js";
 import { stableIdFromBytes, stableIdFromContent } from "../spool/stable-id.js";
 import { backoffDelay, sleep } from "./backoff.js";
+import { DeliveryBudget, type Release } from "./delivery-budget.js";
 
 const BATCH = 200;
-/**
- * Messages of one queue being parsed or delivered at once, and their bytes (RFC822.SIZE) at
- * most. Deliveries of one queue may so finish out of order; handlers are idempotent on the id
- * and never promised an order (a retried message is overtaken anyway). Big attachments go to
- * scratch files, not memory (src/parse/collect-mail.ts), so what one message in flight holds
- * here is its text and small parts: enough in flight to keep both parser workers busy.
- */
-const DELIVER_AT_ONCE = 8;
-const DELIVER_BYTES = 64 * 1024 * 1024;
 /** Deliveries recorded in one commit at most, and how long one may wait for its commit. */
 const RECORD_BATCH = 32;
 const RECORD_WITHIN_MS = 250;
@@ -38,6 +30,11 @@ export interface DelivererDependencies {
   readonly handlers: ReadonlyMap<string, Handler>;
   readonly events: DaemonEvents;
   readonly logger: Logger;
+  /**
+   * Messages being parsed or delivered at once, and their bytes, shared by every queue's
+   * deliverer (built once in src/app.ts). Default: a budget of this deliverer's own.
+   */
+  readonly budget?: DeliveryBudget;
 }
 
 export class Deliverer {
@@ -51,16 +48,22 @@ export class Deliverer {
   private readonly handlers: ReadonlyMap<string, Handler>;
   private readonly events: DaemonEvents;
   private readonly logger: Logger;
+  private readonly budget: DeliveryBudget;
 
   constructor(
     private readonly queue: QueueIdentity,
     deps: DelivererDependencies,
   ) {
     ({ spool: this.spool, parser: this.parser, handlers: this.handlers, events: this.events, logger: this.logger } = deps);
+    this.budget = deps.budget ?? new DeliveryBudget();
   }
 
   start(): void {
-    this.running ??= this.loop().catch((error) => this.logger.fatal({ err: error }, "delivery loop crashed"));
+    if (this.running) return;
+    for (const handler of this.handlers.values()) {
+      void handler.start?.(this.queue, this.logger.child({ handler: handler.name })).catch((error: unknown) => this.logger.warn({ err: error, handler: handler.name }, "handler start-up failed"));
+    }
+    this.running = this.loop().catch((error) => this.logger.fatal({ err: error }, "delivery loop crashed"));
   }
 
   /** New mail was spooled: look now rather than at the next due time. */
@@ -138,24 +141,33 @@ export class Deliverer {
   /**
    * A few messages at a time, started in spool order, each parsed (in the parser's worker
    * threads) then handed to its handlers: a handler's fsyncs and a parse overlap with the next
-   * message's. What is in flight is bounded in count and bytes; a message above the byte bound goes alone.
+   * message's. What is in flight, across all queues, is bounded by the shared budget in count
+   * and bytes (a message above the byte bound goes alone); a slot freed by whichever message
+   * finishes first, not the oldest, so a 10 MB parse never leaves the other worker idle.
+   * Deliveries of one queue may so finish out of order; handlers are idempotent on the id and
+   * never promised an order (a retried message is overtaken anyway).
    */
   private async deliverEach(groups: DueDelivery[][], signal: AbortSignal): Promise<void> {
     const inFlight = new Set<Promise<void>>();
     const failures: unknown[] = [];
-    let bytes = 0;
     try {
       for (const group of groups) {
         if (signal.aborted || failures.length > 0) break;
-        const size = group[0]!.size;
-        // Wait for whichever finishes first, not the oldest: a 10 MB message being parsed must
-        // not leave the other worker idle behind it.
-        while (inFlight.size > 0 && (inFlight.size >= DELIVER_AT_ONCE || bytes + size > DELIVER_BYTES)) await Promise.race(inFlight);
-        bytes += size;
+        let release: Release;
+        try {
+          release = await this.budget.acquire(this.queue.name, group[0]!.size, signal);
+        } catch (error) {
+          if (signal.aborted) break; // stopping: nothing was taken
+          throw error;
+        }
+        if (failures.length > 0) {
+          release();
+          break;
+        }
         const task: Promise<void> = this.parseAndDeliver(group, signal)
           .catch((error: unknown) => void failures.push(error))
           .finally(() => {
-            bytes -= size;
+            release();
             inFlight.delete(task);
           });
         inFlight.add(task);

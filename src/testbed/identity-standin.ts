@@ -12,6 +12,8 @@
  *   says lifetime + 300 s, because MSAL treats every token as expired 300 s early. So MSAL
  *   refreshes exactly when the token dies, and a 2-second lifetime makes a 2-second test.
  *   Code that computes its own deadline from MSAL's `expiresOn` must subtract MSAL's 300 s too.
+ *   `setAccessTokenLifetime(s, { padded: false })` states the real lifetime instead, as Entra
+ *   does: a token under 300 s is then one MSAL counts as expired on arrival.
  *
  * REFRESH TOKEN REUSE: Microsoft does not revoke a refresh token when it is redeemed (only SPA
  * tokens are that strict); the old one keeps working until it expires. The stand-in is stricter
@@ -80,8 +82,8 @@ export interface IdentityStandIn {
   readonly introspectionUrl: string;
   /** Adds (or replaces) a user. `mailboxes` the user may open over IMAP; default [username]. */
   addUser(user: { username: string; password: string; mailboxes?: string[] }): void;
-  /** The real lifetime of access tokens issued from now on. */
-  setAccessTokenLifetime(seconds: number): void;
+  /** The real lifetime of access tokens issued from now on; `padded: false` states it in expires_in unpadded (see above). */
+  setAccessTokenLifetime(seconds: number, options?: { padded?: boolean }): void;
   /** Make the next `times` (default 1) token requests matching `grant` (default any) fail with this AADSTS code, answered exactly as Microsoft does. */
   failNext(aadsts: number, options?: { times?: number; grant?: TokenGrant }): void;
   /** Make the next token and device code requests fail at the HTTP level: 500/503, 429 with Retry-After, or no answer at all. */
@@ -179,6 +181,7 @@ class StandIn implements IdentityStandIn {
   private readonly hungResponses = new Set<ServerResponse>();
   private servers: Server[] = [];
   private accessTokenLifetimeS: number;
+  private padExpiresIn = true;
   private down = false;
   private introspectionDown = false;
   private tokenRequestsInFlight = 0;
@@ -219,8 +222,9 @@ class StandIn implements IdentityStandIn {
     this.secrets.push(user.password);
   }
 
-  setAccessTokenLifetime(seconds: number): void {
+  setAccessTokenLifetime(seconds: number, options: { padded?: boolean } = {}): void {
     this.accessTokenLifetimeS = seconds;
+    this.padExpiresIn = options.padded ?? true;
   }
 
   failNext(aadsts: number, options: { times?: number; grant?: TokenGrant } = {}): void {
@@ -434,7 +438,7 @@ class StandIn implements IdentityStandIn {
       expiresAt: Date.now() + this.accessTokenLifetimeS * 1000,
     });
     this.secrets.push(accessToken);
-    const expiresIn = this.accessTokenLifetimeS + MSAL_RENEWAL_OFFSET_S;
+    const expiresIn = this.accessTokenLifetimeS + (this.padExpiresIn ? MSAL_RENEWAL_OFFSET_S : 0);
     const body: Record<string, unknown> = {
       token_type: "Bearer",
       scope: scopes.resourceScopes.join(" "),

@@ -8,6 +8,11 @@
  *
  * Requests of one queue run one at a time: refresh tokens rotate, and two refreshes racing
  * with the same one would leave one of them holding a redeemed token.
+ *
+ * A token that lives less than MSAL's renewal offset (5 minutes) counts as expired in MSAL's
+ * cache the moment it arrives, so every request would become a refresh. Such a token is held
+ * here and handed out for MIN_REFRESH_INTERVAL_MS after it was fetched: at most 3 requests a
+ * minute, unless the server rejected the token (forceRefresh), which always gets a fresh one.
  */
 import type { AccountInfo, AuthenticationResult, PublicClientApplication } from "@azure/msal-node";
 import type { QueueConfig } from "../config/schema.js";
@@ -16,9 +21,12 @@ import type { AccessToken, Logger, TokenProvider } from "../interfaces.js";
 import type { ConcurrencyLimiter, IdentityHttpClient } from "./identity-http-client.js";
 import { classifyIdentityError, passwordSignInMayHelp } from "./identity-errors.js";
 import { createQueueClient } from "./msal-client.js";
+import { MIN_REFRESH_INTERVAL_MS, MSAL_RENEWAL_OFFSET_MS } from "./refresh-schedule.js";
 import type { TokenCacheStore } from "./token-cache-store.js";
 
 const DEAD_SIGN_IN_HOLD_OFF_MS = 30 * 60_000;
+/** A held short-lived token is handed out only while it has this long left: a login needs a moment. */
+const HELD_TOKEN_MARGIN_MS = 5_000;
 
 /** How a token was obtained; `check` reports it. */
 export type SignInMethod = "cache" | "refresh" | "password";
@@ -40,6 +48,8 @@ export interface MsalTokenProviderOptions {
   readonly onToken?: (expiresOn: Date, info: { readonly fromNetwork: boolean }) => void;
   /** Per identity request; default 30 s. */
   readonly identityTimeoutMs?: number;
+  /** Default MIN_REFRESH_INTERVAL_MS. */
+  readonly minRefreshIntervalMs?: number;
 }
 
 export class MsalTokenProvider implements TokenProvider {
@@ -59,6 +69,10 @@ export class MsalTokenProvider implements TokenProvider {
    * Retrying a refused password every poll would lock the account (AADSTS50053).
    */
   private deadSignIn?: { error: MailfetchdError; cacheVersion: number | undefined; until: number };
+  /** The last token fetched from the endpoint when it lives less than MSAL's renewal offset. */
+  private shortLived?: { acquired: TokenAcquired; fetchedAt: number; cacheVersion: number | undefined };
+  private warnedShortLived = false;
+  private readonly minRefreshIntervalMs: number;
 
   constructor(options: MsalTokenProviderOptions) {
     this.queue = options.queue;
@@ -66,6 +80,7 @@ export class MsalTokenProvider implements TokenProvider {
     this.store = options.store;
     this.onToken = options.onToken ?? (() => {});
     this.options = options;
+    this.minRefreshIntervalMs = options.minRefreshIntervalMs ?? MIN_REFRESH_INTERVAL_MS;
     this.newClient();
   }
 
@@ -102,11 +117,17 @@ export class MsalTokenProvider implements TokenProvider {
     this.cacheVersion = cacheVersion;
     if (this.deadSignIn && this.deadSignIn.cacheVersion === cacheVersion && Date.now() < this.deadSignIn.until) throw this.deadSignIn.error;
     this.deadSignIn = undefined;
+    if (!forceRefresh) {
+      const held = await this.heldShortLivedToken(cacheVersion);
+      if (held) return held;
+    }
     try {
+      const requestedAt = Date.now();
       const acquired = await this.acquire(forceRefresh);
       this.cacheVersion = this.store.updatedAt(this.queue.name);
       const { expiresOn } = acquired.result;
       if (expiresOn) this.onToken(expiresOn, { fromNetwork: acquired.method !== "cache" });
+      if (acquired.method !== "cache") this.noteFetched(acquired, requestedAt);
       return acquired;
     } catch (raw) {
       const error = this.classify(raw);
@@ -115,6 +136,44 @@ export class MsalTokenProvider implements TokenProvider {
       }
       throw error;
     }
+  }
+
+  /**
+   * The held short-lived token while it is young and still valid. When it dies before the
+   * interval is over (a token of a few seconds), waits out the interval: the bound holds.
+   */
+  private async heldShortLivedToken(cacheVersion: number | undefined): Promise<TokenAcquired | undefined> {
+    const held = this.shortLived;
+    // A `login`, `logout` or another process changed the sign-in: the held token may be stale.
+    if (held === undefined || held.cacheVersion !== cacheVersion) return undefined;
+    const now = Date.now();
+    const nextAllowed = held.fetchedAt + this.minRefreshIntervalMs;
+    if (now >= nextAllowed) return undefined;
+    const expiresOn = held.acquired.result.expiresOn?.getTime() ?? 0;
+    if (expiresOn - now > HELD_TOKEN_MARGIN_MS) return { result: held.acquired.result, method: "cache" };
+    await new Promise((resolve) => setTimeout(resolve, nextAllowed - now));
+    return undefined;
+  }
+
+  /** Remembers a token fresh from the endpoint if MSAL's cache would not serve it again. */
+  private noteFetched(acquired: TokenAcquired, requestedAt: number): void {
+    const now = Date.now();
+    // The lifetime the endpoint stated (expires_in): MSAL counts expiresOn from the request's
+    // start, in whole seconds. Measured from now instead, a slow answer would make a token
+    // just above the offset look short.
+    const lifetimeMs = (acquired.result.expiresOn?.getTime() ?? requestedAt) - requestedAt;
+    if (lifetimeMs + 1_000 >= MSAL_RENEWAL_OFFSET_MS) {
+      this.shortLived = undefined;
+      return;
+    }
+    this.shortLived = { acquired, fetchedAt: now, cacheVersion: this.cacheVersion };
+    if (this.warnedShortLived) return;
+    this.warnedShortLived = true;
+    this.logger.warn(
+      { lifetimeSeconds: Math.round(lifetimeMs / 1000), renewalOffsetSeconds: MSAL_RENEWAL_OFFSET_MS / 1000, minRefreshIntervalSeconds: this.minRefreshIntervalMs / 1000 },
+      "access tokens for this queue live less than the 5 minutes MSAL renews them ahead of expiry, so no refresh can be scheduled ahead: " +
+        `each token is reused and refreshed at most every ${this.minRefreshIntervalMs / 1000} s instead; Microsoft 365 tokens normally live 60-90 minutes: check the tenant's token lifetime policy or any proxy in front of the identity endpoint`,
+    );
   }
 
   private async acquire(forceRefresh: boolean): Promise<TokenAcquired> {

@@ -10,6 +10,12 @@ export const MSAL_RENEWAL_OFFSET_MS = 300_000;
 const MAX_LEAD_MS = 10 * 60_000;
 /** The refresh token is used at least this often, even when nothing else needs a token. */
 export const DEFAULT_MAX_IDLE_MS = 24 * 3_600_000;
+/**
+ * Identity requests of one queue at least this far apart, unless the server rejected the token:
+ * at most 3 a minute. Tokens that live less than MSAL's renewal offset would otherwise make every
+ * token request a refresh (tens a second; Entra answers loops with throttling and AADSTS50196).
+ */
+export const MIN_REFRESH_INTERVAL_MS = 20_000;
 
 export interface RefreshPlanInput {
   readonly now: number;
@@ -18,6 +24,8 @@ export interface RefreshPlanInput {
   /** When the refresh token was last used (ms since epoch). */
   readonly lastRefreshAt: number;
   readonly maxIdleMs: number;
+  /** Default MIN_REFRESH_INTERVAL_MS. */
+  readonly minIntervalMs?: number;
   /** In [0, 1): spreads many queues' refreshes apart. */
   readonly random: () => number;
 }
@@ -25,13 +33,19 @@ export interface RefreshPlanInput {
 /** The time (ms since epoch) of the next forced refresh; never before `now`. */
 export function nextRefreshAt(input: RefreshPlanInput): number {
   const { now, random } = input;
-  // Never assume 60 minutes: the lead is a share of the token's real remaining life.
+  // Up to a tenth of the idle limit early: queues that got tokens together refresh apart.
+  const idleLimit = input.lastRefreshAt + input.maxIdleMs - random() * input.maxIdleMs * 0.1;
   const renewAt = input.expiresOn - MSAL_RENEWAL_OFFSET_MS;
-  const remaining = renewAt - now;
-  const lead = Math.min(MAX_LEAD_MS, Math.max(0, remaining) * 0.2);
+  if (renewAt <= now) {
+    // A token MSAL counts as expired already (it lives less than the renewal offset): nothing
+    // to schedule ahead of. Halfway through its stated life, but never sooner than the minimum
+    // interval after the last refresh, or the refreshes would follow each other without pause.
+    const halfway = now + Math.max(0, input.expiresOn - now) / 2;
+    return Math.max(now, input.lastRefreshAt + (input.minIntervalMs ?? MIN_REFRESH_INTERVAL_MS), Math.min(halfway, idleLimit));
+  }
+  // Never assume 60 minutes: the lead is a share of the token's real remaining life.
+  const lead = Math.min(MAX_LEAD_MS, (renewAt - now) * 0.2);
   // Between one and two leads early: queues that got tokens together refresh apart.
   const aheadOfExpiry = renewAt - lead - random() * lead;
-  // Up to a tenth of the idle limit early, for the same reason.
-  const idleLimit = input.lastRefreshAt + input.maxIdleMs - random() * input.maxIdleMs * 0.1;
   return Math.max(now, Math.min(aheadOfExpiry, idleLimit));
 }

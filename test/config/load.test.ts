@@ -73,6 +73,16 @@ queues:
     expect(message).toContain("queues[0].handlers: give each queue at least one handler");
   });
 
+  it("has one delivery budget for all queues: 8 messages and 64MB by default, both settable", () => {
+    expect(parseConfig(valid(), path.join(dir, "config.yaml")).delivery).toEqual({ messagesInFlight: 8, bytesInFlight: 64 * 1024 * 1024 });
+    const set = parseConfig(valid("delivery:\n  messagesInFlight: 4\n  bytesInFlight: 32MB\n"), path.join(dir, "config.yaml"));
+    expect(set.delivery).toEqual({ messagesInFlight: 4, bytesInFlight: 32 * 1024 * 1024 });
+    const message = errorOf(valid("delivery:\n  messagesInFlight: 0\n  bytesInFlight: lots\n"));
+    expect(message).toContain("delivery.messagesInFlight");
+    expect(message).toContain("delivery.bytesInFlight");
+    expect(message).toContain("25MB");
+  });
+
   it("refuses missing tenant and client ids with the admin guide step", () => {
     const message = errorOf(valid().replace(/identity:[\s\S]*?queues:/, "queues:"));
     expect(message).toContain("queues[0].identity.tenantId: missing: write the Directory (tenant) ID (admin guide, section 2.2 step 8)");

@@ -222,18 +222,34 @@ describe("directory handler", () => {
     expect(document.queue).toEqual({ name: "sales", address: "sales@contoso.example" });
   });
 
-  it("removes temp dirs older than an hour at first use, and only those", async () => {
+  it("sweeps the temp dirs a crash left at first use, however recent, and nothing else", async () => {
     const queueDir = join(root, "support");
-    await mkdir(join(queueDir, ".tmp-old-abc", "attachments"), { recursive: true });
-    await writeFile(join(queueDir, ".tmp-old-abc", "message.eml"), "partial");
-    const twoHoursAgo = new Date(Date.now() - 2 * 60 * 60 * 1000);
-    await utimes(join(queueDir, ".tmp-old-abc"), twoHoursAgo, twoHoursAgo);
-    await mkdir(join(queueDir, ".tmp-recent-def"));
+    // What a SIGKILL mid-write leaves: the handler's own temp name, a partial message inside.
+    const leftover = join(queueDir, ".tmp-1700000000-41-0123456789ab");
+    await mkdir(join(leftover, "attachments"), { recursive: true });
+    await writeFile(join(leftover, "message.eml"), "partial");
+    await mkdir(join(queueDir, ".tmp-swept-aaaaaaaaaaaa")); // a sweep that was itself interrupted
+    await mkdir(join(queueDir, ".tmp-notes")); // not a name the handler makes
     await mkdir(join(queueDir, "not-temp"));
-    await utimes(join(queueDir, "not-temp"), twoHoursAgo, twoHoursAgo);
+    const handler = createDirectoryHandler({ path: root });
+    // Changed after the handler was built: another process may be writing it right now.
+    const busyElsewhere = join(queueDir, ".tmp-1700000000-43-ba9876543210");
+    await mkdir(busyElsewhere);
+    const later = new Date(Date.now() + 60_000);
+    await utimes(busyElsewhere, later, later);
 
-    await createDirectoryHandler({ path: root }).deliver(deliverable(), context());
-    expect((await readdir(queueDir)).sort()).toEqual([".tmp-recent-def", "1700000000-42", "not-temp"]);
+    await handler.deliver(deliverable(), context());
+    expect((await readdir(queueDir)).sort()).toEqual([".tmp-1700000000-43-ba9876543210", ".tmp-notes", "1700000000-42", "not-temp"]);
+  });
+
+  it("sweeps a queue's leftovers when the queue starts, with nothing to deliver", async () => {
+    const queueDir = join(root, "support");
+    await mkdir(join(queueDir, ".tmp-1700000000-41-0123456789ab"), { recursive: true });
+    const handler = createDirectoryHandler({ path: root });
+    await handler.start?.({ name: "support", address: "support@contoso.example" }, pino({ level: "silent" }));
+    expect(await readdir(queueDir)).toEqual([]);
+    // A queue that never had output: nothing to sweep, no error.
+    await handler.start?.({ name: "sales", address: "sales@contoso.example" }, pino({ level: "silent" }));
   });
 
   it("removes its temp dir and reports a retryable error when writing fails midway", async () => {

@@ -16,10 +16,11 @@ import { createDirectoryHandler } from "../../src/handlers/directory.js";
 import type { DeliverableMessage, Handler } from "../../src/interfaces.js";
 import { ParserPool } from "../../src/parse/parser-pool.js";
 import { Deliverer } from "../../src/queue/deliverer.js";
+import { DeliveryBudget } from "../../src/queue/delivery-budget.js";
 import { bigMessage } from "../../src/testbed/big-message.js";
 import { openTempSpool } from "../spool/temp-spool.js";
 import { expectedStableId } from "../spool/expected-id.js";
-import { acceptImap } from "../spool/imap-messages.js";
+import { acceptImap, imap } from "../spool/imap-messages.js";
 
 const REAL_WORKER = new URL("../../dist/parse/parse-worker.js", import.meta.url);
 const queue = { name: "support", address: "support@contoso.example" };
@@ -128,5 +129,46 @@ describe("Deliverer with a real spool, parse worker and handlers", () => {
     await delivered;
     expect(seen).toHaveLength(1);
     expect(seen[0]!.attachmentFileSha).toBe(big.attachmentSha256);
+  });
+});
+
+describe("Deliverers of several queues sharing one delivery budget", () => {
+  it("hold no more messages in flight together than the budget, and every queue gets its turn", async () => {
+    const { db, spool } = openTempSpool();
+    const parser = new ParserPool({ workerUrl: REAL_WORKER });
+    const events = new DaemonEvents();
+    const budget = new DeliveryBudget({ messages: 3, bytes: 64 * 1024 * 1024 });
+    let inFlight = 0;
+    let maxInFlight = 0;
+    const order: string[] = [];
+    // Holds each message a moment, so that the queues' deliveries overlap.
+    const slow: Handler = {
+      name: "slow",
+      async deliver(message) {
+        maxInFlight = Math.max(maxInFlight, ++inFlight);
+        order.push(message.queue.name);
+        await new Promise((resolve) => setTimeout(resolve, 30));
+        inFlight--;
+      },
+    };
+    const queues = ["q1", "q2", "q3"].map((name) => ({ name, address: `${name}@contoso.example` }));
+    const perQueue = 6;
+    for (const q of queues) {
+      for (let uid = 1; uid <= perQueue; uid++) {
+        const raw = Buffer.from(`Message-ID: <${q.name}-${uid}@contoso.example>\r\nSubject: ${uid}\r\n\r\nbody ${uid}\r\n`);
+        await spool.accept(q, { handlers: ["slow"] }, imap({ folder: "INBOX", uidValidity: "1", uid, size: raw.length, raw }));
+      }
+    }
+    const deliverers = queues.map((q) => new Deliverer(q, { spool, parser, handlers: new Map([["slow", slow]]), events, logger, budget }));
+    cleanups.push(() => void db.close(), () => parser.close(), ...deliverers.map((d) => () => d.stop()));
+    const delivered = waitFor(events, "delivered", queues.length * perQueue);
+    for (const deliverer of deliverers) deliverer.start();
+    await delivered;
+
+    expect(maxInFlight).toBeLessThanOrEqual(3);
+    expect(maxInFlight).toBeGreaterThan(1);
+    // No queue waits for another to finish its backlog: each is served within the first rounds.
+    expect(new Set(order.slice(0, 6))).toEqual(new Set(["q1", "q2", "q3"]));
+    await expect.poll(() => budget.inUse).toEqual({ messages: 0, bytes: 0 });
   });
 });

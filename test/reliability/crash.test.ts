@@ -1,11 +1,14 @@
 /**
  * Crash: SIGKILL mailfetchd at random instants while it drains 1,000 messages from three
- * queues with two webhook handlers each (real HTTP receivers), at least 20 times, restarting
- * after each kill. At the end every message has reached every handler (lost = 0); repeats are
- * counted, and a repeat must carry the same id (the receivers see exactly the expected ids).
+ * queues with two webhook handlers each (real HTTP receivers) and a directory handler, at
+ * least 20 times (every other kill once delivery is under way), restarting after each kill. At the end every message has reached every
+ * handler (lost = 0); repeats are counted, and a repeat must carry the same id (the receivers
+ * see exactly the expected ids). The directory handler's output holds exactly the expected
+ * message folders, each complete, and no temp folder a kill left (swept at start).
  * One queue moves each message out of the inbox after spooling: the server ends empty.
  * MAILFETCHD_SOAK=1 runs 10,000 messages and 100 kills.
  */
+import { readdirSync } from "node:fs";
 import path from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { expectedStableId } from "../spool/expected-id.js";
@@ -43,6 +46,7 @@ beforeAll(async () => {
       handlers: [
         { type: "webhook", name: "crm", url: receivers[0]!.url(), timeout: "10s" },
         { type: "webhook", name: "archive", url: receivers[1]!.url(), timeout: "10s" },
+        { type: "directory", name: "files", path: outDir() },
       ],
     })),
   });
@@ -61,12 +65,24 @@ afterAll(async () => {
 });
 
 const idsAt = (receiver: WebhookReceiver) => receiver.requests.map((r) => String(r.headers["webhook-id"]));
-const complete = () => receivers.every((r) => new Set(idsAt(r)).size >= expected.size);
+const outDir = () => path.join(bed.dir, "out");
+const outputEntries = () => QUEUES.flatMap((q) => readdirIfAny(path.join(outDir(), q.name)));
+const messageFolders = () => outputEntries().filter((name) => !name.startsWith("."));
+const complete = () => receivers.every((r) => new Set(idsAt(r)).size >= expected.size) && messageFolders().length >= expected.size;
+
+function readdirIfAny(dir: string): string[] {
+  try {
+    return readdirSync(dir);
+  } catch {
+    return [];
+  }
+}
 
 describe("crash", () => {
   it(`loses nothing when killed with SIGKILL ${KILLS} times during a drain of ${TOTAL} messages`, { timeout: SOAK ? 3_600_000 : 600_000 }, async () => {
     expect(expected.size).toBe(TOTAL);
     let kills = 0;
+    const tempFoldersLeftByKills = new Set<string>();
     let seed = 7;
     const random = () => ((seed = (seed * 1_103_515_245 + 12_345) % 2 ** 31) / 2 ** 31);
     const started = Date.now();
@@ -75,13 +91,27 @@ describe("crash", () => {
     while (kills < KILLS) {
       const daemon = new DaemonProcess(configFile);
       daemon.start();
-      // A random instant: during start-up, sign-in, fetch, spooling, server actions or delivery.
-      await new Promise((resolve) => setTimeout(resolve, 200 + random() * 2_800));
+      if (kills % 2 === 1) {
+        // Every other kill lands in delivery, however slow the machine: once this run has
+        // written a message folder, a random instant within the next second (messages are
+        // then being written, some half-way). A run with nothing left to deliver is killed
+        // after 10 s.
+        const folders = messageFolders().length;
+        const giveUpAt = Date.now() + 10_000;
+        while (messageFolders().length === folders && messageFolders().length < expected.size && Date.now() < giveUpAt) await new Promise((resolve) => setTimeout(resolve, 20));
+        await new Promise((resolve) => setTimeout(resolve, random() * 1_000));
+      } else {
+        // A random instant: during start-up, sign-in, fetch, spooling, server actions or delivery.
+        await new Promise((resolve) => setTimeout(resolve, 200 + random() * 2_800));
+      }
       const status = await daemon.stop("SIGKILL");
       expect(status.signal, `the daemon ended by itself (${JSON.stringify(status)}):\n${daemon.rawOutput.slice(-5).join("")}`).toBe("SIGKILL");
       kills++;
+      // What the kill left; the next start sweeps it.
+      for (const name of outputEntries()) if (name.startsWith(".tmp-")) tempFoldersLeftByKills.add(name);
     }
     const deliveredBeforeFinal = receivers.map((r) => new Set(idsAt(r)).size);
+    const filesBeforeFinal = messageFolders().length;
     const finalStarted = Date.now();
     const final = new DaemonProcess(configFile);
     final.start();
@@ -91,7 +121,7 @@ describe("crash", () => {
     const totalSeconds = (Date.now() - started) / 1000;
     const recoverSeconds = (Date.now() - finalStarted) / 1000;
 
-    const rows = receivers.map((receiver, index) => {
+    const rows: Array<Record<string, string | number | boolean>> = receivers.map((receiver, index) => {
       const ids = idsAt(receiver);
       const distinct = new Set(ids);
       const lost = [...expected.keys()].filter((id) => !distinct.has(id)).length;
@@ -101,6 +131,31 @@ describe("crash", () => {
       return { fault: `SIGKILL x${kills} (handler ${index === 0 ? "crm" : "archive"})`, runs: kills + 1, messages: expected.size, lost, duplicated: ids.length - distinct.size, recovered: true, secondsToRecover: Math.round(recoverSeconds), secondsInAll: Math.round(totalSeconds), deliveredBeforeLastRun: deliveredBeforeFinal[index]! };
     });
     expect(await bed.dovecot.countMessages("crash-b@example.test", "Processed")).toBe(Math.floor(TOTAL / 3));
+
+    // The directory handler: every message under its id, each complete, and no temp folder left.
+    const folders = messageFolders();
+    const leftoverTempFolders = outputEntries().filter((name) => name.startsWith(".tmp-")).length;
+    const incomplete = QUEUES.flatMap((q) =>
+      readdirIfAny(path.join(outDir(), q.name)).filter((id) => !id.startsWith(".") && readdirIfAny(path.join(outDir(), q.name, id)).sort().join() !== "attachments,message.eml,message.json"),
+    ).length;
+    const lostFiles = [...expected.keys()].filter((id) => !folders.includes(id)).length;
+    expect(lostFiles, "lost (directory handler)").toBe(0);
+    expect(folders.length, "a folder that is not an expected id").toBe(expected.size);
+    expect(incomplete, "message folders without all their files").toBe(0);
+    expect(leftoverTempFolders, "temp folders left after the final run").toBe(0);
+    rows.push({
+      fault: `SIGKILL x${kills} (handler files: directory)`,
+      runs: kills + 1,
+      messages: expected.size,
+      lost: lostFiles,
+      duplicated: "n/a (one folder per id)",
+      recovered: true,
+      secondsToRecover: Math.round(recoverSeconds),
+      secondsInAll: Math.round(totalSeconds),
+      deliveredBeforeLastRun: filesBeforeFinal,
+      tempFoldersLeftByKills: tempFoldersLeftByKills.size,
+      leftoverTempFolders,
+    });
     recordFigures("crash", rows);
   });
 });

@@ -1,6 +1,6 @@
 /** The refresh rule alone (pure logic, no clock): ahead of expiry with jitter, and at least daily. */
 import { describe, expect, it } from "vitest";
-import { DEFAULT_MAX_IDLE_MS, MSAL_RENEWAL_OFFSET_MS, nextRefreshAt } from "../../src/tokens/refresh-schedule.js";
+import { DEFAULT_MAX_IDLE_MS, MIN_REFRESH_INTERVAL_MS, MSAL_RENEWAL_OFFSET_MS, nextRefreshAt } from "../../src/tokens/refresh-schedule.js";
 
 const NOW = Date.UTC(2025, 0, 1);
 const MINUTE = 60_000;
@@ -27,9 +27,13 @@ describe("nextRefreshAt", () => {
     expect(new Set(times).size).toBe(4);
   });
 
-  it("refreshes at once a token MSAL already considers expired", () => {
-    expect(plan({ expiresOn: NOW + 60_000 })).toBe(NOW);
-    expect(plan({ expiresOn: NOW - 60_000 })).toBe(NOW);
+  it("refreshes a token MSAL already considers expired halfway through its life, never sooner than 20 s after the last refresh", () => {
+    // A 60-second token (expires_in 60): MSAL counts it as expired on arrival.
+    expect(plan({ expiresOn: NOW + 60_000 })).toBe(NOW + 30_000);
+    expect(plan({ expiresOn: NOW + 10_000 })).toBe(NOW + MIN_REFRESH_INTERVAL_MS);
+    expect(plan({ expiresOn: NOW - 60_000 })).toBe(NOW + MIN_REFRESH_INTERVAL_MS);
+    // The last refresh long ago: an expired token is refreshed at once.
+    expect(plan({ expiresOn: NOW - 60_000, lastRefreshAt: NOW - 10 * MINUTE })).toBe(NOW);
   });
 
   it("uses the refresh token at least daily, even when the access token would last longer", () => {

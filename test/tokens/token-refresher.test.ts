@@ -6,6 +6,7 @@
 import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
 import type { QueueConfig } from "../../src/config/schema.js";
 import type { MsalTokenProvider } from "../../src/tokens/msal-token-provider.js";
+import { MIN_REFRESH_INTERVAL_MS } from "../../src/tokens/refresh-schedule.js";
 import { TokenRefresher, type TokenRefresherOptions } from "../../src/tokens/token-refresher.js";
 import { sleep, startTokenFixture, waitFor, type TokenFixture } from "./token-fixture.js";
 
@@ -67,6 +68,59 @@ describe("TokenRefresher", () => {
     // Each refresh came while the token before it was still alive (it dies after lifetimeMs).
     const gaps = grants.slice(1).map((r, i) => r.at - grants[i]!.at);
     for (const gap of gaps) expect(gap).toBeLessThan(lifetimeMs);
+  });
+
+  it("asks at most once per 20 s per queue for tokens that live less than MSAL's 5-minute offset, unless the server rejects one", async () => {
+    // 60-second tokens stated as such (expires_in 60), as a tenant or proxy could issue them:
+    // MSAL counts each as expired on arrival, so every request used to become a refresh.
+    fx.bed.identity.setAccessTokenLifetime(60, { padded: false });
+    const queues = [newQueue(), newQueue(), newQueue()];
+    const providers = queues.map(({ queue }) => withRefresher(queue));
+    const watchedMs = 25_000;
+    const until = Date.now() + watchedMs;
+    let stale = 0;
+    // Each queue asks for a token every 100 ms: connects, IDLE renewals and probes of a busy queue.
+    await Promise.all(
+      providers.map(async (provider) => {
+        while (Date.now() < until) {
+          const token = await provider.getAccessToken();
+          if (token.expiresOn.getTime() <= Date.now()) stale++;
+          await sleep(100);
+        }
+      }),
+    );
+    expect(stale, "a token handed out after its expiry").toBe(0);
+    for (const { user } of queues) {
+      const grants = grantsOf(user);
+      expect(grants.every((r) => r.outcome === 200)).toBe(true);
+      // The sign-in, then at most one refresh per 20 s; and it does refresh (no token lapses).
+      expect(grants.length).toBeGreaterThanOrEqual(2);
+      expect(grants.length).toBeLessThanOrEqual(1 + Math.ceil(watchedMs / MIN_REFRESH_INTERVAL_MS));
+      const gaps = grants.slice(1).map((r, i) => r.at - grants[i]!.at);
+      for (const gap of gaps) expect(gap).toBeGreaterThanOrEqual(MIN_REFRESH_INTERVAL_MS - 50);
+    }
+    // One warning per queue says why, and what to check.
+    const warnings = fx.logLines.filter((line) => line.includes("live less than the 5 minutes MSAL renews them"));
+    expect(warnings.map((line) => (JSON.parse(line) as { queue: string }).queue).sort()).toEqual(queues.map(({ queue }) => queue.name).sort());
+    expect(JSON.parse(warnings[0]!)).toMatchObject({ level: 40, lifetimeSeconds: 60 });
+
+    // The server rejected the token (IMAP's AUTHENTICATE failed): a fresh one at once.
+    const { user } = queues[0]!;
+    const before = grantsOf(user).length;
+    await providers[0]!.getAccessToken({ forceRefresh: true });
+    expect(grantsOf(user)).toHaveLength(before + 1);
+  });
+
+  it("holds back nothing for a token MSAL renews itself (stated lifetime above the offset): a dead one is replaced at the next request", async () => {
+    // The stand-in's 2-second token states 302 s: MSAL renews it exactly when it dies.
+    fx.bed.identity.setAccessTokenLifetime(2);
+    const { queue, user } = newQueue();
+    const provider = fx.provider(queue);
+    const first = await provider.getAccessToken();
+    await sleep(2_500);
+    const second = await provider.getAccessToken();
+    expect(second.token).not.toBe(first.token);
+    expect(grantsOf(user)).toHaveLength(2);
   });
 
   it("uses the refresh token of an idle queue at least once per idle limit, though its access token is good for 75 minutes", async () => {
