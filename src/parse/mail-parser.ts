@@ -63,8 +63,11 @@ export class MailparserParser implements MessageParser {
       // the HTML, and data: URLs would double the size of every message with a logo.
       keepCidLinks: true,
       skipImageLinks: true,
-      // An HTML-only message still gets a text body, which is what agents and search read.
-      skipHtmlToText: false,
+      // An HTML-only message still gets a text body, which is what agents and search read, but
+      // from the text-from-html enricher, after our exact nesting check and with bounded quote
+      // marks (src/enrich/html-text.ts): mailparser's own conversion is quadratic on `<p><li>`
+      // nesting and on deep blockquotes.
+      skipHtmlToText: true,
       maxHtmlLengthToParse: options.maxHtmlLengthToConvert ?? 5_000_000,
       // textAsHtml is not used, and building it linkifies the whole text (about 40 ms per MB).
       // This also keeps plain-text parts out of `html`, so html is only what the sender wrote as HTML.
@@ -178,13 +181,23 @@ function toParsedMessage(mail: ParsedMail, withBody: boolean): ParsedMessage {
     cc: flattenAddresses(mail.cc),
     replyTo: flattenAddresses(mail.replyTo),
     subject: decodeSubject(mail),
-    text: withBody && typeof mail.text === "string" ? mail.text : undefined,
+    text: withBody ? bodyText(mail) : undefined,
     html: withBody && typeof mail.html === "string" ? mail.html : undefined,
     inReplyTo: nonEmptyString(mail.inReplyTo),
     references: [mail.references ?? []].flat().filter((id): id is string => typeof id === "string" && id !== ""),
     attachments: withBody ? toAttachments((mail as CollectedMail).attachments) : [],
     ...(textConversionError === undefined ? {} : { parseError: textConversionError }),
   };
+}
+
+/**
+ * The text parts, or undefined when there is no text (the enricher then converts the HTML).
+ * With skipHtmlToText mailparser gives "" for an HTML-only message; "" alongside HTML is no
+ * text a sender wrote either.
+ */
+function bodyText(mail: ParsedMail): string | undefined {
+  if (typeof mail.text !== "string") return undefined;
+  return mail.text.trim() === "" && typeof mail.html === "string" ? undefined : mail.text;
 }
 
 /**
