@@ -59,8 +59,8 @@ describe("every enricher's failure is contained", () => {
     expect(parsed.safeHtml).toBeUndefined();
     expect(parsed.html).toBe(deep);
     expect(parsed.enrichmentErrors).toEqual([
-      { enricher: "safe-html", error: "HTML nested deeper than 1000 levels; not processed" },
-      { enricher: "text-from-html", error: "HTML nested deeper than 1000 levels; not processed" },
+      { enricher: "safe-html", error: "HTML nested deeper than 512 levels; not processed" },
+      { enricher: "text-from-html", error: "HTML nested deeper than 512 levels; not processed" },
     ]);
     expect(parsed.conversation).toBeDefined();
   });
