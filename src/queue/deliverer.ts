@@ -186,7 +186,7 @@ export class Deliverer {
    */
   private async parse(delivery: DueDelivery, scratchDir: string): Promise<ParsedMessage | undefined> {
     try {
-      if (this.parser.parseFile) return await this.parser.parseFile(this.spool.rawFile(this.queue.name, delivery.id), { scratchDir });
+      if (this.parser.parseFile) return await this.parser.parseFile(this.spool.rawFile(this.queue.name, delivery.id), { scratchDir, queue: this.queue.name });
       return await this.parser.parse(await this.spool.readRaw(this.queue.name, delivery.id));
     } catch (error) {
       if (this.stopping.signal.aborted) return undefined;
