@@ -13,8 +13,10 @@
  * Fair between queues: a free worker goes to the queue with the fewest parses running, the
  * longest-waiting first among equals. Each queue's deliverer keeps up to 8 messages in flight,
  * so with one line for everybody a flood of slow messages in one queue (up to 60 s each) held
- * both workers and put every other queue's mail behind all of it. Now another queue's message
- * waits at most for one running parse to finish; a queue alone still uses every worker.
+ * both workers and put every other queue's mail behind all of it. A queue alone still uses
+ * every worker; when another queue's mail arrives while one queue holds them all, one spare
+ * worker starts for it (a parse cannot be interrupted), so it waits for no slow parse at all.
+ * The spare ends after its parse: at most size + 1 workers, and only while one queue floods.
  */
 import { Worker, type ResourceLimits } from "node:worker_threads";
 import type { Logger, MessageParser, ParseFileOptions, ParsedAttachment, ParsedMessage } from "../interfaces.js";
@@ -218,7 +220,7 @@ export class ParserPool implements MessageParser {
 
   private dispatch(): void {
     while (this.waiting.size > 0 && !this.closed) {
-      const slot = this.idleSlot();
+      const slot = this.idleSlot() ?? this.spareSlot();
       if (!slot) return;
       const job = this.nextJob()!;
       const id = this.nextId++;
@@ -235,6 +237,22 @@ export class ParserPool implements MessageParser {
     return this.spawn();
   }
 
+  /**
+   * One worker beyond the pool's size, when every worker is busy with one queue and another
+   * queue, with nothing running, has mail waiting: otherwise it would wait for a parse of the
+   * flooding queue to end, up to the 60 s limit.
+   */
+  private spareSlot(): Slot | undefined {
+    if (this.size < 2 || this.slots.size > this.size) return undefined;
+    const busy = new Set<string>();
+    for (const slot of this.slots) if (slot.job) busy.add(slot.job.queue);
+    if (busy.size !== 1) return undefined;
+    const starved = [...this.waiting.keys()].some((queue) => !busy.has(queue) && (this.running.get(queue) ?? 0) === 0);
+    if (!starved) return undefined;
+    this.logger?.debug({ flooding: [...busy][0] }, "one queue holds every parser worker; a spare worker parses another queue's mail");
+    return this.spawn();
+  }
+
   private spawn(): Slot {
     const worker = new Worker(this.workerUrl, { resourceLimits: this.resourceLimits });
     // Idle workers must not keep a finished process alive; a job's timer holds it meanwhile.
@@ -248,7 +266,8 @@ export class ParserPool implements MessageParser {
       job.settle("parsed" in reply ? { ok: true, parsed: revive(reply.parsed) } : { ok: false, reason: `parser failed: ${reply.error}`, scratchWriteFailed: reply.scratchWriteFailed });
       // A worker that parsed a big message holds its garbage until some later GC: a fresh one
       // (~0.3 s to start) returns that memory now, which bounds the daemon's RSS.
-      if (reply.retire) this.retire(slot);
+      // A spare worker (spareSlot) ends with its parse.
+      if (reply.retire || this.slots.size > this.size) this.retire(slot);
       this.dispatch();
       if (!slot.job && this.slots.has(slot)) {
         slot.idleTimer = setTimeout(() => {

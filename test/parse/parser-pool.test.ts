@@ -133,14 +133,33 @@ describe("ParserPool abandoning parses (scripted worker)", () => {
     const pool = new ParserPool({ workerUrl: SCRIPTED_WORKER, size: 2, warm: 2 });
     try {
       const finished: string[] = [];
-      const track = (name: string, queue: string, header: string) => pool.parse(message(header), { queue }).then(() => void finished.push(name));
+      const workers = new Map<string, string>();
+      const track = (name: string, queue: string, header: string) =>
+        pool.parse(message(header), { queue }).then((parsed) => {
+          finished.push(name);
+          workers.set(name, parsed.subject!);
+        });
       // Queue "flood" fills both workers and has six more waiting, as its deliverer's 8 in flight do.
-      const flood = Array.from({ length: 8 }, (_, i) => track(`flood-${i}`, "flood", "X-Test: busy-150"));
+      const flood = Array.from({ length: 8 }, (_, i) => track(`flood-${i}`, "flood", "X-Test: busy-300"));
       const other = track("other", "other", "X-Test: quick");
       await Promise.all([...flood, other]);
-      // One line for all: "other" came after all eight (9th). Fair: it takes the first free
-      // worker, after the two slow parses already running.
+      // One line for all: "other" came after all eight (9th). Fair: a spare worker parses it
+      // at once, and the flood keeps to the pool's two workers.
       expect(finished.indexOf("other")).toBeLessThanOrEqual(2);
+      const floodWorkers = new Set(flood.map((_, i) => workers.get(`flood-${i}`)));
+      expect(floodWorkers.size).toBe(2);
+      expect(floodWorkers.has(workers.get("other"))).toBe(false);
+    } finally {
+      await pool.close();
+    }
+  });
+
+  it("starts no spare worker while the pool's workers serve more than one queue", async () => {
+    const pool = new ParserPool({ workerUrl: SCRIPTED_WORKER, size: 2, warm: 2 });
+    try {
+      const parse = (queue: string) => pool.parse(message("X-Test: busy-200"), { queue }).then((parsed) => parsed.subject);
+      const subjects = await Promise.all([parse("a"), parse("b"), parse("c"), parse("a"), parse("c")]);
+      expect(new Set(subjects).size).toBe(2);
     } finally {
       await pool.close();
     }
