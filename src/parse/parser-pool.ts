@@ -14,9 +14,11 @@
  * longest-waiting first among equals. Each queue's deliverer keeps up to 8 messages in flight,
  * so with one line for everybody a flood of slow messages in one queue (up to 60 s each) held
  * both workers and put every other queue's mail behind all of it. A queue alone still uses
- * every worker; when another queue's mail arrives while one queue holds them all, one spare
- * worker starts for it (a parse cannot be interrupted), so it waits for no slow parse at all.
- * The spare ends after its parse: at most size + 1 workers, and only while one queue floods.
+ * every worker; when another queue's mail arrives while one queue holds them all, a spare
+ * worker parses it (a parse cannot be interrupted), so it waits for no slow parse at all. At
+ * most size + 1 workers, size + 1 parses only while one queue floods; the spare is ended like
+ * any worker after 30 s without work (kept meanwhile: starting one costs ~0.3 s of CPU, more
+ * on cores the flood keeps busy).
  */
 import { Worker, type ResourceLimits } from "node:worker_threads";
 import type { Logger, MessageParser, ParseFileOptions, ParsedAttachment, ParsedMessage } from "../interfaces.js";
@@ -220,7 +222,11 @@ export class ParserPool implements MessageParser {
 
   private dispatch(): void {
     while (this.waiting.size > 0 && !this.closed) {
-      const slot = this.idleSlot() ?? this.spareSlot();
+      let busy = 0;
+      for (const slot of this.slots) if (slot.job) busy++;
+      // At capacity only a queue starved by a flood may run, on the spare.
+      if (busy >= this.size && !this.starvedByFlood()) return;
+      const slot = this.idleSlot(busy >= this.size ? this.size + 1 : this.size);
       if (!slot) return;
       const job = this.nextJob()!;
       const id = this.nextId++;
@@ -231,26 +237,30 @@ export class ParserPool implements MessageParser {
     }
   }
 
-  private idleSlot(): Slot | undefined {
+  private idleSlot(limit: number): Slot | undefined {
     for (const slot of this.slots) if (!slot.job) return slot;
-    if (this.slots.size >= this.size) return undefined;
+    if (this.slots.size >= limit) return undefined;
     return this.spawn();
   }
 
   /**
-   * One worker beyond the pool's size, when every worker is busy with one queue and another
-   * queue, with nothing running, has mail waiting: otherwise it would wait for a parse of the
-   * flooding queue to end, up to the 60 s limit.
+   * Whether every worker is busy with one queue while another queue, with nothing running, has
+   * mail waiting: that mail then gets a spare worker rather than wait for a parse of the
+   * flooding queue to end (up to the 60 s limit). nextJob picks it: it has the fewest running.
    */
-  private spareSlot(): Slot | undefined {
-    if (this.size < 2 || this.slots.size > this.size) return undefined;
-    const busy = new Set<string>();
-    for (const slot of this.slots) if (slot.job) busy.add(slot.job.queue);
-    if (busy.size !== 1) return undefined;
-    const starved = [...this.waiting.keys()].some((queue) => !busy.has(queue) && (this.running.get(queue) ?? 0) === 0);
-    if (!starved) return undefined;
-    this.logger?.debug({ flooding: [...busy][0] }, "one queue holds every parser worker; a spare worker parses another queue's mail");
-    return this.spawn();
+  private starvedByFlood(): boolean {
+    if (this.size < 2) return false;
+    let flooding: string | undefined;
+    let busy = 0;
+    for (const slot of this.slots) {
+      if (!slot.job) continue;
+      if (flooding !== undefined && slot.job.queue !== flooding) return false;
+      flooding = slot.job.queue;
+      busy++;
+    }
+    if (flooding === undefined || busy > this.size) return false;
+    for (const queue of this.waiting.keys()) if (queue !== flooding && !this.running.has(queue)) return true;
+    return false;
   }
 
   private spawn(): Slot {
@@ -266,8 +276,7 @@ export class ParserPool implements MessageParser {
       job.settle("parsed" in reply ? { ok: true, parsed: revive(reply.parsed) } : { ok: false, reason: `parser failed: ${reply.error}`, scratchWriteFailed: reply.scratchWriteFailed });
       // A worker that parsed a big message holds its garbage until some later GC: a fresh one
       // (~0.3 s to start) returns that memory now, which bounds the daemon's RSS.
-      // A spare worker (spareSlot) ends with its parse.
-      if (reply.retire || this.slots.size > this.size) this.retire(slot);
+      if (reply.retire) this.retire(slot);
       this.dispatch();
       if (!slot.job && this.slots.has(slot)) {
         slot.idleTimer = setTimeout(() => {
