@@ -63,6 +63,9 @@ export function hostileMessages(): HostileMessage[] {
     "..",
     ".hidden",
     "trailing. . .",
+    `invoice.pdf${" ".repeat(60)}.exe`,
+    "in\u200bvoice\u2060\ufeff.pdf\u200d",
+    "Re\u00a0\u3000\u2003port\ufe0f.docx",
   ].entries()) {
     add("attachment name", `filename ${JSON.stringify(filename).slice(0, 40)}`, attachment(`name${n}`, filename));
   }
