@@ -178,7 +178,7 @@ export const WORST_CASE_CLASSES: readonly WorstCaseClass[] = [
   { klass: "delivery reports", attacks: "DSN recipients across many status parts", make: (bytes) => dsnMessage(bytes) },
   { klass: "calendar", attacks: "METHOD search across many text/calendar parts", make: (bytes) => calendarMessage(bytes) },
   { klass: "header folding", attacks: "unfolding and encoded words in long headers", make: (bytes) => headerMessage(bytes) },
-  { klass: "MIME parts and nesting", attacks: "1000 parts of one name, 100-deep multiparts", make: (bytes) => mimePartsMessage(bytes) },
+  { klass: "MIME parts and nesting", attacks: "800 parts of one name, 100-deep multiparts", make: (bytes) => mimePartsMessage(bytes) },
   { klass: "reply and quote markers", attacks: "quote-marker lines scanned per line", make: (bytes) => replyMessage(bytes) },
 ];
 
