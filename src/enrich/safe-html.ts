@@ -45,8 +45,8 @@ const RASTER_DATA_IMAGE = /^data:image\/(?:png|gif|jpe?g|webp|bmp);base64,[a-z0-
 // Browsers ignore these inside a URL scheme ("java\tscript:"), so checks must too.
 const IGNORED_IN_URLS = /[\u0000-\u0020\u007f-\u009f]/g;
 // Both run over the sender's whole HTML, so neither may backtrack more than linearly: no two
-// adjacent quantifiers that can match the same characters (`\s*["']?\s*` took O(n^2) on a run
-// of spaces), and no `[^>]*` that can run over the next "<link" (O(n^2) on "<link" repeated).
+// adjacent quantifiers that can match the same characters (spaces, an optional quote, spaces
+// took O(n^2) on a run of spaces), and no `[^>]*` that can run over the next "<link" (O(n^2) on "<link" repeated).
 const REMOTE_IN_DROPPED_ATTRIBUTE = /\b(?:background|srcset|poster)\s*=\s*(?:["']\s*)?(?:https?:)?\/\//i;
 const LINK_WITH_HREF = /<link\b[^<>]*\bhref\s*=/i;
 

@@ -179,7 +179,7 @@ export const WORST_CASE_CLASSES: readonly WorstCaseClass[] = [
   { klass: "calendar", attacks: "METHOD search across many text/calendar parts", make: (bytes) => calendarMessage(bytes) },
   { klass: "header folding", attacks: "unfolding and encoded words in long headers", make: (bytes) => headerMessage(bytes) },
   { klass: "MIME parts and nesting", attacks: "800 parts of one name, 100-deep multiparts", make: (bytes) => mimePartsMessage(bytes) },
-  { klass: "reply and quote markers", attacks: "quote-marker lines scanned per line", make: (bytes) => replyMessage(bytes) },
+  { klass: "reply and quote markers", attacks: "quote-marker patterns on every line (label words, then a run of spaces)", make: (bytes) => replyMessage(bytes) },
 ];
 
 function fill(unit: string, bytes: number): string {
@@ -267,8 +267,12 @@ function mimePartsMessage(bytes: number): Buffer {
   return Buffer.from(`${head("worst-mime")}MIME-Version: 1.0${CRLF}${inner}${CRLF}`, "latin1");
 }
 
-/** A reply whose body is all almost-markers: From: lines and "On ... wrote" starts, never a full header block. */
+/**
+ * A reply whose body is all almost-markers: From: lines and "On ... wrote" starts, never a full
+ * header block, and label words followed by a long run of spaces without the colon (the label
+ * patterns were quadratic in that run: 3.6 ms a line).
+ */
 function replyMessage(bytes: number): Buffer {
-  const unit = `From: someone${CRLF}On Monday someone${CRLF}> q${CRLF}answer${CRLF}`;
-  return Buffer.from(`${head("worst-reply", `In-Reply-To: <earlier@example.test>${CRLF}`)}Content-Type: text/plain; charset=utf-8${CRLF}${CRLF}${fill(unit, bytes)}${CRLF}`, "latin1");
+  const unit = `From: someone${CRLF}On Monday someone${CRLF}> q${CRLF}answer${CRLF}From${" ".repeat(900)}x${CRLF}写道${" ".repeat(900)}x${CRLF}`;
+  return Buffer.from(`${head("worst-reply", `In-Reply-To: <earlier@example.test>${CRLF}`)}Content-Type: text/plain; charset=utf-8${CRLF}${CRLF}${fill(unit, bytes)}${CRLF}`, "utf8");
 }
