@@ -106,7 +106,9 @@ async function main(): Promise<void> {
       reports.push(
         await worstCaseScenario(
           ctx,
-          options.quick ? { bytes: 64 * 1024, corpusMessages: 20, floodMessages: 3 } : { bytes: 256 * 1024, corpusMessages: Math.max(50, Math.round(300 * options.scale)), floodMessages: Math.max(4, Math.round(16 * options.scale)) },
+          options.quick
+            ? { bytes: 32 * 1024, corpusMessages: 10, floodMessages: 2, aloneMessages: 6 }
+            : { bytes: 256 * 1024, corpusMessages: Math.max(50, Math.round(300 * options.scale)), floodMessages: Math.max(4, Math.round(16 * options.scale)), aloneMessages: 20 },
         ),
       );
     }

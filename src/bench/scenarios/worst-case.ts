@@ -27,6 +27,8 @@ export interface WorstCaseInput {
   readonly corpusMessages: number;
   /** Worst-case messages sent to the flooded queue, and how long the other queue's mail flows. */
   readonly floodMessages: number;
+  /** The other queue's messages for its latency alone. */
+  readonly aloneMessages: number;
 }
 
 const KB = 1024;
@@ -137,8 +139,8 @@ async function fairnessRun(ctx: BenchContext, input: WorstCaseInput): Promise<st
       const floodDone = () => probe.count("delivered", flood.name) >= input.floodMessages;
       const mail = sampleMessages(200, { seed: `worst-other-${label}-${Date.now()}`, to: other.address });
       const sent: number[] = [];
-      // The other queue's mail flows until the flood is parsed (or, alone, for 20 messages).
-      for (let i = 0; i < mail.length && (withFlood ? !floodDone() : i < 20); i++) {
+      // The other queue's mail flows until the flood is parsed (or, alone, for aloneMessages).
+      for (let i = 0; i < mail.length && (withFlood ? !floodDone() : i < input.aloneMessages); i++) {
         sent.push(Date.now());
         await ctx.bed.dovecot.deliver(other.address, mail[i]!.raw);
         await sleep(300);
