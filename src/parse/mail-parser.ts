@@ -29,9 +29,9 @@ import { collectMail, ScratchWriteError, type CollectedMail, type SpillOptions }
 
 export interface MailparserParserOptions {
   /**
-   * HTML longer than this (in characters) is not converted to text for an HTML-only message;
-   * the html is kept and parseError says why text is missing. html-to-text costs about
-   * 0.2 s per MB of HTML, all of it blocking the event loop.
+   * HTML longer than this (in characters) is not converted to text for an HTML-only message,
+   * nor sanitised; the html is kept and enrichmentErrors says why text is missing.
+   * html-to-text costs about 0.2 s per MB of ordinary HTML.
    */
   readonly maxHtmlLengthToConvert?: number;
   /** Replaces the standard enrichers (src/enrich/enrich.ts); for tests. */
