@@ -196,6 +196,11 @@ export interface ParseFileOptions {
    * held in memory (ParsedAttachment.file). The caller removes it after delivery.
    */
   readonly scratchDir?: string;
+  /**
+   * The queue the message belongs to: a parser shared by queues takes turns between them, so
+   * one queue's slow messages cannot keep another's waiting (src/parse/parser-pool.ts).
+   */
+  readonly queue?: string;
 }
 
 export interface MessageParser {

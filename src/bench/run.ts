@@ -6,6 +6,7 @@
  *   npm run bench -- --scale 0.1     a tenth of the volumes, for a shorter look
  *   npm run bench -- --quick         CI smoke run of the harness (< 1 min), nothing written
  *   npm run bench -- --only drain,latency --reps 5 --cpu-prof /tmp/prof --out FILE
+ *   npm run bench -- --only worst    worst-case parse cost per class, and fairness between queues
  *
  * The corpus is generated once per run straight into Dovecot's Maildir and reused by every
  * repetition and scenario; each run's outputs are deleted as soon as they are measured.
@@ -26,9 +27,10 @@ import { bigMessageScenario } from "./scenarios/big-message.js";
 import { drainScenario, type DrainMailbox } from "./scenarios/drain.js";
 import { latencyScenario } from "./scenarios/latency.js";
 import { manyQueuesScenario } from "./scenarios/many-queues.js";
+import { worstCaseScenario } from "./scenarios/worst-case.js";
 import { MB } from "./stats.js";
 
-const SCENARIOS = ["drain", "latency", "many", "big"] as const;
+const SCENARIOS = ["drain", "latency", "many", "big", "worst"] as const;
 const REPORT_FILE = fileURLToPath(new URL("../../BENCHMARKS.md", import.meta.url));
 
 /** 1,000 IDLE sessions need 1,000 imap processes; TLS is proxied by imap-login, so one process serves many. */
@@ -99,6 +101,16 @@ async function main(): Promise<void> {
     }
     if (wants("big")) {
       reports.push(await bigMessageScenario(ctx, options.quick ? { bytes: 10 * MB, smallQueues: 3 } : { bytes: 50 * MB, smallQueues: 10 }));
+    }
+    if (wants("worst")) {
+      reports.push(
+        await worstCaseScenario(
+          ctx,
+          options.quick
+            ? { bytes: 32 * 1024, corpusMessages: 10, floodMessages: 2, aloneMessages: 6 }
+            : { bytes: 256 * 1024, corpusMessages: Math.max(50, Math.round(300 * options.scale)), floodMessages: Math.max(4, Math.round(16 * options.scale)), aloneMessages: 20 },
+        ),
+      );
     }
   } finally {
     await bed.close();

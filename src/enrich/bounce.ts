@@ -26,6 +26,7 @@ const DAEMON_NAMES = /\b(?:mail delivery (?:system|subsystem)|mailer[-_ ]daemon)
 // Subjects of the common non-standard and DSN bounces (MTAs and Exchange in several languages).
 const BOUNCE_SUBJECT =
   /^(?:undeliverable|undelivered mail|undelivered message|delivery status notification \((?:failure|delay)\)|mail delivery failed|returned mail|delivery failure|failure notice|message not delivered|delivery has failed|non remis|non distribuable|unzustellbar|nicht zustellbar|no se puede entregar|non recapitabile|onbestelbaar|kan niet worden bezorgd|olevererbart|ikke leveret|nie można dostarczyć|nedoručitelné|не доставлено)/i;
+/** Recipients reported per message, from DSN parts or X-Failed-Recipients. */
 const MAX_FAILED_RECIPIENTS = 1000;
 
 export function detectBounce(message: ParsedMessage, source: EnrichmentSource): Bounce | undefined {
@@ -37,13 +38,15 @@ export function detectBounce(message: ParsedMessage, source: EnrichmentSource): 
     const reasons = isReport ? [`Content-Type: multipart/report; report-type=${reportType || "(none)"}`] : [];
     if (statusParts.length > 0) reasons.push(`${statusParts[0]!.contentType} part`);
     // mailparser puts the status part into `text` unless told to keep it; read that then.
-    const texts = statusParts.length > 0 ? statusParts.map((part) => (part.content?.toString("utf8") ?? "")) : [message.text ?? ""];
+    const texts = statusParts.length > 0 ? statusParts.map((part) => () => part.content?.toString("utf8") ?? "") : [() => message.text ?? ""];
     const recipients: BounceRecipient[] = [];
     let reportingMta: string | undefined;
     for (const text of texts) {
-      const report = parseDeliveryStatus(text);
+      // Per message, not per part: 1000 status parts of 1000 recipients each were a million.
+      if (recipients.length >= MAX_FAILED_RECIPIENTS) break;
+      const report = parseDeliveryStatus(text());
       reportingMta ??= report.reportingMta;
-      recipients.push(...report.recipients);
+      recipients.push(...report.recipients.slice(0, MAX_FAILED_RECIPIENTS - recipients.length));
     }
     return { confidence: "high", reasons, recipients, ...(reportingMta === undefined ? {} : { reportingMta }) };
   }

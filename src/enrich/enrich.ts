@@ -5,12 +5,11 @@
  *
  * Order matters: TNEF first (it adds attachments), then the ones that read attachments.
  */
-import { convert as htmlToText } from "html-to-text";
-
 import type { EnrichmentError, ParsedMessage } from "../interfaces.js";
 import { conversationOf } from "./conversation.js";
 import type { EnrichmentSource } from "./enrichment-source.js";
 import { exceedsHtmlNestingDepth, MAX_HTML_NESTING_DEPTH } from "./html-nesting.js";
+import { htmlToPlainText } from "./html-text.js";
 import { messageKind } from "./message-kind.js";
 import { normalizeSubject } from "./normalized-subject.js";
 import { messagePriority } from "./priority.js";
@@ -68,15 +67,17 @@ export const DEFAULT_ENRICHERS: readonly Enricher[] = [
     },
   },
   {
-    // mailparser converts HTML to text only when the HTML is the whole message; HTML in a
-    // multipart/mixed or /related (HTML with attachments or inline images, no text part)
-    // gets no text from it. Converted here, with the same converter and limits.
+    // Every HTML-only message gets its text here (mailparser is told not to convert: its own
+    // depth check misses `<p><li>` nesting, and its converter's quote marks grow without
+    // bound), after the nesting check, with quote marks and list indentation bounded
+    // (html-text.ts). This also covers HTML in a multipart/mixed or /related with no text part,
+    // which mailparser never converted.
     name: "text-from-html",
     enrich(message, context) {
       if (message.html === undefined) return message.text === undefined ? {} : { textFromHtml: false };
       if (message.text === undefined) {
         if (!htmlWithinLimits(message.html, context)) return {};
-        return { text: htmlToText(message.html, { limits: { maxDepth: MAX_HTML_NESTING_DEPTH } }), textFromHtml: true };
+        return { text: htmlToPlainText(message.html), textFromHtml: true };
       }
       const plain = context.source.hasPlainTextBody;
       return plain === undefined ? {} : { textFromHtml: !plain };

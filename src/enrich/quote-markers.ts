@@ -27,7 +27,10 @@ const UNDERSCORE_LINE = /^\s*_{10,}\s*$/;
 
 // Outlook's header block: "From: ... / Sent: ... / To: ... / Subject: ...", labels localised,
 // sometimes bold-marked ("*From:*") when converted to text.
-const label = (words: string[]): RegExp => new RegExp(`^\\s*\\*{0,2}(?:${words.join("|")})\\s*\\*{0,2}\\s*[:：]`, "iu");
+// Spaces, optional stars, spaces: written so that the two runs of spaces are apart (stars
+// between them, or no second run): two runs that can split one run of spaces between them
+// cost O(n^2) on "From" and 1000 spaces (3.6 ms a line). Same lines matched.
+const label = (words: string[]): RegExp => new RegExp(`^\\s*\\*{0,2}(?:${words.join("|")})\\s*(?:\\*{1,2}\\s*)?[:：]`, "iu");
 const FROM_LABEL = label([
   "from", "von", "de", "da", "van", "från", "fra", "od", "lähettäjä", "feladó", "kimden", "от", "寄件者", "发件人", "差出人",
   "보낸 사람", "מאת", "από",
@@ -59,7 +62,7 @@ const VERB_AT_END = new RegExp(`${VERB}\\s*$`, "iu");
 const ENDS_WITH_COLON = /[:：]\s*$/u;
 /** Where the verb is looked for; an attribution is one sentence. */
 const MAX_ATTRIBUTION_LENGTH = 800;
-const CJK_ATTRIBUTION = /(?:写道|寫道|のメッセージ|작성)\s*[:：]?\s*$/u;
+const CJK_ATTRIBUTION = /(?:写道|寫道|のメッセージ|작성)\s*(?:[:：]\s*)?$/u;
 
 export function isSeparatorLine(line: string): boolean {
   return SEPARATOR_LINE.test(line) || FORWARD_INTRO.test(line);

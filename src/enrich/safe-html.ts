@@ -44,6 +44,11 @@ const SAFE_LINK = /^(?:https?:|mailto:|tel:)/i;
 const RASTER_DATA_IMAGE = /^data:image\/(?:png|gif|jpe?g|webp|bmp);base64,[a-z0-9+/=\s]*$/i;
 // Browsers ignore these inside a URL scheme ("java\tscript:"), so checks must too.
 const IGNORED_IN_URLS = /[\u0000-\u0020\u007f-\u009f]/g;
+// Both run over the sender's whole HTML, so neither may backtrack more than linearly: no two
+// adjacent quantifiers that can match the same characters (spaces, an optional quote, spaces
+// took O(n^2) on a run of spaces), and no `[^>]*` that can run over the next "<link" (O(n^2) on "<link" repeated).
+const REMOTE_IN_DROPPED_ATTRIBUTE = /\b(?:background|srcset|poster)\s*=\s*(?:["']\s*)?(?:https?:)?\/\//i;
+const LINK_WITH_HREF = /<link\b[^<>]*\bhref\s*=/i;
 
 export function sanitizeMessageHtml(html: string, attachments: readonly ParsedAttachment[]): SafeHtml {
   let remoteContentBlocked = false;
@@ -101,7 +106,7 @@ export function sanitizeMessageHtml(html: string, attachments: readonly ParsedAt
 
   // Remote content can also hide in attributes the allow-list drops (background=, srcset=, <link>):
   // count it, so the agent is told that something was not loaded.
-  remoteContentBlocked ||= /\b(?:background|srcset|poster)\s*=\s*["']?\s*(?:https?:)?\/\//i.test(html) || /<link\b[^>]*\bhref\s*=/i.test(html);
+  remoteContentBlocked ||= REMOTE_IN_DROPPED_ATTRIBUTE.test(html) || LINK_WITH_HREF.test(html);
 
   const style = styleSheets.length > 0 ? `<style>${styleSheets.join("\n")}</style>\n` : "";
   return { html: style + body, remoteContentBlocked };

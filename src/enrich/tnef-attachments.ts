@@ -9,7 +9,7 @@ import { createHash } from "node:crypto";
 
 import type { ParsedAttachment } from "../interfaces.js";
 import { safeFileName, uniqueFileName } from "../handlers/safe-filename.js";
-import { isTnef, readTnef } from "./tnef.js";
+import { isTnef, readTnef, tnefBudget } from "./tnef.js";
 
 export interface UnpackedAttachments {
   readonly attachments: ParsedAttachment[];
@@ -67,10 +67,12 @@ export function unpackTnefAttachments(attachments: readonly ParsedAttachment[]):
 
   const result: ParsedAttachment[] = [];
   const warnings: string[] = [];
+  // One budget for the whole message: a cap per container let eight containers give 4,000 files.
+  const budget = tnefBudget();
   for (const attachment of attachments) {
     result.push(attachment);
     if (attachment.extractedFrom !== undefined || !isTnefContainer(attachment)) continue;
-    const contents = readTnef(attachment.content!); // isTnefContainer checked it is in memory
+    const contents = readTnef(attachment.content!, 0, budget); // isTnefContainer checked it is in memory
     warnings.push(...contents.warnings.map((warning) => `${attachment.filename}: ${warning}`));
     for (const [index, file] of contents.files.entries()) {
       const fallback = `${attachment.filename}-${index + 1}`;

@@ -30,9 +30,9 @@ import { collectMail, ScratchWriteError, type CollectedMail, type SpillOptions }
 
 export interface MailparserParserOptions {
   /**
-   * HTML longer than this (in characters) is not converted to text for an HTML-only message;
-   * the html is kept and parseError says why text is missing. html-to-text costs about
-   * 0.2 s per MB of HTML, all of it blocking the event loop.
+   * HTML longer than this (in characters) is not converted to text for an HTML-only message,
+   * nor sanitised; the html is kept and enrichmentErrors says why text is missing.
+   * html-to-text costs about 0.2 s per MB of ordinary HTML.
    */
   readonly maxHtmlLengthToConvert?: number;
   /** Replaces the standard enrichers (src/enrich/enrich.ts); for tests. */
@@ -64,8 +64,11 @@ export class MailparserParser implements MessageParser {
       // the HTML, and data: URLs would double the size of every message with a logo.
       keepCidLinks: true,
       skipImageLinks: true,
-      // An HTML-only message still gets a text body, which is what agents and search read.
-      skipHtmlToText: false,
+      // An HTML-only message still gets a text body, which is what agents and search read, but
+      // from the text-from-html enricher, after our exact nesting check and with bounded quote
+      // marks (src/enrich/html-text.ts): mailparser's own conversion is quadratic on `<p><li>`
+      // nesting and on deep blockquotes.
+      skipHtmlToText: true,
       maxHtmlLengthToParse: options.maxHtmlLengthToConvert ?? 5_000_000,
       // textAsHtml is not used, and building it linkifies the whole text (about 40 ms per MB).
       // This also keeps plain-text parts out of `html`, so html is only what the sender wrote as HTML.
@@ -179,7 +182,7 @@ function toParsedMessage(mail: ParsedMail, withBody: boolean): ParsedMessage {
     cc: flattenAddresses(mail.cc),
     replyTo: flattenAddresses(mail.replyTo),
     subject: decodeSubject(mail),
-    text: withBody && typeof mail.text === "string" ? mail.text : undefined,
+    text: withBody ? bodyText(mail) : undefined,
     html: withBody && typeof mail.html === "string" ? mail.html : undefined,
     inReplyTo: nonEmptyString(mail.inReplyTo),
     references: [mail.references ?? []].flat().filter((id): id is string => typeof id === "string" && id !== ""),
@@ -187,6 +190,16 @@ function toParsedMessage(mail: ParsedMail, withBody: boolean): ParsedMessage {
     ...(textConversionError === undefined ? {} : { parseError: textConversionError }),
   };
   return withBody ? { ...parsed, contentFingerprint: contentFingerprint(parsed) } : parsed;
+}
+
+/**
+ * The text parts, or undefined when there is no text (the enricher then converts the HTML).
+ * With skipHtmlToText mailparser gives "" for an HTML-only message; "" alongside HTML is no
+ * text a sender wrote either.
+ */
+function bodyText(mail: ParsedMail): string | undefined {
+  if (typeof mail.text !== "string") return undefined;
+  return mail.text.trim() === "" && typeof mail.html === "string" ? undefined : mail.text;
 }
 
 /**

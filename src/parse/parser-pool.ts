@@ -9,6 +9,16 @@
  * message costs at most two time limits, once: it never loops and never blocks the queue.
  * parse() and parseFile() never reject, except after close() and when a scratch file for a big
  * attachment cannot be written (SPOOL_WRITE_FAILED, retryable: the state directory's trouble).
+ *
+ * Fair between queues: a free worker goes to the queue with the fewest parses running, the
+ * longest-waiting first among equals. Each queue's deliverer keeps up to 8 messages in flight,
+ * so with one line for everybody a flood of slow messages in one queue (up to 60 s each) held
+ * both workers and put every other queue's mail behind all of it. A queue alone still uses
+ * every worker; when another queue's mail arrives while one queue holds them all, a spare
+ * worker parses it (a parse cannot be interrupted), so it waits for no slow parse at all. At
+ * most size + 1 workers, size + 1 parses only while one queue floods; the spare is ended like
+ * any worker after 30 s without work (kept meanwhile: starting one costs ~0.3 s of CPU, more
+ * on cores the flood keeps busy).
  */
 import { Worker, type ResourceLimits } from "node:worker_threads";
 import type { Logger, MessageParser, ParseFileOptions, ParsedAttachment, ParsedMessage } from "../interfaces.js";
@@ -48,6 +58,12 @@ const DEFAULTS = {
 type Outcome = { ok: true; parsed: ParsedMessage } | { ok: false; reason: string; scratchWriteFailed?: boolean };
 
 interface Job {
+  /** Whose turn it is: ParseFileOptions.queue ("" when not given). */
+  readonly queue: string;
+  /** Arrival order, for the longest-waiting-first rule. */
+  readonly seq: number;
+  /** Given to a worker (counted in `running` until it ends). */
+  started?: boolean;
   readonly request: Omit<ParseRequest, "id">;
   readonly timeoutMs: number;
   readonly transfer: ArrayBuffer[];
@@ -74,8 +90,12 @@ export class ParserPool implements MessageParser {
   private readonly workerUrl: URL;
   private readonly logger?: Logger;
   private readonly slots = new Set<Slot>();
-  private readonly waiting: Job[] = [];
+  /** Waiting jobs per queue, each list in arrival order. */
+  private readonly waiting = new Map<string, Job[]>();
+  /** Parses running per queue. */
+  private readonly running = new Map<string, number>();
   private nextId = 1;
+  private nextSeq = 1;
   private closed = false;
 
   constructor(options: ParserPoolOptions = {}) {
@@ -90,8 +110,8 @@ export class ParserPool implements MessageParser {
   }
 
   /** Parses a message held in memory; the bytes are copied to the worker. */
-  parse(raw: Buffer): Promise<ParsedMessage> {
-    return this.parseWithFallback(() => {
+  parse(raw: Buffer, options: Pick<ParseFileOptions, "queue"> = {}): Promise<ParsedMessage> {
+    return this.parseWithFallback(options.queue ?? "", () => {
       // A copy of exactly these bytes, moved (not cloned again) to the worker.
       const copy = new Uint8Array(raw);
       return { request: { raw: copy }, transfer: [copy.buffer] };
@@ -103,14 +123,16 @@ export class ParserPool implements MessageParser {
    * a scratch directory, big attachments come back as files there, not as buffers.
    */
   parseFile(file: string, options: ParseFileOptions = {}): Promise<ParsedMessage> {
-    return this.parseWithFallback(() => ({ request: { file, scratchDir: options.scratchDir }, transfer: [] }));
+    return this.parseWithFallback(options.queue ?? "", () => ({ request: { file, scratchDir: options.scratchDir }, transfer: [] }));
   }
 
   /** Terminates the workers; parses not yet finished reject. Idempotent. */
   async close(): Promise<void> {
     this.closed = true;
     const closedError = new Error("parser pool closed");
-    for (const job of this.waiting.splice(0)) job.fail(closedError);
+    const waiting = [...this.waiting.values()].flat();
+    this.waiting.clear();
+    for (const job of waiting) job.fail(closedError);
     const slots = [...this.slots];
     this.slots.clear();
     for (const slot of slots) {
@@ -123,9 +145,9 @@ export class ParserPool implements MessageParser {
     await Promise.allSettled(slots.map((slot) => slot.worker.terminate()));
   }
 
-  private async parseWithFallback(source: () => { request: Pick<ParseRequest, "file" | "raw" | "scratchDir">; transfer: ArrayBuffer[] }): Promise<ParsedMessage> {
+  private async parseWithFallback(queue: string, source: () => { request: Pick<ParseRequest, "file" | "raw" | "scratchDir">; transfer: ArrayBuffer[] }): Promise<ParsedMessage> {
     const full = source();
-    const outcome = await this.run({ ...full.request, kind: "full" }, full.transfer, this.timeoutMs);
+    const outcome = await this.run(queue, { ...full.request, kind: "full" }, full.transfer, this.timeoutMs);
     if (outcome.ok) return outcome.parsed;
     // The state directory cannot take a scratch file: not the message's fault, so not parsed
     // down to its headers; the delivery waits and is retried.
@@ -139,24 +161,74 @@ export class ParserPool implements MessageParser {
     const parseError = `MIME parse abandoned: ${outcome.reason}; delivered raw with the top-level headers only`;
     this.logger?.warn({ reason: outcome.reason }, "parse abandoned; the message is delivered raw with its headers only");
     const again = source();
-    const headers = await this.run({ ...again.request, kind: "headers", parseError }, again.transfer, this.headersTimeoutMs);
+    const headers = await this.run(queue, { ...again.request, kind: "headers", parseError }, again.transfer, this.headersTimeoutMs);
     if (headers.ok) return headers.parsed;
     return { from: [], to: [], cc: [], replyTo: [], references: [], attachments: [], parseError: `${parseError} (headers: ${headers.reason})` };
   }
 
-  private run(request: Omit<ParseRequest, "id">, transfer: ArrayBuffer[], timeoutMs: number): Promise<Outcome> {
+  private run(queue: string, request: Omit<ParseRequest, "id">, transfer: ArrayBuffer[], timeoutMs: number): Promise<Outcome> {
     if (this.closed) return Promise.reject(new Error("parser pool closed"));
     return new Promise<Outcome>((settle, fail) => {
-      this.waiting.push({ request, timeoutMs, transfer, settle, fail });
+      // A started job's queue counts one parse fewer when it ends, however it ends.
+      const job: Job = {
+        queue,
+        seq: this.nextSeq++,
+        request,
+        timeoutMs,
+        transfer,
+        settle: (outcome) => {
+          if (job.started) this.finished(queue);
+          settle(outcome);
+        },
+        fail: (error) => {
+          if (job.started) this.finished(queue);
+          fail(error);
+        },
+      };
+      const list = this.waiting.get(queue);
+      if (list === undefined) this.waiting.set(queue, [job]);
+      else list.push(job);
       this.dispatch();
     });
   }
 
+  private finished(queue: string): void {
+    const count = (this.running.get(queue) ?? 1) - 1;
+    if (count > 0) this.running.set(queue, count);
+    else this.running.delete(queue);
+  }
+
+  /**
+   * The next job: from the queue with the fewest parses running, the longest-waiting among
+   * those. O(queues with work waiting) per dispatch, which is small next to a parse.
+   */
+  private nextJob(): Job | undefined {
+    let best: Job[] | undefined;
+    let bestRunning = Number.POSITIVE_INFINITY;
+    for (const [queue, list] of this.waiting) {
+      const running = this.running.get(queue) ?? 0;
+      if (running < bestRunning || (running === bestRunning && list[0]!.seq < best![0]!.seq)) {
+        best = list;
+        bestRunning = running;
+      }
+    }
+    if (best === undefined) return undefined;
+    const job = best.shift()!;
+    if (best.length === 0) this.waiting.delete(job.queue);
+    job.started = true;
+    this.running.set(job.queue, (this.running.get(job.queue) ?? 0) + 1);
+    return job;
+  }
+
   private dispatch(): void {
-    while (this.waiting.length > 0 && !this.closed) {
-      const slot = this.idleSlot();
+    while (this.waiting.size > 0 && !this.closed) {
+      let busy = 0;
+      for (const slot of this.slots) if (slot.job) busy++;
+      // At capacity only a queue starved by a flood may run, on the spare.
+      if (busy >= this.size && !this.starvedByFlood()) return;
+      const slot = this.idleSlot(busy >= this.size ? this.size + 1 : this.size);
       if (!slot) return;
-      const job = this.waiting.shift()!;
+      const job = this.nextJob()!;
       const id = this.nextId++;
       clearTimeout(slot.idleTimer);
       const timer = setTimeout(() => this.abandon(slot, `took longer than ${job.timeoutMs / 1000} s`), job.timeoutMs);
@@ -165,10 +237,30 @@ export class ParserPool implements MessageParser {
     }
   }
 
-  private idleSlot(): Slot | undefined {
+  private idleSlot(limit: number): Slot | undefined {
     for (const slot of this.slots) if (!slot.job) return slot;
-    if (this.slots.size >= this.size) return undefined;
+    if (this.slots.size >= limit) return undefined;
     return this.spawn();
+  }
+
+  /**
+   * Whether every worker is busy with one queue while another queue, with nothing running, has
+   * mail waiting: that mail then gets a spare worker rather than wait for a parse of the
+   * flooding queue to end (up to the 60 s limit). nextJob picks it: it has the fewest running.
+   */
+  private starvedByFlood(): boolean {
+    if (this.size < 2) return false;
+    let flooding: string | undefined;
+    let busy = 0;
+    for (const slot of this.slots) {
+      if (!slot.job) continue;
+      if (flooding !== undefined && slot.job.queue !== flooding) return false;
+      flooding = slot.job.queue;
+      busy++;
+    }
+    if (flooding === undefined || busy > this.size) return false;
+    for (const queue of this.waiting.keys()) if (queue !== flooding && !this.running.has(queue)) return true;
+    return false;
   }
 
   private spawn(): Slot {

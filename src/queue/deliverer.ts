@@ -218,7 +218,7 @@ export class Deliverer {
    */
   private async parse(delivery: DueDelivery, scratchDir: string): Promise<ParsedMessage | undefined> {
     try {
-      if (this.parser.parseFile) return await this.parser.parseFile(this.spool.rawFile(this.queue.name, delivery.spoolKey), { scratchDir });
+      if (this.parser.parseFile) return await this.parser.parseFile(this.spool.rawFile(this.queue.name, delivery.spoolKey), { scratchDir, queue: this.queue.name });
       return await this.parser.parse(await this.spool.readRaw(this.queue.name, delivery.spoolKey));
     } catch (error) {
       if (this.stopping.signal.aborted) return undefined;

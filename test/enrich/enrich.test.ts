@@ -59,8 +59,8 @@ describe("every enricher's failure is contained", () => {
     expect(parsed.safeHtml).toBeUndefined();
     expect(parsed.html).toBe(deep);
     expect(parsed.enrichmentErrors).toEqual([
-      { enricher: "safe-html", error: "HTML nested deeper than 1000 levels; not processed" },
-      { enricher: "text-from-html", error: "HTML nested deeper than 1000 levels; not processed" },
+      { enricher: "safe-html", error: "HTML nested deeper than 512 levels; not processed" },
+      { enricher: "text-from-html", error: "HTML nested deeper than 512 levels; not processed" },
     ]);
     expect(parsed.conversation).toBeDefined();
   });
@@ -141,7 +141,7 @@ describe("in the message document", () => {
       normalizedSubject: "undelivered mail returned to sender",
     });
     expect(document.priority).toBe("normal");
-    expect(document.source).toEqual({ folder: "INBOX", uidValidity: "7", uid: 42 });
+    expect(document.source).toEqual({ kind: "imap", folder: "INBOX", item: "7:42", uidValidity: "7", uid: 42 });
     expect(document.queue).toEqual({ name: "support", address: "support@contoso.example" });
     expect(document.enrichmentErrors).toEqual([]);
     expect(typeof document.replyText).toBe("string");

@@ -1,6 +1,8 @@
 import { describe, expect, it } from "vitest";
 
 import { parseDeliveryStatus } from "../../src/enrich/delivery-status.js";
+import { MailparserParser } from "../../src/parse/mail-parser.js";
+import { WORST_CASE_CLASSES } from "../../src/testbed/hostile-messages.js";
 import { customerMail, fixture, mail, parse, parseFixture } from "./helpers.js";
 
 describe("auto-replies, one family of markers at a time", () => {
@@ -244,5 +246,15 @@ describe("parseDeliveryStatus", () => {
   it("garbage gives no recipients and does not throw", () => {
     expect(parseDeliveryStatus("\u0000\u0001 no fields here\n:::\nAction: failed\n").recipients).toEqual([]);
     expect(parseDeliveryStatus("Final-Recipient: rfc822; x@example.org\n".repeat(5000)).recipients).toHaveLength(1000);
+  });
+});
+
+describe("delivery reports across many status parts (issue 13)", () => {
+  it("reports at most 1000 recipients per message, whatever the number of status parts", async () => {
+    const dsn = WORST_CASE_CLASSES.find((c) => c.klass === "delivery reports")!.make(2 * 1024 * 1024);
+    const parsed = await new MailparserParser().parse(dsn);
+    expect(parsed.attachments.filter((a) => a.contentType === "message/delivery-status").length).toBeGreaterThan(10);
+    expect(parsed.kind?.type).toBe("bounce");
+    expect(parsed.kind?.bounce?.recipients).toHaveLength(1000);
   });
 });

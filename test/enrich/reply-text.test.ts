@@ -1,3 +1,4 @@
+import { readFileSync } from "node:fs";
 import { describe, expect, it } from "vitest";
 
 import { extractReplyText } from "../../src/enrich/reply-text.js";
@@ -88,5 +89,23 @@ describe("extractReplyText", () => {
     expect(extractReplyText(long, true).reliable).toBe(false);
     const many = `${"On x wrote \n".repeat(100_000)}`;
     expect(extractReplyText(many, true).text).toBe(many);
+  });
+});
+
+describe("hostile bodies (issue 13)", () => {
+  it("has no pattern with two runs of spaces that can split one run between them (O(n^2) backtracking)", () => {
+    // Regular expressions give no count of their steps to assert on; the shape is what makes them
+    // quadratic, so the shape is what is checked (the bench's "reply and quote markers" and
+    // "html attribute patterns" classes show the effect: 1.4 s for 400 KB of such lines before).
+    for (const file of ["src/enrich/quote-markers.ts", "src/enrich/safe-html.ts"]) {
+      const source = readFileSync(file, "utf8");
+      expect(source, file).not.toMatch(/\\+s\*\\+\*\{0,2\}\\+s\*/);
+      expect(source, file).not.toMatch(/\\+s\*\[[^\]]*\]\?\\+s\*/);
+    }
+  });
+
+  it("still knows the bold-marked and spaced labels", () => {
+    const text = "Thanks!\n\n*From:* Customer <c@example.com>\n*Sent :* Monday\nTo : support@example.com\nSubject: help\n\nold text";
+    expect(extractReplyText(text, true)).toEqual({ text: "Thanks!", reliable: true });
   });
 });

@@ -7,7 +7,8 @@ import pino from "pino";
 import { afterEach, describe, expect, it } from "vitest";
 
 import { unpackTnefAttachments } from "../../src/enrich/tnef-attachments.js";
-import { readTnef } from "../../src/enrich/tnef.js";
+import { readTnef, tnefBudget } from "../../src/enrich/tnef.js";
+import { buildTnef } from "../../src/testbed/hostile-messages.js";
 import { createDirectoryHandler } from "../../src/handlers/directory.js";
 import type { DirectoryMessageDocument } from "../../src/handlers/message-document.js";
 import type { ParsedAttachment } from "../../src/interfaces.js";
@@ -255,3 +256,32 @@ function objectProperty(id: number, object: Buffer): Buffer {
   head.writeUInt32LE(value.length, 8);
   return Buffer.concat([head, value, Buffer.alloc((4 - (value.length % 4)) % 4)]);
 }
+
+describe("TNEF across a whole message (issue 13)", () => {
+  const container = (files: number, name = "image001.png"): ParsedAttachment => {
+    const content = buildTnef(Array.from({ length: files }, (_, i) => ({ name, data: Buffer.from([i & 0xff]) })));
+    return { filename: "winmail.dat", contentType: "application/ms-tnef", size: content.length, sha256: sha256(content), inline: false, content };
+  };
+
+  it("caps the files at 500 per message, not per winmail.dat (eight containers gave 4,000)", () => {
+    const eight = Array.from({ length: 8 }, (_, i) => ({ ...container(400), filename: `winmail${i === 0 ? "" : ` (${i + 1})`}.dat` }));
+    const unpacked = unpackTnefAttachments(eight);
+    expect(unpacked.attachments.filter((attachment) => attachment.extractedFrom !== undefined)).toHaveLength(500);
+    expect(unpacked.warnings).toContainEqual(expect.stringMatching(/more than 500 files in the message's TNEF/));
+  });
+
+  it("counts files inside embedded messages against the same budget", () => {
+    const budget = tnefBudget();
+    const first = readTnef(container(300).content!, 0, budget);
+    const second = readTnef(container(300).content!, 0, budget);
+    expect(first.files.length + second.files.length).toBe(500);
+    expect(budget.files).toBe(0);
+  });
+
+  it("names 500 files of one name with one look-up each", () => {
+    const unpacked = unpackTnefAttachments([container(500)]);
+    const names = unpacked.attachments.map((attachment) => attachment.filename);
+    expect(new Set(names).size).toBe(501);
+    expect(names.slice(1, 4)).toEqual(["image001.png", "image001 (2).png", "image001 (3).png"]);
+  });
+});

@@ -1,6 +1,6 @@
 import { describe, expect, it } from "vitest";
 
-import { MAX_FILE_NAME_BYTES, safeFileName, splitExtension, uniqueFileName } from "../../src/handlers/safe-filename.js";
+import { fileNameKey, MAX_FILE_NAME_BYTES, safeFileName, splitExtension, uniqueFileName, uniqueFileNameProbes } from "../../src/handlers/safe-filename.js";
 
 const bytes = (text: string): number => Buffer.byteLength(text, "utf8");
 
@@ -30,13 +30,13 @@ describe("safeFileName", () => {
     ["Nul.tar.gz", "_Nul.tar.gz"],
     ["COM1", "_COM1"],
     ["lpt9.doc", "_lpt9.doc"],
-    ["AUX .txt", "_AUX .txt"],
+    ["AUX .txt", "_AUX.txt"],
     ["COM10.txt", "COM10.txt"],
     ["CONTRACT.pdf", "CONTRACT.pdf"],
     ["a\u0000b", "ab"],
     ["\u202Egnp.exe", "gnp.exe"],
     ["invoice\u202E\u2066fdp.exe", "invoicefdp.exe"],
-    ["tab\there\r\nnewline.txt", "tabherenewline.txt"],
+    ["tab\there\r\nnewline.txt", "tab here newline.txt"],
     ["del\u007fc1\u0085\u009f.txt", "delc1.txt"],
     ['what<is>this:"file"|?*.txt', "what_is_this__file____.txt"],
     [".bashrc", "bashrc"],
@@ -181,5 +181,57 @@ describe("uniqueFileName", () => {
     expect(second).not.toBe(long);
     expect(second.endsWith(" (2).docx")).toBe(true);
     expect(bytes(second)).toBeLessThanOrEqual(MAX_FILE_NAME_BYTES);
+  });
+});
+
+describe("names that hide what they are (issue 13)", () => {
+  it.each([
+    ["invoice.pdf" + " ".repeat(60) + ".exe", "invoice.pdf.exe"],
+    ["invoice.pdf\u00a0\u2003\u3000 .exe", "invoice.pdf.exe"],
+    ["invoice.pdf . . .exe", "invoice.pdf.exe"],
+    ["report .  pdf", "report.pdf"],
+    ["in\u200bvoice\u200c\u200d\u2060.pdf", "invoice.pdf"],
+    ["\ufeffreport\u00ad\u034f.pdf\ufe0f", "report.pdf"],
+    ["photo\u{e0041}\u{e0100}\u3164\u115f.png", "photo.png"],
+    ["pay\u2062ment\u180e.docx", "payment.docx"],
+    ["two  \t  spaces.txt", "two spaces.txt"],
+    ["\u200b\u200b", "fallback.bin"],
+  ])("%j -> %j", (input, expected) => {
+    const result = safeFileName(input, "fallback.bin");
+    expect(result).toBe(expected);
+    expect(safeFileName(result, "x")).toBe(result);
+  });
+
+  it("compares names as Windows and macOS do: case folded, canonical spellings equal", () => {
+    expect(fileNameKey("STRASSE.txt")).toBe(fileNameKey("straße.txt"));
+    expect(fileNameKey("ΟΔΟΣ.txt")).toBe(fileNameKey("οδος.txt"));
+    expect(fileNameKey("οδοσ.txt")).toBe(fileNameKey("οδος.txt"));
+    expect(fileNameKey("Cafe\u0301.TXT")).toBe(fileNameKey("caf\u00e9.txt"));
+    const taken = new Set<string>();
+    expect(uniqueFileName("Straße.pdf", taken)).toBe("Straße.pdf");
+    expect(uniqueFileName("STRASSE.PDF", taken)).toBe("STRASSE (2).PDF");
+  });
+
+  it("numbers thousands of repeats of one name in linear work (n, 4n, 16n)", () => {
+    const probes = [500, 2000, 8000].map((count) => {
+      const taken = new Set<string>();
+      for (let i = 0; i < count; i++) uniqueFileName("image.png", taken);
+      expect(taken.size).toBe(count);
+      return uniqueFileNameProbes(taken) / count;
+    });
+    // One probe per name: the next number is remembered (before: count / 2 probes per name on average).
+    expect(probes).toEqual([1, 1, 1]);
+  });
+
+  it("stays linear when the sender also used the numbered names, and with long names that share a prefix", () => {
+    const taken = new Set<string>();
+    const count = 4000;
+    for (let i = 2; i < count; i++) uniqueFileName(`a (${i}).txt`, taken);
+    for (let i = 0; i < count; i++) uniqueFileName("a.txt", taken);
+    const long = (i: number) => safeFileName(`${"z".repeat(250)}${i}.docx`, "x");
+    for (let i = 0; i < count; i++) uniqueFileName(long(i % 50), taken);
+    expect(taken.size).toBe(3 * count - 2);
+    expect(uniqueFileNameProbes(taken)).toBeLessThanOrEqual(2 * (3 * count));
+    for (const name of taken) expect(Buffer.byteLength(name)).toBeLessThanOrEqual(MAX_FILE_NAME_BYTES);
   });
 });

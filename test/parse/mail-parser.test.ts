@@ -350,7 +350,8 @@ describe("MailparserParser on built messages", () => {
     const small = new MailparserParser({ maxHtmlLengthToConvert: 100 });
     const parsed = await small.parse(message(["Subject: long", "Content-Type: text/html", "", `<p>${"x".repeat(500)}</p>`]));
     expect(parsed.html).toBe(`<p>${"x".repeat(500)}</p>`);
-    expect(parsed.parseError).toMatch(/^HTML not converted to text: /);
+    expect(parsed.text).toBeUndefined();
+    expect(parsed.enrichmentErrors).toContainEqual({ enricher: "text-from-html", error: "HTML of 507 characters is over the limit of 100; not processed" });
     expect(parsed.subject).toBe("long");
   });
 });

@@ -43,13 +43,20 @@ afterEach(async () => {
 async function setUp(handlers: Handler[]) {
   const { dir: stateDir, db, spool } = openTempSpool();
   const parser = new ParserPool({ workerUrl: REAL_WORKER });
+  // Which queue each parse is asked for: the pool takes turns between queues by it.
+  const parsedFor: Array<string | undefined> = [];
+  const parseFile = parser.parseFile.bind(parser);
+  parser.parseFile = (file, options) => {
+    parsedFor.push(options?.queue);
+    return parseFile(file, options);
+  };
   const events = new DaemonEvents();
   const deliverer = new Deliverer(queue, { spool, parser, handlers: new Map(handlers.map((h) => [h.name, h])), events, logger });
   cleanups.push(() => void db.close(), () => parser.close(), () => deliverer.stop());
   // 4 MB with a ~3.5 MB attachment: above the 1 MB at which attachments go to scratch files.
   const big = bigMessage({ seed: "deliverer-test", to: queue.address, totalBytes: 4 * 1024 * 1024, htmlBytes: 100 * 1024 });
   const accepted = await acceptImap(spool, queue, { handlers: handlers.map((h) => h.name) }, { folder: "INBOX", uidValidity: "1", uid: 1, size: big.raw.length, raw: big.raw });
-  return { stateDir, spool, events, deliverer, big, key: accepted.key, id: await expectedStableId(queue.address, big.raw) };
+  return { stateDir, spool, events, deliverer, big, key: accepted.key, id: await expectedStableId(queue.address, big.raw), parsedFor };
 }
 
 function recorder(name: string, seen: Seen[], fail = false): Handler {
@@ -84,10 +91,11 @@ describe("Deliverer with a real spool, parse worker and handlers", () => {
   it("hands a big attachment over as a scratch file and the raw message as the spool file; the directory handler copies both exactly", async () => {
     const seen: Seen[] = [];
     const outDir = mkdtempSync(path.join(tmpdir(), "mailfetchd-deliverer-out-"));
-    const { stateDir, spool, events, deliverer, big, key, id } = await setUp([recorder("recorder", seen), createDirectoryHandler({ path: outDir })]);
+    const { stateDir, spool, events, deliverer, big, key, id, parsedFor } = await setUp([recorder("recorder", seen), createDirectoryHandler({ path: outDir })]);
     const delivered = waitFor(events, "delivered", 2);
     deliverer.start();
     await delivered;
+    expect(parsedFor).toEqual([queue.name]);
 
     expect(seen).toHaveLength(1);
     expect(seen[0]!.rawFile).toBe(spool.rawFile(queue.name, key));
