@@ -5,7 +5,7 @@
  */
 import { readFileSync } from "node:fs";
 import path from "node:path";
-import { parseDocument } from "yaml";
+import { isPair, isScalar, isSeq, parseDocument, visit, type Document } from "yaml";
 import type { z } from "zod";
 import { ConfigError } from "../errors.js";
 import { resolveHandler } from "./resolve-handler.js";
@@ -43,9 +43,50 @@ export function parseConfig(text: string, file: string): Config {
     const first = document.errors[0]!;
     throw new ConfigError(`${file}: not valid YAML: ${first.message.split("\n")[0]}`);
   }
-  const result = configSchema.safeParse(document.toJS());
+  const forbidden = forbiddenKeys(document);
+  if (forbidden.length > 0) {
+    throw new ConfigError(
+      `${file}: the config is not valid:\n${forbidden.map((at) => `  ${at}: the key name '${at.slice(at.lastIndexOf(".") + 1)}' is not allowed (it would be dropped or change how the config is read): rename or remove it`).join("\n")}`,
+    );
+  }
+  let plain: unknown;
+  try {
+    // The yaml library stops an alias bomb ("billion laughs") here, with a plain error.
+    plain = document.toJS({ maxAliasCount: MAX_ALIAS_COUNT });
+  } catch (error) {
+    throw new ConfigError(`${file}: not valid YAML: ${(error as Error).message}: write the config without nested aliases (*name) that expand to huge sizes`);
+  }
+  const result = configSchema.safeParse(plain);
   if (!result.success) throw new ConfigError(formatIssues(file, result.error.issues));
   return resolveConfig(result.data, path.dirname(path.resolve(file)));
+}
+
+/** Aliases a real config needs are a handful; an alias bomb uses thousands. */
+const MAX_ALIAS_COUNT = 100;
+
+/**
+ * Keys that are Object.prototype's own names: turned into JavaScript objects they vanish or
+ * replace the prototype, so `headers: { __proto__: ... }` would be dropped without a word.
+ */
+const FORBIDDEN_KEYS = new Set(["__proto__", "constructor", "prototype"]);
+
+/** The key paths (e.g. "queues[0].handlers[0].headers.__proto__") of every forbidden key. */
+function forbiddenKeys(document: Document): string[] {
+  const found: string[] = [];
+  visit(document, {
+    Pair(_, pair, ancestors) {
+      if (!isScalar(pair.key) || !FORBIDDEN_KEYS.has(String(pair.key.value))) return;
+      const segments: PropertyKey[] = [];
+      for (const [index, node] of ancestors.entries()) {
+        const next = ancestors[index + 1] ?? pair;
+        if (isPair(node) && isScalar(node.key)) segments.push(String(node.key.value));
+        if (isSeq(node)) segments.push(node.items.indexOf(next as never));
+      }
+      segments.push(String(pair.key.value));
+      found.push(keyPath(segments));
+    },
+  });
+  return found;
 }
 
 function formatIssues(file: string, issues: readonly z.core.$ZodIssue[]): string {
