@@ -147,6 +147,11 @@ function resolveConfig(raw: RawConfig, baseDir: string): Config {
 
     const pollText = q.poll ?? raw.poll ?? "60s";
     const intervalMs = parseInterval(pollText);
+    if (imap.tls === false && !isLoopbackHost(imap.host ?? DEFAULT_IMAP_HOST) && imap.allowCleartext !== true) {
+      problems.push(
+        `  ${at}.imap.tls: false to ${imap.host ?? DEFAULT_IMAP_HOST} sends the access token and every message across the network in clear text: remove it (TLS is the default), or, if the network between is trusted, set imap.allowCleartext: true`,
+      );
+    }
     const password = q.signIn?.passwordFile ? readSecret(`${at}.signIn.passwordFile`, q.signIn.passwordFile) : undefined;
     const readCa = (key: string, file?: string) => (file ? readSecret(key, file) : undefined);
 
@@ -166,6 +171,7 @@ function resolveConfig(raw: RawConfig, baseDir: string): Config {
         port: imap.port ?? 993,
         tls: imap.tls ?? true,
         ca: readCa(`${at}.imap.caFile`, imap.caFile),
+        allowCleartext: imap.allowCleartext,
       },
       folder: q.folder ?? "INBOX",
       afterSpool: afterSpoolOf(q, at, problems),

@@ -5,6 +5,7 @@
  */
 import { accessSync, constants, statSync } from "node:fs";
 import { parseSigningSecrets } from "../handlers/standard-webhooks.js";
+import { isLoopbackHost } from "../http/listen-address.js";
 import { headerValueProblem } from "./handler-rules.js";
 import { parseByteSize, parseInterval, type HandlerConfig, type RawHandlerConfig } from "./schema.js";
 
@@ -42,6 +43,12 @@ export function resolveHandler(raw: RawHandlerConfig, context: HandlerResolution
         }
       }
       const headers = readNamedValues(raw.headers, `${at}.headers`, context, secretValues, headerValueProblem);
+      const url = new URL(raw.url);
+      if (url.protocol === "http:" && !isLoopbackHost(url.hostname.replace(/^\[|\]$/g, "")) && raw.allowCleartext !== true) {
+        problems.push(
+          `  ${at}.url: http:// to ${url.hostname} sends every message (and the headers) across the network in clear text: use https://, or, if the network between is trusted, set allowCleartext: true on this handler`,
+        );
+      }
       return {
         type: "webhook",
         name: raw.name,
@@ -52,6 +59,7 @@ export function resolveHandler(raw: RawHandlerConfig, context: HandlerResolution
         inlineAttachmentsUpTo: raw.inlineAttachmentsUpTo === undefined ? DEFAULTS.inlineAttachmentsUpTo : (parseByteSize(raw.inlineAttachmentsUpTo) ?? 0),
         headers,
         secretValues,
+        allowCleartext: raw.allowCleartext,
       };
     }
 

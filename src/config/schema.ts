@@ -77,6 +77,8 @@ const imapBlock = z
     /** Implicit TLS (port 993). STARTTLS or plaintext are for test beds only. */
     tls: z.boolean().optional(),
     caFile: z.string().min(1).optional(),
+    /** `tls: false` to a server other than loopback sends the token in clear text: refused unless this is true (logged as a warning at start). */
+    allowCleartext: z.boolean().optional(),
   })
   .strict();
 
@@ -118,6 +120,8 @@ const webhookHandler = z
     /** Attachments up to this size are sent inline (base64) in the json format; larger ones by reference. */
     inlineAttachmentsUpTo: z.union([z.literal(0), byteSize]).optional(),
     headers: namedValues(headerEntryProblem).optional(),
+    /** An http:// url to a host other than loopback sends messages in clear text: refused unless this is true (logged as a warning at start). */
+    allowCleartext: z.boolean().optional(),
   })
   .strict();
 
@@ -240,6 +244,8 @@ export interface WebhookHandlerConfig {
   readonly headers: Readonly<Record<string, string>>;
   /** Every value read from a file (key, header values): scrubbed from logs and error reasons. */
   readonly secretValues: readonly string[];
+  /** Set when the operator opted out of TLS for a non-loopback http:// url (warned about at start). */
+  readonly allowCleartext?: boolean;
 }
 
 export interface CommandHandlerConfig {
@@ -265,7 +271,14 @@ export interface QueueConfig {
     readonly ca?: string;
     readonly scopes: readonly string[];
   };
-  readonly imap: { readonly host: string; readonly port: number; readonly tls: boolean; readonly ca?: string };
+  readonly imap: {
+    readonly host: string;
+    readonly port: number;
+    readonly tls: boolean;
+    readonly ca?: string;
+    /** Set when the operator opted out of TLS to a non-loopback server (warned about at start). */
+    readonly allowCleartext?: boolean;
+  };
   readonly folder: string;
   readonly afterSpool: { readonly action: "keep" | "seen" | "delete" } | { readonly action: "move"; readonly to: string };
   readonly maxMessageSize: number;
