@@ -9,6 +9,7 @@ import { isPair, isScalar, isSeq, parseDocument, visit, type Document } from "ya
 import type { z } from "zod";
 import { ConfigError } from "../errors.js";
 import { resolveHandler } from "./resolve-handler.js";
+import { readSecretFile } from "./secret-file.js";
 import {
   configSchema,
   DEFAULT_AUTHORITY_HOST,
@@ -116,9 +117,18 @@ function resolveConfig(raw: RawConfig, baseDir: string): Config {
   const problems: string[] = [];
   const resolvePath = (p: string) => path.resolve(baseDir, p);
   const readSecret = (key: string, file: string): string | undefined => {
+    const read = readSecretFile(resolvePath(file), file);
+    if ("problem" in read) {
+      problems.push(`  ${key}: ${read.problem}`);
+      return undefined;
+    }
+    // A trailing newline is what editors and `echo` add; it is never part of a password.
+    return read.text.replace(/\r?\n$/, "");
+  };
+  /** A CA certificate is public: any mode will do. */
+  const readPublic = (key: string, file: string): string | undefined => {
     try {
-      // A trailing newline is what editors and `echo` add; it is never part of a password.
-      return readFileSync(resolvePath(file), "utf8").replace(/\r?\n$/, "");
+      return readFileSync(resolvePath(file), "utf8");
     } catch (error) {
       problems.push(`  ${key}: cannot read ${file} (${(error as NodeJS.ErrnoException).code ?? "error"}): check the path and that the daemon's user may read it`);
       return undefined;
@@ -153,7 +163,7 @@ function resolveConfig(raw: RawConfig, baseDir: string): Config {
       );
     }
     const password = q.signIn?.passwordFile ? readSecret(`${at}.signIn.passwordFile`, q.signIn.passwordFile) : undefined;
-    const readCa = (key: string, file?: string) => (file ? readSecret(key, file) : undefined);
+    const readCa = (key: string, file?: string) => (file ? readPublic(key, file) : undefined);
 
     return {
       name: q.name,

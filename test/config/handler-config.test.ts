@@ -9,9 +9,9 @@ import { ConfigError } from "../../src/errors.js";
 
 const dir = mkdtempSync(path.join(tmpdir(), "mailfetchd-handler-config-"));
 const KEY = `whsec_${randomBytes(32).toString("base64")}`;
-writeFileSync(path.join(dir, "hook.key"), `${KEY}\n`);
-writeFileSync(path.join(dir, "short.key"), `whsec_${randomBytes(8).toString("base64")}\n`);
-writeFileSync(path.join(dir, "crm.token"), "Bearer crm-token-value-1234\n");
+writeFileSync(path.join(dir, "hook.key"), `${KEY}\n`, { mode: 0o600 });
+writeFileSync(path.join(dir, "short.key"), `whsec_${randomBytes(8).toString("base64")}\n`, { mode: 0o600 });
+writeFileSync(path.join(dir, "crm.token"), "Bearer crm-token-value-1234\n", { mode: 0o600 });
 writeFileSync(path.join(dir, "route-mail"), "#!/bin/sh\nexit 0\n");
 chmodSync(path.join(dir, "route-mail"), 0o755);
 writeFileSync(path.join(dir, "not-executable"), "#!/bin/sh\nexit 0\n");

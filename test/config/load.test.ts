@@ -1,4 +1,4 @@
-import { mkdtempSync, writeFileSync } from "node:fs";
+import { chmodSync, mkdtempSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import path from "node:path";
 import { describe, expect, it } from "vitest";
@@ -7,7 +7,7 @@ import { parseInterval } from "../../src/config/schema.js";
 import { ConfigError } from "../../src/errors.js";
 
 const dir = mkdtempSync(path.join(tmpdir(), "mailfetchd-config-"));
-writeFileSync(path.join(dir, "pw"), "s3cret-password\n");
+writeFileSync(path.join(dir, "pw"), "s3cret-password\n", { mode: 0o600 });
 
 const TENANT = "11111111-2222-3333-4444-555555555555";
 const CLIENT = "66666666-7777-8888-9999-000000000000";
@@ -71,6 +71,34 @@ queues:
     expect(message).toContain("queues[0].address: write a full e-mail address");
     expect(message).toContain("queues[0]: unknown key 'pol'");
     expect(message).toContain("queues[0].handlers: give each queue at least one handler");
+  });
+
+  it("refuses password, token and header files readable by group or others, with the exact chmod", () => {
+    for (const mode of [0o644, 0o666, 0o640]) {
+      const file = path.join(dir, `pw-${mode.toString(8)}`);
+      writeFileSync(file, "s3cret-password\n", { mode });
+      chmodSync(file, mode);
+      const message = errorOf(valid().replace("passwordFile: pw", `passwordFile: pw-${mode.toString(8)}`));
+      expect(message).toContain(`queues[0].signIn.passwordFile: ${file} is readable by`);
+      expect(message).toContain(`(mode 0${mode.toString(8)})`);
+      expect(message).toContain(`run \`chmod 600 ${file}\``);
+      expect(message).not.toContain("s3cret-password");
+    }
+    const header = path.join(dir, "header-0644");
+    writeFileSync(header, "Bearer crm-token-value-1234\n", { mode: 0o644 });
+    chmodSync(header, 0o644);
+    const message = errorOf(
+      valid().replace("      - type: directory\n        path: out", `      - type: webhook\n        url: https://crm.contoso.com/hook\n        headers: { Authorization: { file: header-0644 } }`),
+    );
+    expect(message).toContain(`queues[0].handlers[0].headers.Authorization.file: ${header} is readable by group and others (mode 0644)`);
+    expect(message).not.toContain("crm-token-value");
+  });
+
+  it("accepts a CA file of any mode (a certificate is public)", () => {
+    const ca = path.join(dir, "ca-0644.pem");
+    writeFileSync(ca, "-----BEGIN CERTIFICATE-----\n", { mode: 0o644 });
+    chmodSync(ca, 0o644);
+    expect(parseConfig(valid(`imap: { caFile: ca-0644.pem }`), path.join(dir, "config.yaml")).queues[0]!.imap.ca).toContain("BEGIN CERTIFICATE");
   });
 
   it("refuses missing tenant and client ids with the admin guide step", () => {

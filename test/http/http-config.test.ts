@@ -5,8 +5,8 @@ import { describe, expect, it } from "vitest";
 import { parseConfig } from "../../src/config/load.js";
 
 const dir = mkdtempSync(path.join(tmpdir(), "mailfetchd-http-config-"));
-writeFileSync(path.join(dir, "http.token"), "9f86d081884c7d659a2feaa0c55ad015\n");
-writeFileSync(path.join(dir, "short.token"), "abc\n");
+writeFileSync(path.join(dir, "http.token"), "9f86d081884c7d659a2feaa0c55ad015\n", { mode: 0o600 });
+writeFileSync(path.join(dir, "short.token"), "abc\n", { mode: 0o600 });
 
 function config(http: string): string {
   return `
@@ -58,7 +58,7 @@ describe("config: http block", () => {
   });
 
   it("never puts the token in an error message", () => {
-    writeFileSync(path.join(dir, "spaced.token"), "has a space in it 9f86d081884c7d659a2f\n");
+    writeFileSync(path.join(dir, "spaced.token"), "has a space in it 9f86d081884c7d659a2f\n", { mode: 0o600 });
     expect(errorOf("http: { bearerTokenFile: spaced.token }")).not.toContain("9f86d081884c7d659a2f");
   });
 });
