@@ -5,13 +5,12 @@
  * that a per-message program has no business seeing.
  */
 import type { DeliverableMessage } from "../interfaces.js";
+import { boundMetadata, METADATA_VALUE_MAX_BYTES } from "./metadata-bounds.js";
 import { oneLine } from "./printable.js";
 
 /** Inherited from the daemon when set: what programs need to find binaries, text encoding, time zone, a home and temp dir. */
 export const INHERITED_VARIABLES = ["PATH", "LANG", "LC_ALL", "LC_CTYPE", "TZ", "HOME", "USER", "LOGNAME", "TMPDIR"] as const;
 const DEFAULT_PATH = "/usr/local/bin:/usr/bin:/bin";
-/** Sender-controlled values are cut here: Linux refuses one variable above 128 KiB, and nobody routes on more. */
-const MAX_SENDER_TEXT = 1000;
 
 export const METADATA_PREFIX = "MAILFETCHD_";
 
@@ -28,24 +27,33 @@ export function commandEnvironment(
   }
   Object.assign(env, configured);
   const from = message.parsed.from[0]?.address ?? "";
-  Object.assign(env, {
-    MAILFETCHD_ID: message.id,
-    MAILFETCHD_QUEUE: message.queue.name,
-    MAILFETCHD_QUEUE_ADDRESS: message.queue.address,
+  // Values above METADATA_VALUE_MAX_BYTES are left out (named in MAILFETCHD_OMITTED): the
+  // message document has them whole.
+  const { kept, omitted } = boundMetadata({
     MAILFETCHD_MESSAGE_ID: senderText(message.parsed.messageId),
     MAILFETCHD_SUBJECT: senderText(message.parsed.subject),
     MAILFETCHD_FROM: senderText(from),
     MAILFETCHD_FOLDER: senderText(message.source.folder),
+    MAILFETCHD_QUEUE_ADDRESS: message.queue.address,
+  });
+  Object.assign(env, {
+    MAILFETCHD_ID: message.id,
+    MAILFETCHD_QUEUE: message.queue.name,
+    ...kept,
     MAILFETCHD_UID: String(message.source.uid),
     MAILFETCHD_UIDVALIDITY: message.source.uidValidity,
     MAILFETCHD_SIZE: String(message.raw.size),
     MAILFETCHD_ATTEMPT: String(context.attempt),
     MAILFETCHD_DOCUMENT: context.documentPath,
   });
+  if (omitted.length > 0) env.MAILFETCHD_OMITTED = omitted.join(" ");
   return env;
 }
 
-/** One line, no control characters (a NUL would make spawn throw; a newline fools line-based scripts). */
+/**
+ * One line, no control characters (a NUL would make spawn throw; a newline fools line-based
+ * scripts). Cut just above the bound, so a huge subject costs nothing and is still left out.
+ */
 function senderText(text: string | undefined): string {
-  return text === undefined ? "" : oneLine(text, MAX_SENDER_TEXT);
+  return text === undefined ? "" : oneLine(text, METADATA_VALUE_MAX_BYTES + 1);
 }

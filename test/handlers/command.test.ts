@@ -127,6 +127,26 @@ describe("command handler", () => {
     expect(existsSync(path.dirname(env.MAILFETCHD_DOCUMENT!))).toBe(false);
   });
 
+  it("a 20 KB Message-ID or subject stays out of the environment (named in MAILFETCHD_OMITTED) and whole in the document", async () => {
+    const longId = `<${"x".repeat(20_000)}@example.test>`;
+    const longSubject = `Bestellung ${"ü".repeat(300)}`; // 611 bytes in UTF-8, under 500 characters
+    const raw = Buffer.from(
+      RAW.toString("utf8").replace("<command-test-1@example.test>", longId).replace("=?UTF-8?Q?Order=0A42=07_ready?=", `=?UTF-8?B?${Buffer.from(longSubject).toString("base64")}?=`),
+    );
+    const long = { ...message, raw: rawMessageFromBuffer(raw), parsed: await new MailparserParser().parse(raw) };
+    const out = mkdtempSync(path.join(dir, "long-"));
+    const ok = script("long.sh", 'env -0 > "$OUT_DIR/env"\ncp "$MAILFETCHD_DOCUMENT" "$OUT_DIR/document.json"');
+    await handler([ok], { env: { OUT_DIR: out } }).deliver(long, context());
+    const env = readEnv(path.join(out, "env"));
+    expect(env.MAILFETCHD_MESSAGE_ID).toBeUndefined();
+    expect(env.MAILFETCHD_SUBJECT).toBeUndefined();
+    expect(env.MAILFETCHD_OMITTED).toBe("MAILFETCHD_MESSAGE_ID MAILFETCHD_SUBJECT");
+    expect(env.MAILFETCHD_FROM).toBe("customer@example.test");
+    const document = JSON.parse(readFileSync(path.join(out, "document.json"), "utf8"));
+    expect(document.messageId).toBe(longId);
+    expect(document.subject).toBe(longSubject);
+  });
+
   it("exit 75 (EX_TEMPFAIL) is retried, with the last stderr lines in the reason", async () => {
     const tempfail = script("tempfail.sh", 'echo "connecting to crm" >&2\necho "crm busy, try later" >&2\nexit 75');
     const error = await failureOf(handler([tempfail]).deliver(message, context()));
