@@ -4,6 +4,7 @@
  * file in one go.
  */
 import { readFileSync } from "node:fs";
+import { createSecureContext } from "node:tls";
 import path from "node:path";
 import { isPair, isScalar, isSeq, parseDocument, visit, type Document } from "yaml";
 import type { z } from "zod";
@@ -192,7 +193,7 @@ function resolveConfig(raw: RawConfig, baseDir: string): Config {
     };
   });
 
-  const http = raw.http ? httpOf(raw.http, readSecret, problems) : undefined;
+  const http = raw.http ? httpOf(raw.http, readSecret, readPublic, problems) : undefined;
   const keepDelivered = parseInterval(raw.retention?.keepDelivered ?? "7d")!;
   const forgetAfter = parseInterval(raw.retention?.forgetAfter ?? "180d")!;
   if (forgetAfter < keepDelivered) problems.push("  retention.forgetAfter: must be at least retention.keepDelivered (rows outlive files)");
@@ -216,22 +217,55 @@ function resolveConfig(raw: RawConfig, baseDir: string): Config {
 function httpOf(
   raw: NonNullable<RawConfig["http"]>,
   readSecret: (key: string, file: string) => string | undefined,
+  readPublic: (key: string, file: string) => string | undefined,
   problems: string[],
 ): HttpConfig {
   const listen = parseListenAddress(raw.listen ?? DEFAULT_HTTP_LISTEN)!;
+  const tls = httpTlsOf(raw, readSecret, readPublic, problems);
+  if (!isLoopbackHost(listen.host) && !tls && !(raw.tlsCertFile || raw.tlsKeyFile)) {
+    problems.push(
+      `  http.tlsCertFile: missing: http.listen ${raw.listen} is reachable from other machines, so the bearer token and the status must not travel in clear text; name a certificate and its key (tlsCertFile, tlsKeyFile; a self-signed one: openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -days 825 -subj /CN=mailfetchd -keyout /etc/mailfetchd/http.key -out /etc/mailfetchd/http.crt), or listen on 127.0.0.1 behind a TLS proxy`,
+    );
+  }
   if (!raw.bearerTokenFile) {
     if (!isLoopbackHost(listen.host)) {
       problems.push(
         `  http.bearerTokenFile: missing: http.listen ${raw.listen} is reachable from other machines, so every request must carry a bearer token; write one (openssl rand -hex 32 > /etc/mailfetchd/http.token) and name that file here, or listen on 127.0.0.1`,
       );
     }
-    return { host: listen.host, port: listen.port };
+    return { host: listen.host, port: listen.port, tls };
   }
   const token = readSecret("http.bearerTokenFile", raw.bearerTokenFile)?.trim();
   if (token !== undefined && !/^[\x21-\x7e]{16,}$/.test(token)) {
     problems.push("  http.bearerTokenFile: the token must be at least 16 printable characters without spaces; write a new one: openssl rand -hex 32 > FILE");
   }
-  return { host: listen.host, port: listen.port, bearerToken: token };
+  return { host: listen.host, port: listen.port, bearerToken: token, tls };
+}
+
+/** The certificate and key, both or neither, checked to belong together so a mistake stops the start, not the first request. */
+function httpTlsOf(
+  raw: NonNullable<RawConfig["http"]>,
+  readSecret: (key: string, file: string) => string | undefined,
+  readPublic: (key: string, file: string) => string | undefined,
+  problems: string[],
+): HttpConfig["tls"] {
+  if (!raw.tlsCertFile && !raw.tlsKeyFile) return undefined;
+  if (!raw.tlsCertFile || !raw.tlsKeyFile) {
+    problems.push(`  http.${raw.tlsCertFile ? "tlsKeyFile" : "tlsCertFile"}: missing: name both the certificate (tlsCertFile) and its private key (tlsKeyFile), or neither`);
+    return undefined;
+  }
+  const cert = readPublic("http.tlsCertFile", raw.tlsCertFile);
+  const key = readSecret("http.tlsKeyFile", raw.tlsKeyFile);
+  if (cert === undefined || key === undefined) return undefined;
+  try {
+    createSecureContext({ cert, key });
+  } catch (error) {
+    problems.push(
+      `  http.tlsCertFile: ${raw.tlsCertFile} and ${raw.tlsKeyFile} are not a usable PEM certificate and matching private key (${(error as NodeJS.ErrnoException).code ?? "invalid"}): check both files`,
+    );
+    return undefined;
+  }
+  return { cert, key };
 }
 
 function afterSpoolOf(q: RawConfig["queues"][number], at: string, problems: string[]): QueueConfig["afterSpool"] {

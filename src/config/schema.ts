@@ -207,13 +207,17 @@ export const configSchema = z
     /** The HTTP surface (/livez, /readyz, /metrics, the status page): off unless this block exists. */
     http: z
       .object({
-        /** HOST:PORT, default 127.0.0.1:9464. Any non-loopback address needs bearerTokenFile. */
+        /** HOST:PORT, default 127.0.0.1:9464. Any non-loopback address needs bearerTokenFile, tlsCertFile and tlsKeyFile. */
         listen: z
           .string()
           .refine((text) => parseListenAddress(text) !== undefined, "write HOST:PORT such as 127.0.0.1:9464, 0.0.0.0:9464 or [::1]:9464")
           .optional(),
         /** File holding the bearer token every request must carry (`openssl rand -hex 32`). */
         bearerTokenFile: z.string().min(1).optional(),
+        /** PEM certificate (chain) served over TLS; required, with tlsKeyFile, for a non-loopback listen address. */
+        tlsCertFile: z.string().min(1).optional(),
+        /** PEM private key of tlsCertFile; a secret (mode 0600). */
+        tlsKeyFile: z.string().min(1).optional(),
       })
       .strict()
       .optional(),
@@ -303,4 +307,6 @@ export interface HttpConfig {
   readonly port: number;
   /** Required of every request when set; always set when bound to a non-loopback address. Never log it. */
   readonly bearerToken?: string;
+  /** Served over HTTPS when set; always set when bound to a non-loopback address. The key is a secret. */
+  readonly tls?: { readonly cert: string; readonly key: string };
 }

@@ -94,7 +94,7 @@ beforeAll(async () => {
   const tokenFile = path.join(bed.dir, "http.token");
   token = writeTokenFile(tokenFile);
   // Port 0: the system picks a free one, so parallel test files never collide.
-  addHttpBlock(configFile, { listen: "0.0.0.0:0", bearerTokenFile: tokenFile });
+  addHttpBlock(configFile, { listen: "127.0.0.1:0", bearerTokenFile: tokenFile });
 
   for (const m of sampleMessages(3, { seed: "alpha", to: QUEUES.alpha.address })) await bed.dovecot.deliver(QUEUES.alpha.address, m.raw);
   await bed.dovecot.deliver(QUEUES.big.address, largeMessage(QUEUES.big.address, 8_000));
