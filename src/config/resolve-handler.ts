@@ -82,6 +82,7 @@ export function resolveHandler(raw: RawHandlerConfig, context: HandlerResolution
       const env = readNamedValues(raw.env, `${at}.env`, context, secretValues, (value) =>
         value.includes("\u0000") ? "contains a NUL character, which no environment variable can hold" : undefined,
       );
+      runAsProblems(raw, at, problems);
       return {
         type: "command",
         name: raw.name,
@@ -90,8 +91,24 @@ export function resolveHandler(raw: RawHandlerConfig, context: HandlerResolution
         env,
         cwd,
         secretValues,
+        ...(raw.uid !== undefined && raw.gid !== undefined ? { uid: raw.uid, gid: raw.gid } : {}),
       };
     }
+  }
+}
+
+/** Another user for the program: both ids, and a daemon allowed to switch to them (root). */
+function runAsProblems(raw: Extract<RawHandlerConfig, { type: "command" }>, at: string, problems: string[]): void {
+  if (raw.uid === undefined && raw.gid === undefined) return;
+  if (raw.uid === undefined || raw.gid === undefined) {
+    problems.push(`  ${at}.${raw.uid === undefined ? "uid" : "gid"}: missing: give both uid and gid (numbers, e.g. uid: 65534, gid: 65534 for nobody), or neither`);
+    return;
+  }
+  const daemonUid = process.getuid?.();
+  if (daemonUid !== undefined && daemonUid !== 0 && (raw.uid !== daemonUid || raw.gid !== process.getgid?.())) {
+    problems.push(
+      `  ${at}.uid: the daemon runs as uid ${daemonUid}, not root, so it cannot start programs as uid ${raw.uid}: remove uid and gid, or run the daemon as root (then each program runs as the user named here)`,
+    );
   }
 }
 

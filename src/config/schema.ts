@@ -134,6 +134,9 @@ const commandHandler = z
     timeout: handlerTimeout.optional(),
     env: namedValues(envEntryProblem).optional(),
     cwd: z.string().min(1).optional(),
+    /** Run the program as this numeric user and group (both; the daemon must run as root), so it cannot read the daemon's files. */
+    uid: z.number().int().min(0).max(4294967294).optional(),
+    gid: z.number().int().min(0).max(4294967294).optional(),
   })
   .strict();
 
@@ -261,6 +264,9 @@ export interface CommandHandlerConfig {
   readonly cwd?: string;
   /** Every env value read from a file: scrubbed from logs and error reasons. */
   readonly secretValues: readonly string[];
+  /** The user and group the program runs as (both or neither). */
+  readonly uid?: number;
+  readonly gid?: number;
 }
 
 /** One queue, with defaults applied and secrets read: what the daemon runs on. */

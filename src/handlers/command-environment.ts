@@ -6,6 +6,7 @@
  */
 import type { DeliverableMessage } from "../interfaces.js";
 import { boundMetadata, METADATA_VALUE_MAX_BYTES } from "./metadata-bounds.js";
+import { looksLikeCredential } from "../config/handler-rules.js";
 import { oneLine } from "./printable.js";
 
 /** Inherited from the daemon when set: what programs need to find binaries, text encoding, time zone, a home and temp dir. */
@@ -56,4 +57,17 @@ export function commandEnvironment(
  */
 function senderText(text: string | undefined): string {
   return text === undefined ? "" : oneLine(text, METADATA_VALUE_MAX_BYTES + 1);
+}
+
+/**
+ * Names of the daemon's own environment variables that look like credentials (CRM_API_TOKEN,
+ * DB_PASSWORD...). mailfetchd never reads a secret from its environment, and never passes it
+ * on, but a command handler's program running as the daemon's user can read the environment
+ * the daemon was started with in /proc/<pid>/environ (removing a variable later does not
+ * change that). Names of places (…_FILE, …_DIRECTORY, …_PATH, …_SOCK) are not secrets themselves.
+ */
+export function credentialLikeVariables(env: NodeJS.ProcessEnv): string[] {
+  return Object.keys(env)
+    .filter((name) => looksLikeCredential(name) && !/_(FILE|DIR|DIRECTORY|PATH|SOCK|SOCKET)$/i.test(name))
+    .sort();
 }

@@ -156,6 +156,25 @@ describe("command handler config", () => {
     expect(message).not.toContain("hunter2");
   });
 
+  it("takes uid and gid together (to run the program as another user), and refuses one alone", () => {
+    const asNobody = `      - type: command
+        command: [logger]
+        uid: 65534
+        gid: 65534
+`;
+    if (process.getuid?.() === 0) expect(parse(asNobody).queues[0]!.handlers[0]).toMatchObject({ uid: 65534, gid: 65534 });
+    else expect(errorOf(asNobody)).toContain("not root, so it cannot start programs as uid 65534");
+    expect(errorOf(`      - type: command
+        command: [logger]
+        uid: 65534
+`)).toContain("queues[0].handlers[0].gid: missing: give both uid and gid");
+    expect(errorOf(`      - type: command
+        command: [logger]
+        uid: -1
+        gid: 0
+`)).toContain("queues[0].handlers[0].uid:");
+  });
+
   it("refuses a program that cannot run and a missing cwd (checked once the shape is valid)", () => {
     const message = errorOf(`      - type: command
         command: [./not-executable]

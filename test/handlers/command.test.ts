@@ -12,6 +12,7 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 
 import { isRetryable, MailfetchdError, PermanentError } from "../../src/errors.js";
 import { createCommandHandler, type CommandHandlerOptions } from "../../src/handlers/command.js";
+import { credentialLikeVariables } from "../../src/handlers/command-environment.js";
 import type { DeliverableMessage, DeliveryContext } from "../../src/interfaces.js";
 import { MailparserParser } from "../../src/parse/mail-parser.js";
 import { rawMessageFromBuffer } from "../../src/spool/raw-message.js";
@@ -195,6 +196,61 @@ describe("command handler", () => {
     await waitUntil(() => !isAlive(straggler));
     expect(isAlive(straggler)).toBe(false);
   }, 20_000);
+
+  it("a program that exits 0 takes what it left running in the background with it", async () => {
+    const pidFile = path.join(dir, "background.pid");
+    // The child ignores SIGTERM and closes stdio: only killing the group ends it.
+    const starter = script("background.sh", `trap "" TERM\n(trap "" TERM; exec sleep 60) </dev/null >/dev/null 2>&1 &\necho $! > "${pidFile}"\nexit 0`);
+    await handler([starter]).deliver(message, context());
+    const straggler = Number(readFileSync(pidFile, "utf8"));
+    await waitUntil(() => !isAlive(straggler));
+    expect(isAlive(straggler)).toBe(false);
+  });
+
+  it("a program that fails also takes its background children with it", async () => {
+    const pidFile = path.join(dir, "background-fail.pid");
+    const starter = script("background-fail.sh", `sleep 60 </dev/null >/dev/null 2>&1 &\necho $! > "${pidFile}"\nexit 1`);
+    await failureOf(handler([starter]).deliver(message, context()));
+    const straggler = Number(readFileSync(pidFile, "utf8"));
+    await waitUntil(() => !isAlive(straggler));
+    expect(isAlive(straggler)).toBe(false);
+  });
+
+  it.runIf(process.getuid?.() === 0)("runs as another user (uid/gid): it reads its document and stdin, but not the daemon's environment or files", async () => {
+    // The scripts' directory must be reachable by that user (mkdtemp makes it 0700).
+    chmodSync(dir, 0o755);
+    const out = mkdtempSync(path.join(dir, "as-nobody-"));
+    chmodSync(out, 0o777);
+    const secretFile = path.join(dir, "daemon-only.secret");
+    writeFileSync(secretFile, "not for programs\n", { mode: 0o600 });
+    const probe = script(
+      "as-nobody.sh",
+      [
+        'id -u > "$OUT_DIR/uid"; id -g > "$OUT_DIR/gid"; id -G > "$OUT_DIR/groups"',
+        'cat > "$OUT_DIR/stdin.eml"',
+        'cp "$MAILFETCHD_DOCUMENT" "$OUT_DIR/document.json"',
+        `cat /proc/$PPID/environ > "$OUT_DIR/daemon-environ" 2>/dev/null || echo refused > "$OUT_DIR/daemon-environ"`,
+        `cat "${secretFile}" > "$OUT_DIR/secret" 2>/dev/null || echo refused > "$OUT_DIR/secret"`,
+      ].join("\n"),
+    );
+    await handler([probe], { env: { OUT_DIR: out }, uid: 65534, gid: 65534 }).deliver(message, context());
+    expect(readFileSync(path.join(out, "uid"), "utf8").trim()).toBe("65534");
+    expect(readFileSync(path.join(out, "gid"), "utf8").trim()).toBe("65534");
+    // Root's supplementary groups are dropped too.
+    expect(readFileSync(path.join(out, "groups"), "utf8").trim()).toBe("65534");
+    expect(readFileSync(path.join(out, "stdin.eml")).equals(RAW)).toBe(true);
+    expect(JSON.parse(readFileSync(path.join(out, "document.json"), "utf8"))).toMatchObject({ id: message.id });
+    expect(readFileSync(path.join(out, "daemon-environ"), "utf8").trim()).toBe("refused");
+    expect(readFileSync(path.join(out, "secret"), "utf8").trim()).toBe("refused");
+  });
+
+  it("names credential-like variables of the daemon's environment (not places, not values)", () => {
+    expect(credentialLikeVariables({ CRM_API_TOKEN: "x", DB_PASSWORD: "y", PATH: "/bin", SSH_AUTH_SOCK: "/tmp/s", CREDENTIALS_DIRECTORY: "/run/c", AWS_SECRET_ACCESS_KEY: "z", HOME: "/root" })).toEqual([
+      "AWS_SECRET_ACCESS_KEY",
+      "CRM_API_TOKEN",
+      "DB_PASSWORD",
+    ]);
+  });
 
   it("shutdown: the context's signal ends the program and the delivery rejects with the signal's reason", async () => {
     const pidFile = path.join(dir, "slow.pid");
