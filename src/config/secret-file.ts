@@ -5,6 +5,7 @@
  * The mode is checked on the open file descriptor, so the file checked is the file read.
  */
 import { closeSync, fstatSync, openSync, readFileSync } from "node:fs";
+import { resolve, sep } from "node:path";
 
 /** Group and others: no bit at all (0600, 0400 and 0700 pass). */
 const GROUP_OR_OTHERS = 0o077;
@@ -21,7 +22,7 @@ export function readSecretFile(file: string, shownAs = file): SecretFileResult {
     return { code, problem: `cannot read ${shownAs} (${code}): check the path and that the daemon's user may read it` };
   }
   try {
-    const problem = modeProblem(file, fstatSync(fd).mode);
+    const problem = underSystemdCredentials(file) ? undefined : modeProblem(file, fstatSync(fd).mode);
     if (problem) return { code: "MODE", problem };
     return { text: readFileSync(fd, "utf8") };
   } catch (error) {
@@ -32,9 +33,19 @@ export function readSecretFile(file: string, shownAs = file): SecretFileResult {
   }
 }
 
+/**
+ * systemd hands credentials (LoadCredential=) to the service in a directory only the service
+ * may enter, and grants its user read access by an ACL, which shows as group bits in the
+ * mode (0440): the mode says nothing there, the directory is the protection.
+ */
+function underSystemdCredentials(file: string): boolean {
+  const dir = process.env.CREDENTIALS_DIRECTORY;
+  return dir !== undefined && dir !== "" && resolve(file).startsWith(`${resolve(dir)}${sep}`);
+}
+
 /** What is wrong with a secret file's mode, with the exact fix; undefined when only its owner may use it. */
 export function modeProblem(file: string, mode: number): string | undefined {
   if ((mode & GROUP_OR_OTHERS) === 0) return undefined;
   const octal = (mode & 0o777).toString(8).padStart(4, "0");
-  return `${file} is readable by ${mode & 0o070 ? (mode & 0o007 ? "group and others" : "its group") : "others"} (mode ${octal}), so other local users may read the secret in it: run \`chmod 600 ${file}\` (owned by the daemon's user; Docker Swarm secrets: set mode 0400)`;
+  return `${file} is readable by ${mode & 0o070 ? (mode & 0o007 ? "group and others" : "its group") : "others"} (mode ${octal}), so other local users may read the secret in it: run \`chmod 600 ${file}\` (owned by the daemon's user; Docker Swarm secrets: mode 0400, Kubernetes secret volumes: defaultMode 0400)`;
 }

@@ -1,4 +1,4 @@
-import { chmodSync, mkdtempSync, writeFileSync } from "node:fs";
+import { chmodSync, mkdirSync, mkdtempSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import path from "node:path";
 import { describe, expect, it } from "vitest";
@@ -92,6 +92,22 @@ queues:
     );
     expect(message).toContain(`queues[0].handlers[0].headers.Authorization.file: ${header} is readable by group and others (mode 0644)`);
     expect(message).not.toContain("crm-token-value");
+  });
+
+  it("trusts the mode of files in systemd's credentials directory (an ACL shows as group bits there)", () => {
+    const credentials = path.join(dir, "credentials");
+    mkdirSync(credentials, { recursive: true });
+    const file = path.join(credentials, "secrets_pw");
+    writeFileSync(file, "s3cret-password\n");
+    chmodSync(file, 0o440);
+    const text = valid().replace("passwordFile: pw", `passwordFile: ${file}`);
+    expect(errorOf(text)).toContain("(mode 0440)");
+    process.env.CREDENTIALS_DIRECTORY = credentials;
+    try {
+      expect(parseConfig(text, path.join(dir, "config.yaml")).queues[0]!.signIn.password).toBe("s3cret-password");
+    } finally {
+      delete process.env.CREDENTIALS_DIRECTORY;
+    }
   });
 
   it("accepts a CA file of any mode (a certificate is public)", () => {
