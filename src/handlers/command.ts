@@ -200,10 +200,9 @@ class GroupKiller {
     this.signal("SIGKILL");
   }
 
-  /** The delivery is over: no SIGKILL after a grace any more, and the group is gone. */
+  /** The delivery is over: the group went at the program's exit (endGroup), so no SIGKILL after a grace. */
   finish(): void {
     clearTimeout(this.graceTimer);
-    this.signal("SIGKILL");
   }
 
   private signal(signal: NodeJS.Signals): void {
