@@ -47,8 +47,6 @@ export interface HttpSurfaceOptions {
   readonly probeState: () => void;
   readonly version: string;
   readonly logger: Logger;
-  /** Default DEFAULT_HTTP_LIMITS; tests make them small. */
-  readonly limits?: HttpLimits;
 }
 
 const COMMON_HEADERS = {
@@ -65,7 +63,7 @@ export class HttpSurface {
   ) {}
 
   static async start(options: HttpSurfaceOptions): Promise<HttpSurface> {
-    const limits = options.limits ?? DEFAULT_HTTP_LIMITS;
+    const limits = DEFAULT_HTTP_LIMITS;
     const serverOptions: HttpsServerOptions = {
       headersTimeout: limits.headersTimeoutMs,
       requestTimeout: limits.headersTimeoutMs,
@@ -73,7 +71,8 @@ export class HttpSurface {
       // limit ~30 s in practice): check at a tenth of the limit.
       connectionsCheckingInterval: Math.max(50, Math.min(1_000, Math.floor(limits.headersTimeoutMs / 10))),
       keepAliveTimeout: 5_000,
-      ...(options.config.tls ? { cert: options.config.tls.cert, key: options.config.tls.key, minVersion: "TLSv1.2" as const } : {}),
+      // A TLS handshake never finished holds a connection as long as headers never sent.
+      ...(options.config.tls ? { cert: options.config.tls.cert, key: options.config.tls.key, minVersion: "TLSv1.2" as const, handshakeTimeout: limits.headersTimeoutMs } : {}),
     };
     const onRequest = (request: IncomingMessage, response: ServerResponse) => {
       handle(options, request, response).catch((error: unknown) => {
