@@ -6,6 +6,7 @@
  * applies a new config without a restart: queues added, removed or changed are started or
  * stopped one by one; the state (cursors, spool, token caches) stays where it is.
  */
+import { cleartextUses } from "./config/cleartext.js";
 import type { Config, HandlerConfig, QueueConfig } from "./config/schema.js";
 import { createCommandHandler } from "./handlers/command.js";
 import { createDirectoryHandler } from "./handlers/directory.js";
@@ -186,6 +187,12 @@ export class Daemon {
   private buildPipeline(queue: QueueConfig): QueuePipeline {
     const { store, spool, status, events, parser, limiter, secrets, budget } = this.shared;
     secrets.set(`${queue.name}:password`, queue.signIn.password);
+    for (const use of cleartextUses(queue)) {
+      this.logger.warn(
+        { queue: queue.name, key: use.key, host: use.host },
+        `CLEARTEXT: ${use.carries} cross the network to ${use.host} unencrypted because ${use.key} is true; anyone on the path can read them. Use TLS and remove the opt-out.`,
+      );
+    }
     const log = this.logger.child({ queue: queue.name });
     let refresher: TokenRefresher | undefined;
     const tokens = new MsalTokenProvider({

@@ -21,23 +21,36 @@ const REDACT_PATHS = [
   "*.headers.authorization",
 ];
 
-/** The secrets currently held, by name, so a log line can be scrubbed of their values. */
+/**
+ * The secrets currently held, by name, so a log line can be scrubbed of their values. A log
+ * line is JSON: a password holding `"` or `\` appears there escaped (`\"`, `\\`), and an
+ * error that quotes a JSON body escaped twice, so each secret is looked for in all three forms.
+ */
 export class SecretRegistry {
-  private readonly values = new Map<string, string>();
+  private readonly values = new Map<string, readonly string[]>();
 
   set(name: string, value: string | undefined): void {
     // Short values would scrub innocent text; every real secret here is longer.
-    if (value && value.length >= 8) this.values.set(name, value);
+    if (value && value.length >= 8) this.values.set(name, formsOf(value));
     else this.values.delete(name);
   }
 
   scrub(text: string): string {
     let out = text;
-    for (const value of this.values.values()) {
-      if (out.includes(value)) out = out.split(value).join("[redacted]");
+    for (const forms of this.values.values()) {
+      for (const form of forms) {
+        if (out.includes(form)) out = out.split(form).join("[redacted]");
+      }
     }
     return out;
   }
+}
+
+/** The value as written, as inside a JSON string, and as inside a JSON string inside a JSON string: longest first. */
+function formsOf(value: string): string[] {
+  const escaped = JSON.stringify(value).slice(1, -1);
+  const twice = JSON.stringify(escaped).slice(1, -1);
+  return [...new Set([twice, escaped, value])];
 }
 
 export function createLogger(options: { level: string; secrets: SecretRegistry; destination?: pino.DestinationStream }): Logger {

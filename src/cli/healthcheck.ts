@@ -6,7 +6,10 @@
  * too, and 2 is reserved by Docker).
  */
 import type { Command } from "commander";
+import { X509Certificate } from "node:crypto";
 import { request } from "node:http";
+import { isIP } from "node:net";
+import { connect as tlsConnect, type TLSSocket } from "node:tls";
 import { loadConfig } from "../config/load.js";
 import type { HttpConfig } from "../config/schema.js";
 import { describeError, MailfetchdError } from "../errors.js";
@@ -42,12 +45,22 @@ export function registerHealthcheck(program: Command): void {
   });
 }
 
-function probe(http: HttpConfig, path: string, timeoutMs: number): Promise<string> {
+async function probe(http: HttpConfig, path: string, timeoutMs: number): Promise<string> {
   const host = connectHostFor(http.host);
-  const where = `http://${urlAuthority({ host, port: http.port })}${path}`;
+  const where = `${http.tls ? "https" : "http"}://${urlAuthority({ host, port: http.port })}${path}`;
+  const deadline = Date.now() + timeoutMs;
+  const socket = http.tls ? await pinnedConnection(host, http.port, http.tls.cert, timeoutMs, where) : undefined;
   return new Promise((resolve, reject) => {
     const req = request(
-      { host, port: http.port, path, method: "GET", headers: http.bearerToken ? { authorization: `Bearer ${http.bearerToken}` } : {}, timeout: timeoutMs },
+      {
+        host,
+        port: http.port,
+        path,
+        method: "GET",
+        headers: http.bearerToken ? { authorization: `Bearer ${http.bearerToken}` } : {},
+        timeout: Math.max(1, deadline - Date.now()),
+        ...(socket ? { createConnection: () => socket } : {}),
+      },
       (response) => {
         let body = "";
         response.setEncoding("utf8").on("data", (chunk: string) => (body += chunk.slice(0, 500)));
@@ -67,6 +80,37 @@ function probe(http: HttpConfig, path: string, timeoutMs: number): Promise<strin
       ),
     );
     req.end();
+  });
+}
+
+/**
+ * A TLS connection to the daemon, trusted because it presents exactly the certificate in
+ * http.tlsCertFile (SHA-256 fingerprint): the daemon is reached as 127.0.0.1, which its
+ * certificate need not name, and its issuer may be a private CA. Checked once the handshake
+ * is done and before a byte of the request (with the bearer token) is written.
+ */
+function pinnedConnection(host: string, port: number, certPem: string, timeoutMs: number, where: string): Promise<TLSSocket> {
+  const first = /-----BEGIN CERTIFICATE-----[\s\S]+?-----END CERTIFICATE-----/.exec(certPem)?.[0] ?? certPem;
+  const expected = new X509Certificate(first).fingerprint256;
+  return new Promise((resolve, reject) => {
+    const socket = tlsConnect({ host, port, rejectUnauthorized: false, servername: isIP(host) ? undefined : host });
+    const timer = setTimeout(() => socket.destroy(unhealthy(`GET ${where} did not answer within ${timeoutMs / 1000} s`)), timeoutMs);
+    socket.once("secureConnect", () => {
+      clearTimeout(timer);
+      const presented = socket.getPeerCertificate().fingerprint256;
+      if (presented === expected) return resolve(socket);
+      socket.destroy();
+      reject(
+        unhealthy(
+          `GET ${where} failed: the server's certificate (SHA-256 ${presented}) is not the one in http.tlsCertFile, so the bearer token was not sent`,
+          "Check that http.tlsCertFile is the certificate the daemon serves (the same config file), and that nothing else listens on that port.",
+        ),
+      );
+    });
+    socket.once("error", (error: NodeJS.ErrnoException) => {
+      clearTimeout(timer);
+      reject(error instanceof MailfetchdError ? error : unhealthy(`GET ${where} failed: ${error.code ?? error.message}`, error.code === "ECONNREFUSED" ? "Is the daemon running, with this config's http.listen?" : undefined));
+    });
   });
 }
 

@@ -7,7 +7,10 @@
 import type { Command } from "commander";
 import { Daemon } from "../app.js";
 import { loadConfig } from "../config/load.js";
+import type { Config } from "../config/schema.js";
 import { describeError } from "../errors.js";
+import { credentialLikeVariables } from "../handlers/command-environment.js";
+import type { Logger } from "../interfaces.js";
 import { createLogger, SecretRegistry } from "../log.js";
 import { configPathOf, withConfigOption } from "./common.js";
 
@@ -19,6 +22,7 @@ export function registerRun(program: Command): void {
       const secrets = new SecretRegistry();
       const logger = createLogger({ level: config.logLevel, secrets });
       const daemon = new Daemon(config, logger, secrets);
+      warnAboutCredentialsInEnvironment(config, logger);
 
       let signals = 0;
       const onSignal = (signal: NodeJS.Signals) => {
@@ -47,5 +51,16 @@ export function registerRun(program: Command): void {
       });
       await daemon.start();
     },
+  );
+}
+
+/** The one place a command handler's program could find the daemon's start environment; say so once, by name only. */
+function warnAboutCredentialsInEnvironment(config: Config, logger: Logger): void {
+  const sameUser = config.queues.flatMap((q) => q.handlers).filter((h) => h.type === "command" && h.uid === undefined);
+  const variables = credentialLikeVariables(process.env);
+  if (sameUser.length === 0 || variables.length === 0) return;
+  logger.warn(
+    { variables },
+    "the daemon's environment holds variables named like credentials, and command handler programs running as the daemon's user can read it (/proc/<pid>/environ): start the daemon without them (secrets go in files), or give the command handlers a uid and gid",
   );
 }

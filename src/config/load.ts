@@ -4,11 +4,13 @@
  * file in one go.
  */
 import { readFileSync } from "node:fs";
+import { createSecureContext } from "node:tls";
 import path from "node:path";
-import { parseDocument } from "yaml";
+import { isPair, isScalar, isSeq, parseDocument, visit, type Document } from "yaml";
 import type { z } from "zod";
 import { ConfigError } from "../errors.js";
 import { resolveHandler } from "./resolve-handler.js";
+import { readSecretFile } from "./secret-file.js";
 import {
   configSchema,
   DEFAULT_AUTHORITY_HOST,
@@ -44,9 +46,50 @@ export function parseConfig(text: string, file: string): Config {
     const first = document.errors[0]!;
     throw new ConfigError(`${file}: not valid YAML: ${first.message.split("\n")[0]}`);
   }
-  const result = configSchema.safeParse(document.toJS());
+  const forbidden = forbiddenKeys(document);
+  if (forbidden.length > 0) {
+    throw new ConfigError(
+      `${file}: the config is not valid:\n${forbidden.map((at) => `  ${at}: the key name '${at.slice(at.lastIndexOf(".") + 1)}' is not allowed (it would be dropped or change how the config is read): rename or remove it`).join("\n")}`,
+    );
+  }
+  let plain: unknown;
+  try {
+    // The yaml library stops an alias bomb ("billion laughs") here, with a plain error.
+    plain = document.toJS({ maxAliasCount: MAX_ALIAS_COUNT });
+  } catch (error) {
+    throw new ConfigError(`${file}: not valid YAML: ${(error as Error).message}: write the config without nested aliases (*name) that expand to huge sizes`);
+  }
+  const result = configSchema.safeParse(plain);
   if (!result.success) throw new ConfigError(formatIssues(file, result.error.issues));
   return resolveConfig(result.data, path.dirname(path.resolve(file)));
+}
+
+/** Aliases a real config needs are a handful; an alias bomb uses thousands. */
+const MAX_ALIAS_COUNT = 100;
+
+/**
+ * Keys that are Object.prototype's own names: turned into JavaScript objects they vanish or
+ * replace the prototype, so `headers: { __proto__: ... }` would be dropped without a word.
+ */
+const FORBIDDEN_KEYS = new Set(["__proto__", "constructor", "prototype"]);
+
+/** The key paths (e.g. "queues[0].handlers[0].headers.__proto__") of every forbidden key. */
+function forbiddenKeys(document: Document): string[] {
+  const found: string[] = [];
+  visit(document, {
+    Pair(_, pair, ancestors) {
+      if (!isScalar(pair.key) || !FORBIDDEN_KEYS.has(String(pair.key.value))) return;
+      const segments: PropertyKey[] = [];
+      for (const [index, node] of ancestors.entries()) {
+        const next = ancestors[index + 1] ?? pair;
+        if (isPair(node) && isScalar(node.key)) segments.push(String(node.key.value));
+        if (isSeq(node)) segments.push(node.items.indexOf(next as never));
+      }
+      segments.push(String(pair.key.value));
+      found.push(keyPath(segments));
+    },
+  });
+  return found;
 }
 
 function formatIssues(file: string, issues: readonly z.core.$ZodIssue[]): string {
@@ -76,9 +119,18 @@ function resolveConfig(raw: RawConfig, baseDir: string): Config {
   const problems: string[] = [];
   const resolvePath = (p: string) => path.resolve(baseDir, p);
   const readSecret = (key: string, file: string): string | undefined => {
+    const read = readSecretFile(resolvePath(file), file);
+    if ("problem" in read) {
+      problems.push(`  ${key}: ${read.problem}`);
+      return undefined;
+    }
+    // A trailing newline is what editors and `echo` add; it is never part of a password.
+    return read.text.replace(/\r?\n$/, "");
+  };
+  /** A CA certificate is public: any mode will do. */
+  const readPublic = (key: string, file: string): string | undefined => {
     try {
-      // A trailing newline is what editors and `echo` add; it is never part of a password.
-      return readFileSync(resolvePath(file), "utf8").replace(/\r?\n$/, "");
+      return readFileSync(resolvePath(file), "utf8");
     } catch (error) {
       problems.push(`  ${key}: cannot read ${file} (${(error as NodeJS.ErrnoException).code ?? "error"}): check the path and that the daemon's user may read it`);
       return undefined;
@@ -107,8 +159,13 @@ function resolveConfig(raw: RawConfig, baseDir: string): Config {
 
     const pollText = q.poll ?? raw.poll ?? "60s";
     const intervalMs = parseInterval(pollText);
+    if (imap.tls === false && !isLoopbackHost(imap.host ?? DEFAULT_IMAP_HOST) && imap.allowCleartext !== true) {
+      problems.push(
+        `  ${at}.imap.tls: false to ${imap.host ?? DEFAULT_IMAP_HOST} sends the access token and every message across the network in clear text: remove it (TLS is the default), or, if the network between is trusted, set imap.allowCleartext: true`,
+      );
+    }
     const password = q.signIn?.passwordFile ? readSecret(`${at}.signIn.passwordFile`, q.signIn.passwordFile) : undefined;
-    const readCa = (key: string, file?: string) => (file ? readSecret(key, file) : undefined);
+    const readCa = (key: string, file?: string) => (file ? readPublic(key, file) : undefined);
 
     return {
       name: q.name,
@@ -127,6 +184,7 @@ function resolveConfig(raw: RawConfig, baseDir: string): Config {
         port: imap.port ?? 993,
         tls: imap.tls ?? true,
         ca: readCa(`${at}.imap.caFile`, imap.caFile),
+        allowCleartext: imap.allowCleartext,
       },
       folder: q.folder ?? "INBOX",
       afterSpool: afterSpoolOf(q, at, problems),
@@ -137,7 +195,7 @@ function resolveConfig(raw: RawConfig, baseDir: string): Config {
     };
   });
 
-  const http = raw.http ? httpOf(raw.http, readSecret, problems) : undefined;
+  const http = raw.http ? httpOf(raw.http, readSecret, readPublic, problems) : undefined;
   const keepDelivered = parseInterval(raw.retention?.keepDelivered ?? "7d")!;
   const forgetAfter = parseInterval(raw.retention?.forgetAfter ?? "180d")!;
   if (forgetAfter < keepDelivered) problems.push("  retention.forgetAfter: must be at least retention.keepDelivered (rows outlive files)");
@@ -165,22 +223,55 @@ function resolveConfig(raw: RawConfig, baseDir: string): Config {
 function httpOf(
   raw: NonNullable<RawConfig["http"]>,
   readSecret: (key: string, file: string) => string | undefined,
+  readPublic: (key: string, file: string) => string | undefined,
   problems: string[],
 ): HttpConfig {
   const listen = parseListenAddress(raw.listen ?? DEFAULT_HTTP_LISTEN)!;
+  const tls = httpTlsOf(raw, readSecret, readPublic, problems);
+  if (!isLoopbackHost(listen.host) && !tls && !(raw.tlsCertFile || raw.tlsKeyFile)) {
+    problems.push(
+      `  http.tlsCertFile: missing: http.listen ${raw.listen} is reachable from other machines, so the bearer token and the status must not travel in clear text; name a certificate and its key (tlsCertFile, tlsKeyFile; a self-signed one: openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -days 825 -subj /CN=mailfetchd -keyout /etc/mailfetchd/http.key -out /etc/mailfetchd/http.crt), or listen on 127.0.0.1 behind a TLS proxy`,
+    );
+  }
   if (!raw.bearerTokenFile) {
     if (!isLoopbackHost(listen.host)) {
       problems.push(
         `  http.bearerTokenFile: missing: http.listen ${raw.listen} is reachable from other machines, so every request must carry a bearer token; write one (openssl rand -hex 32 > /etc/mailfetchd/http.token) and name that file here, or listen on 127.0.0.1`,
       );
     }
-    return { host: listen.host, port: listen.port };
+    return { host: listen.host, port: listen.port, tls };
   }
   const token = readSecret("http.bearerTokenFile", raw.bearerTokenFile)?.trim();
   if (token !== undefined && !/^[\x21-\x7e]{16,}$/.test(token)) {
     problems.push("  http.bearerTokenFile: the token must be at least 16 printable characters without spaces; write a new one: openssl rand -hex 32 > FILE");
   }
-  return { host: listen.host, port: listen.port, bearerToken: token };
+  return { host: listen.host, port: listen.port, bearerToken: token, tls };
+}
+
+/** The certificate and key, both or neither, checked to belong together so a mistake stops the start, not the first request. */
+function httpTlsOf(
+  raw: NonNullable<RawConfig["http"]>,
+  readSecret: (key: string, file: string) => string | undefined,
+  readPublic: (key: string, file: string) => string | undefined,
+  problems: string[],
+): HttpConfig["tls"] {
+  if (!raw.tlsCertFile && !raw.tlsKeyFile) return undefined;
+  if (!raw.tlsCertFile || !raw.tlsKeyFile) {
+    problems.push(`  http.${raw.tlsCertFile ? "tlsKeyFile" : "tlsCertFile"}: missing: name both the certificate (tlsCertFile) and its private key (tlsKeyFile), or neither`);
+    return undefined;
+  }
+  const cert = readPublic("http.tlsCertFile", raw.tlsCertFile);
+  const key = readSecret("http.tlsKeyFile", raw.tlsKeyFile);
+  if (cert === undefined || key === undefined) return undefined;
+  try {
+    createSecureContext({ cert, key });
+  } catch (error) {
+    problems.push(
+      `  http.tlsCertFile: ${raw.tlsCertFile} and ${raw.tlsKeyFile} are not a usable PEM certificate and matching private key (${(error as NodeJS.ErrnoException).code ?? "invalid"}): check both files`,
+    );
+    return undefined;
+  }
+  return { cert, key };
 }
 
 function afterSpoolOf(q: RawConfig["queues"][number], at: string, problems: string[]): QueueConfig["afterSpool"] {

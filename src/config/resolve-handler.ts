@@ -5,6 +5,7 @@
  */
 import { accessSync, constants, statSync } from "node:fs";
 import { parseSigningSecrets } from "../handlers/standard-webhooks.js";
+import { isLoopbackHost } from "../http/listen-address.js";
 import { headerValueProblem } from "./handler-rules.js";
 import { parseByteSize, parseInterval, type HandlerConfig, type RawHandlerConfig } from "./schema.js";
 
@@ -42,6 +43,12 @@ export function resolveHandler(raw: RawHandlerConfig, context: HandlerResolution
         }
       }
       const headers = readNamedValues(raw.headers, `${at}.headers`, context, secretValues, headerValueProblem);
+      const url = new URL(raw.url);
+      if (url.protocol === "http:" && !isLoopbackHost(url.hostname.replace(/^\[|\]$/g, "")) && raw.allowCleartext !== true) {
+        problems.push(
+          `  ${at}.url: http:// to ${url.hostname} sends every message (and the headers) across the network in clear text: use https://, or, if the network between is trusted, set allowCleartext: true on this handler`,
+        );
+      }
       return {
         type: "webhook",
         name: raw.name,
@@ -52,6 +59,7 @@ export function resolveHandler(raw: RawHandlerConfig, context: HandlerResolution
         inlineAttachmentsUpTo: raw.inlineAttachmentsUpTo === undefined ? DEFAULTS.inlineAttachmentsUpTo : (parseByteSize(raw.inlineAttachmentsUpTo) ?? 0),
         headers,
         secretValues,
+        allowCleartext: raw.allowCleartext,
       };
     }
 
@@ -74,6 +82,7 @@ export function resolveHandler(raw: RawHandlerConfig, context: HandlerResolution
       const env = readNamedValues(raw.env, `${at}.env`, context, secretValues, (value) =>
         value.includes("\u0000") ? "contains a NUL character, which no environment variable can hold" : undefined,
       );
+      runAsProblems(raw, at, problems);
       return {
         type: "command",
         name: raw.name,
@@ -82,8 +91,24 @@ export function resolveHandler(raw: RawHandlerConfig, context: HandlerResolution
         env,
         cwd,
         secretValues,
+        ...(raw.uid !== undefined && raw.gid !== undefined ? { uid: raw.uid, gid: raw.gid } : {}),
       };
     }
+  }
+}
+
+/** Another user for the program: both ids, and a daemon allowed to switch to them (root). */
+function runAsProblems(raw: Extract<RawHandlerConfig, { type: "command" }>, at: string, problems: string[]): void {
+  if (raw.uid === undefined && raw.gid === undefined) return;
+  if (raw.uid === undefined || raw.gid === undefined) {
+    problems.push(`  ${at}.${raw.uid === undefined ? "uid" : "gid"}: missing: give both uid and gid (numbers, e.g. uid: 65534, gid: 65534 for nobody), or neither`);
+    return;
+  }
+  const daemonUid = process.getuid?.();
+  if (daemonUid !== undefined && daemonUid !== 0 && (raw.uid !== daemonUid || raw.gid !== process.getgid?.())) {
+    problems.push(
+      `  ${at}.uid: the daemon runs as uid ${daemonUid}, not root, so it cannot start programs as uid ${raw.uid}: remove uid and gid, or run the daemon as root (then each program runs as the user named here)`,
+    );
   }
 }
 

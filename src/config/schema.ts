@@ -77,6 +77,8 @@ const imapBlock = z
     /** Implicit TLS (port 993). STARTTLS or plaintext are for test beds only. */
     tls: z.boolean().optional(),
     caFile: z.string().min(1).optional(),
+    /** `tls: false` to a server other than loopback sends the token in clear text: refused unless this is true (logged as a warning at start). */
+    allowCleartext: z.boolean().optional(),
   })
   .strict();
 
@@ -118,6 +120,8 @@ const webhookHandler = z
     /** Attachments up to this size are sent inline (base64) in the json format; larger ones by reference. */
     inlineAttachmentsUpTo: z.union([z.literal(0), byteSize]).optional(),
     headers: namedValues(headerEntryProblem).optional(),
+    /** An http:// url to a host other than loopback sends messages in clear text: refused unless this is true (logged as a warning at start). */
+    allowCleartext: z.boolean().optional(),
   })
   .strict();
 
@@ -130,6 +134,9 @@ const commandHandler = z
     timeout: handlerTimeout.optional(),
     env: namedValues(envEntryProblem).optional(),
     cwd: z.string().min(1).optional(),
+    /** Run the program as this numeric user and group (both; the daemon must run as root), so it cannot read the daemon's files. */
+    uid: z.number().int().min(0).max(4294967294).optional(),
+    gid: z.number().int().min(0).max(4294967294).optional(),
   })
   .strict();
 
@@ -215,13 +222,17 @@ export const configSchema = z
     /** The HTTP surface (/livez, /readyz, /metrics, the status page): off unless this block exists. */
     http: z
       .object({
-        /** HOST:PORT, default 127.0.0.1:9464. Any non-loopback address needs bearerTokenFile. */
+        /** HOST:PORT, default 127.0.0.1:9464. Any non-loopback address needs bearerTokenFile, tlsCertFile and tlsKeyFile. */
         listen: z
           .string()
           .refine((text) => parseListenAddress(text) !== undefined, "write HOST:PORT such as 127.0.0.1:9464, 0.0.0.0:9464 or [::1]:9464")
           .optional(),
         /** File holding the bearer token every request must carry (`openssl rand -hex 32`). */
         bearerTokenFile: z.string().min(1).optional(),
+        /** PEM certificate (chain) served over TLS; required, with tlsKeyFile, for a non-loopback listen address. */
+        tlsCertFile: z.string().min(1).optional(),
+        /** PEM private key of tlsCertFile; a secret (mode 0600). */
+        tlsKeyFile: z.string().min(1).optional(),
       })
       .strict()
       .optional(),
@@ -252,6 +263,8 @@ export interface WebhookHandlerConfig {
   readonly headers: Readonly<Record<string, string>>;
   /** Every value read from a file (key, header values): scrubbed from logs and error reasons. */
   readonly secretValues: readonly string[];
+  /** Set when the operator opted out of TLS for a non-loopback http:// url (warned about at start). */
+  readonly allowCleartext?: boolean;
 }
 
 export interface CommandHandlerConfig {
@@ -263,6 +276,9 @@ export interface CommandHandlerConfig {
   readonly cwd?: string;
   /** Every env value read from a file: scrubbed from logs and error reasons. */
   readonly secretValues: readonly string[];
+  /** The user and group the program runs as (both or neither). */
+  readonly uid?: number;
+  readonly gid?: number;
 }
 
 /** One queue, with defaults applied and secrets read: what the daemon runs on. */
@@ -279,7 +295,14 @@ export interface QueueConfig {
   };
   /** The mail source adapter the composition root builds for the queue. */
   readonly source: "imap";
-  readonly imap: { readonly host: string; readonly port: number; readonly tls: boolean; readonly ca?: string };
+  readonly imap: {
+    readonly host: string;
+    readonly port: number;
+    readonly tls: boolean;
+    readonly ca?: string;
+    /** Set when the operator opted out of TLS to a non-loopback server (warned about at start). */
+    readonly allowCleartext?: boolean;
+  };
   readonly folder: string;
   readonly afterSpool: { readonly action: "keep" | "seen" | "delete" } | { readonly action: "move"; readonly to: string };
   readonly maxMessageSize: number;
@@ -306,4 +329,6 @@ export interface HttpConfig {
   readonly port: number;
   /** Required of every request when set; always set when bound to a non-loopback address. Never log it. */
   readonly bearerToken?: string;
+  /** Served over HTTPS when set; always set when bound to a non-loopback address. The key is a secret. */
+  readonly tls?: { readonly cert: string; readonly key: string };
 }

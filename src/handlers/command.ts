@@ -10,10 +10,18 @@
  *                                   grace), and the message is retried
  *
  * No shell: argv is passed as configured, so nothing in a message can become a command.
- * The program runs in its own process group, so a timeout also ends what it started.
+ * The program runs in its own process group, and the group is ended (SIGKILL) as soon as the
+ * program exits, whatever its exit code, or when it times out: nothing it started in the
+ * background outlives it. A program must finish its work before it exits.
+ *
+ * What the program can see (README "Command handler"): the message (stdin, the document),
+ * its environment (command-environment.ts, never the daemon's), and whatever its user may
+ * read. Running as the daemon's user, that includes the daemon's files (config, key file,
+ * password files, state) and /proc/<daemon pid>/environ; with `uid`/`gid` (daemon as root)
+ * it runs as another user and can read none of them.
  */
 import { spawn, type ChildProcess } from "node:child_process";
-import { mkdtemp, rm, writeFile } from "node:fs/promises";
+import { chown, mkdtemp, rm, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 
@@ -38,6 +46,9 @@ export interface CommandHandlerOptions {
   readonly killGraceMs?: number;
   /** Where the per-message document is written; default the OS temp dir. */
   readonly tempDir?: string;
+  /** Run the program as this user and group (both or neither; the daemon must run as root). */
+  readonly uid?: number;
+  readonly gid?: number;
 }
 
 export const COMMAND_DEFAULT_TIMEOUT_MS = 60_000;
@@ -61,6 +72,7 @@ export function createCommandHandler(options: CommandHandlerOptions): Handler {
   const timeoutMs = options.timeoutMs ?? COMMAND_DEFAULT_TIMEOUT_MS;
   const graceMs = options.killGraceMs ?? DEFAULT_KILL_GRACE_MS;
   const secrets = options.secretValues ?? [];
+  const runAs = options.uid !== undefined && options.gid !== undefined ? { uid: options.uid, gid: options.gid } : undefined;
 
   return {
     name: options.name ?? "command",
@@ -76,10 +88,15 @@ export function createCommandHandler(options: CommandHandlerOptions): Handler {
         const documentPath = join(workDir, "message.json");
         const document = toMessageDocument(message, [], { rawPath: null });
         await writeFile(documentPath, `${JSON.stringify(document, null, 2)}\n`, { mode: 0o600, flag: "wx" });
+        if (runAs) {
+          // The program's user, and only it, reads the document.
+          await chown(workDir, runAs.uid, runAs.gid);
+          await chown(documentPath, runAs.uid, runAs.gid);
+        }
 
         const env = commandEnvironment(process.env, message, { attempt: context.attempt, documentPath }, options.env);
         const stderr = new OutputTail(STDERR_TAIL_BYTES);
-        const child = spawn(program, args, { cwd: options.cwd, env, stdio: ["pipe", "ignore", "pipe"], detached: true });
+        const child = spawn(program, args, { cwd: options.cwd, env, stdio: ["pipe", "ignore", "pipe"], detached: true, ...runAs });
         child.stderr!.on("data", (chunk: Buffer) => stderr.push(chunk));
         // A program may exit without reading its input (a filter that rejects on headers alone).
         child.stdin!.on("error", () => undefined);
@@ -92,7 +109,8 @@ export function createCommandHandler(options: CommandHandlerOptions): Handler {
         if (context.signal.aborted) onAbort();
         let ending: Ending;
         try {
-          ending = await endOf(child);
+          // The moment the program exits, what it left running goes too (before stderr drains).
+          ending = await endOf(child, () => killer.endGroup());
         } finally {
           clearTimeout(timer);
           context.signal.removeEventListener("abort", onAbort);
@@ -134,13 +152,14 @@ export function createCommandHandler(options: CommandHandlerOptions): Handler {
 }
 
 /** Resolves when the program has exited and its stderr has drained (or STDIO_DRAIN_MS later). */
-function endOf(child: ChildProcess): Promise<Ending> {
+function endOf(child: ChildProcess, onExit: () => void): Promise<Ending> {
   return new Promise((resolve) => {
     child.on("error", (error: NodeJS.ErrnoException) => {
       // "error" after a successful spawn is a failed kill; only a missing pid means it never ran.
       if (child.pid === undefined) resolve({ kind: "spawn-failed", error });
     });
     child.once("exit", (code, signal) => {
+      onExit();
       const ended: Ending = { kind: "exited", code, signal };
       if (child.stderr === null || child.stderr.readableEnded) return resolve(ended);
       const drained = setTimeout(() => {
@@ -172,10 +191,18 @@ class GroupKiller {
     this.graceTimer = setTimeout(() => this.signal("SIGKILL"), this.graceMs);
   }
 
-  /** The program has exited: whatever of its group we were told to end goes now, not after the grace. */
+  /**
+   * The program has exited: everything left in its group (background children, even of a
+   * program that exited 0) is killed now. The group id stays valid while any member lives, so
+   * this reaches exactly what the program started (unless it left the group with setsid).
+   */
+  endGroup(): void {
+    this.signal("SIGKILL");
+  }
+
+  /** The delivery is over: the group went at the program's exit (endGroup), so no SIGKILL after a grace. */
   finish(): void {
     clearTimeout(this.graceTimer);
-    if (this.reason !== undefined) this.signal("SIGKILL");
   }
 
   private signal(signal: NodeJS.Signals): void {
@@ -184,7 +211,9 @@ class GroupKiller {
       // detached: the child leads its own group, whose id is its pid; "-pid" is the whole group.
       process.kill(-this.child.pid, signal);
     } catch (error) {
-      if ((error as NodeJS.ErrnoException).code !== "ESRCH") throw error;
+      // ESRCH: nothing left of the group. EPERM: what is left runs as a user we may not signal.
+      const code = (error as NodeJS.ErrnoException).code;
+      if (code !== "ESRCH" && code !== "EPERM") throw error;
     }
   }
 }

@@ -25,7 +25,7 @@
 import { randomBytes } from "node:crypto";
 import type { Dirent } from "node:fs";
 import { constants } from "node:fs";
-import { copyFile, link, lstat, mkdir, open, readdir, rename, rm } from "node:fs/promises";
+import { copyFile, link, lstat, mkdir, open, readdir, readlink, rename, rm } from "node:fs/promises";
 import { dirname, join, resolve } from "node:path";
 
 import { MailfetchdError } from "../errors.js";
@@ -91,6 +91,7 @@ export function createDirectoryHandler(options: DirectoryHandlerOptions): Handle
       const finalDir = join(queueDir, message.id);
       try {
         await ensureDirectory(queueDir);
+        await refuseSymlink(queueDir, root);
         await sweepOnce(queueDir, context.logger);
 
         if (await isExistingDirectory(finalDir)) {
@@ -147,6 +148,8 @@ async function writeMessageDirectory(
     await Promise.all([syncDirectory(attachmentsDir), syncDirectory(tempDir)]);
 
     try {
+      // Checked again at the last moment: a link swapped in while the files were written.
+      await refuseSymlink(queueDir, dirname(queueDir));
       await rename(tempDir, finalDir);
     } catch (error) {
       // A concurrent delivery of the same id got there first: its directory is complete.
@@ -260,6 +263,26 @@ async function syncDirectory(dir: string): Promise<void> {
   }
 }
 
+/**
+ * Below the handler's path, every directory is mailfetchd's own: a symbolic link there (a
+ * local user planting `<path>/<queue>` -> elsewhere) would send customer mail where nobody
+ * configured it to go, so it is refused, never followed. The path itself may be a link: the
+ * operator chose it.
+ */
+async function refuseSymlink(path: string, handlerPath: string): Promise<void> {
+  const stats = await lstat(path);
+  if (!stats.isSymbolicLink()) return;
+  const target = await readlink(path).catch(() => "?");
+  throw new MailfetchdError(
+    `Directory handler: ${path} is a symbolic link (to ${target}); refused: below the handler's path ${handlerPath} mail is written only into real directories, so a link planted there cannot send it elsewhere. The message waits and is retried.`,
+    {
+      code: "HANDLER_FAILED",
+      retryable: true,
+      fix: `Remove the link (rm ${path}) so mailfetchd creates the directory itself, and find out who made it; to write elsewhere, set the handler's path to that place.`,
+    },
+  );
+}
+
 async function isExistingDirectory(path: string): Promise<boolean> {
   let stats;
   try {
@@ -268,6 +291,7 @@ async function isExistingDirectory(path: string): Promise<boolean> {
     if (errorCode(error) === "ENOENT") return false;
     throw error;
   }
+  if (stats.isSymbolicLink()) await refuseSymlink(path, dirname(dirname(path)));
   if (stats.isDirectory()) return true;
   throw new MailfetchdError(`Directory handler: ${path} exists but is not a directory`, {
     code: "HANDLER_FAILED",

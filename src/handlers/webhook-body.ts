@@ -14,6 +14,7 @@
 import type { DeliverableMessage } from "../interfaces.js";
 import { attachmentBytes } from "../parse/attachment-bytes.js";
 import { toMessageDocument, type MessageDocument, type MessageDocumentAttachment } from "./message-document.js";
+import { boundMetadata } from "./metadata-bounds.js";
 import { headerValue } from "./printable.js";
 
 export type WebhookFormat = "json" | "raw";
@@ -51,10 +52,12 @@ export async function webhookDocument(message: DeliverableMessage, inlineAttachm
 
 /**
  * Where the message came from, for routing without parsing the body. Values that are not
- * printable ASCII are percent-encoded UTF-8 (decodeURIComponent restores them).
+ * printable ASCII are percent-encoded UTF-8 (decodeURIComponent restores them). A value above
+ * METADATA_VALUE_MAX_BYTES is left out (a receiver's header limit would refuse the request),
+ * named in x-mailfetchd-omitted; the body has it whole.
  */
 export function metadataHeaders(message: DeliverableMessage, attempt: number): Record<string, string> {
-  const headers: Record<string, string> = {
+  const values: Record<string, string> = {
     "x-mailfetchd-queue": headerValue(message.queue.name),
     "x-mailfetchd-queue-address": headerValue(message.queue.address),
     "x-mailfetchd-source": message.source.kind,
@@ -63,8 +66,10 @@ export function metadataHeaders(message: DeliverableMessage, attempt: number): R
     "x-mailfetchd-attempt": String(attempt),
   };
   // IMAP queues keep the headers they had before sources were made neutral.
-  if (message.source.uidValidity !== undefined) headers["x-mailfetchd-uidvalidity"] = message.source.uidValidity;
-  if (message.source.uid !== undefined) headers["x-mailfetchd-uid"] = String(message.source.uid);
-  if (message.parsed.messageId) headers["x-mailfetchd-message-id"] = headerValue(message.parsed.messageId);
-  return headers;
+  if (message.source.uidValidity !== undefined) values["x-mailfetchd-uidvalidity"] = message.source.uidValidity;
+  if (message.source.uid !== undefined) values["x-mailfetchd-uid"] = String(message.source.uid);
+  if (message.parsed.messageId) values["x-mailfetchd-message-id"] = headerValue(message.parsed.messageId);
+  const { kept, omitted } = boundMetadata(values);
+  if (omitted.length > 0) kept["x-mailfetchd-omitted"] = omitted.map((name) => name.slice("x-mailfetchd-".length)).join(", ");
+  return kept;
 }

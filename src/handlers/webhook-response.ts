@@ -19,6 +19,13 @@ const FOLLOWED_REDIRECTS = new Set([301, 302, 307, 308]);
  */
 export const MAX_RETRY_AFTER_MS = 60 * 60 * 1000;
 
+/**
+ * 413 Content Too Large, 414 URI Too Long, 431 Request Header Fields Too Large: the receiver
+ * refuses the size of our request, not the message. A message is never lost to a limit of
+ * ours or the receiver's: retried (with backoff) until the limit or the handler is changed.
+ */
+const REQUEST_TOO_LARGE = new Set([413, 414, 431]);
+
 export type ResponseVerdict =
   /** 2xx, or 303 See Other: the receiver took the POST and points at the result. */
   | "delivered"
@@ -26,12 +33,15 @@ export type ResponseVerdict =
   | "redirect"
   /** 5xx, 408, 425, 429 and other oddities: try again later. */
   | "retry"
+  /** 413, 414, 431: our request is above a limit of the receiver's; retried, never final. */
+  | "too-large"
   /** Any other 4xx: the receiver refuses this message; retrying cannot help. */
   | "reject";
 
 export function verdictFor(status: number): ResponseVerdict {
   if ((status >= 200 && status <= 299) || status === 303) return "delivered";
   if (FOLLOWED_REDIRECTS.has(status)) return "redirect";
+  if (REQUEST_TOO_LARGE.has(status)) return "too-large";
   if (status >= 400 && status <= 499 && !RETRYABLE_CLIENT_ERRORS.has(status)) return "reject";
   return "retry";
 }

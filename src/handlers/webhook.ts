@@ -3,7 +3,7 @@
  * as webhook-id: the receiver's idempotency key, the same on every retry and after restarts.
  *
  * What an answer means (see webhook-response.ts): 2xx delivered; 4xx final (dead letter)
- * except 408, 425 and 429; 5xx, timeouts and network errors retried, no sooner than a
+ * except 408, 425, 429 and the size limits 413, 414, 431; 5xx, timeouts and network errors retried, no sooner than a
  * Retry-After says. Redirects are followed only within the URL's origin (scheme, host and
  * port): customer mail is never sent to a host nobody configured.
  *
@@ -92,6 +92,11 @@ export function createWebhookHandler(options: WebhookHandlerOptions): Handler {
         }
         const excerpt = clean(await readExcerpt(response).catch(() => ""));
         if (context.signal.aborted) throw context.signal.reason;
+        if (verdict === "too-large") {
+          const error = tooLarge(url, response, excerpt, { bodyBytes: body.length, headerBytes: headerBytes(headers), inlineLimit });
+          context.logger.warn({ host: url.host, status: response.status, reason: error.message }, "webhook receiver refused the size of our request; the message is retried");
+          throw error;
+        }
         if (verdict === "reject") throw rejection(url, response, excerpt);
         throw retryLater(url, response, excerpt);
       }
@@ -129,12 +134,35 @@ function rejection(url: URL, response: Response, excerpt: string): PermanentErro
       ? " Check that the handler's secretFile and headers match what the receiver expects."
       : response.status === 404 || response.status === 405
         ? " Check the handler's url."
-        : response.status === 413
-          ? " Lower inlineAttachmentsUpTo or raise the receiver's body limit."
-          : "";
+        : "";
   return new PermanentError(
     `Webhook receiver ${url.host} refused the message with HTTP ${response.status}${quote(excerpt)}. A 4xx answer other than 408, 425 or 429 is final, so the message is parked as a dead letter.${hint}`,
   );
+}
+
+/** The receiver refused our request's size (413, 414, 431): a limit to change, never the message's fault. */
+function tooLarge(url: URL, response: Response, excerpt: string, sizes: { bodyBytes: number; headerBytes: number; inlineLimit: number }): MailfetchdError {
+  const what =
+    response.status === 431
+      ? `the request's header fields too large (${sizes.headerBytes} bytes of headers)`
+      : response.status === 414
+        ? "the URL too long"
+        : `the request body too large (${sizes.bodyBytes} bytes)`;
+  const fix =
+    response.status === 431
+      ? "Raise the receiver's header size limit or send fewer static headers (mailfetchd's own headers are bounded; long values stay in the body)."
+      : response.status === 414
+        ? "Shorten the handler's url."
+        : `Raise the receiver's body limit, or lower the handler's inlineAttachmentsUpTo (now ${sizes.inlineLimit} bytes) so large attachments go by reference.`;
+  return new MailfetchdError(
+    `Webhook receiver ${url.host} answered HTTP ${response.status}${quote(excerpt)}: it finds ${what}. That is a limit, not a verdict on the message, so it is retried (never dead-lettered) until the limit changes.`,
+    { code: "HANDLER_FAILED", retryable: true, fix },
+  );
+}
+
+/** Roughly what the request's header block weighs on the wire ("name: value\r\n" each). */
+function headerBytes(headers: Readonly<Record<string, string>>): number {
+  return Object.entries(headers).reduce((sum, [name, value]) => sum + name.length + Buffer.byteLength(value) + 4, 0);
 }
 
 function retryLater(url: URL, response: Response, excerpt: string): MailfetchdError {

@@ -2,23 +2,40 @@
  * The HTTP surface (node:http): /livez, /readyz, /metrics, the status page (/ and /status)
  * and /status.json. Off unless the config has an `http` block. When a bearer token is
  * configured (always, off loopback) every path requires it, health probes included: the
- * healthcheck command sends it, and nothing here is public.
+ * healthcheck command sends it, and nothing here is public. Off loopback it is HTTPS only (a
+ * token in clear text is no token); on loopback only loopback Host names are answered, so a
+ * web page cannot read the status by DNS rebinding. Headers must arrive within 10 s, and at
+ * most MAX_CONNECTIONS sockets are open at once.
  */
 import type { AddressInfo } from "node:net";
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from "node:http";
+import { createServer as createHttpsServer, type ServerOptions as HttpsServerOptions } from "node:https";
 import { MailfetchdError } from "../errors.js";
 import type { HttpConfig } from "../config/schema.js";
 import type { Logger } from "../interfaces.js";
 import type { DaemonMetrics } from "../metrics/daemon-metrics.js";
 import { healthToJson, type QueueHealth } from "../metrics/queue-health.js";
 import { bearerTokenMatches } from "./bearer-auth.js";
-import { urlAuthority } from "./listen-address.js";
+import { isLoopbackHost, isLoopbackHostHeader, urlAuthority } from "./listen-address.js";
 import type { ReadinessTracker } from "./readiness.js";
 import type { HourActivity } from "../state/queue-activity.js";
 import { renderStatusPage, STATUS_PAGE_CSP } from "./status-page.js";
 
 /** Slow or idle clients must not hold sockets: every answer here is computed in milliseconds. */
 const REQUEST_TIMEOUT_MS = 10_000;
+/**
+ * Sockets open at once. A scraper, a probe and a few browser tabs need a handful; a client
+ * opening hundreds (before any authentication) only holds memory and file descriptors.
+ */
+const MAX_CONNECTIONS = 32;
+
+export interface HttpLimits {
+  /** Whole headers must arrive within this long (and the whole request, too). */
+  readonly headersTimeoutMs: number;
+  readonly maxConnections: number;
+}
+
+export const DEFAULT_HTTP_LIMITS: HttpLimits = { headersTimeoutMs: REQUEST_TIMEOUT_MS, maxConnections: MAX_CONNECTIONS };
 
 export interface HttpSurfaceOptions {
   readonly config: HttpConfig;
@@ -49,16 +66,33 @@ export class HttpSurface {
   ) {}
 
   static async start(options: HttpSurfaceOptions): Promise<HttpSurface> {
-    const server = createServer((request, response) => {
+    const limits = DEFAULT_HTTP_LIMITS;
+    const serverOptions: HttpsServerOptions = {
+      headersTimeout: limits.headersTimeoutMs,
+      requestTimeout: limits.headersTimeoutMs,
+      // node:http looks for expired headers only this often (default 30 s, which made the 10 s
+      // limit ~30 s in practice): check at a tenth of the limit.
+      connectionsCheckingInterval: Math.max(50, Math.min(1_000, Math.floor(limits.headersTimeoutMs / 10))),
+      keepAliveTimeout: 5_000,
+      // A TLS handshake never finished holds a connection as long as headers never sent.
+      ...(options.config.tls ? { cert: options.config.tls.cert, key: options.config.tls.key, minVersion: "TLSv1.2" as const, handshakeTimeout: limits.headersTimeoutMs } : {}),
+    };
+    const onRequest = (request: IncomingMessage, response: ServerResponse) => {
       handle(options, request, response).catch((error: unknown) => {
         options.logger.error({ err: error, path: pathOf(request) }, "HTTP request failed");
         if (!response.headersSent) send(response, 500, "text/plain; charset=utf-8", "internal error; see the daemon's log\n");
         else response.destroy();
       });
+    };
+    const server: Server = options.config.tls ? createHttpsServer(serverOptions, onRequest) : createServer(serverOptions, onRequest);
+    server.maxConnections = limits.maxConnections;
+    let lastDropWarning = 0;
+    server.on("drop", (data?: { remoteAddress?: string }) => {
+      // Once a minute at most: a flood must not flood the log too.
+      if (Date.now() - lastDropWarning < 60_000) return;
+      lastDropWarning = Date.now();
+      options.logger.warn({ maxConnections: limits.maxConnections, remote: data?.remoteAddress }, "HTTP connection refused: too many open connections");
     });
-    server.requestTimeout = REQUEST_TIMEOUT_MS;
-    server.headersTimeout = REQUEST_TIMEOUT_MS;
-    server.keepAliveTimeout = 5_000;
     const { host, port } = options.config;
     await new Promise<void>((resolve, reject) => {
       server.once("error", reject);
@@ -80,7 +114,14 @@ export class HttpSurface {
     server.on("error", (error) => options.logger.error({ err: error }, "HTTP server error"));
     // The bound port: the configured one, or the one the system chose for port 0.
     const bound = { host, port: (server.address() as AddressInfo).port };
-    options.logger.info({ listen: urlAuthority(bound), authentication: options.config.bearerToken ? "bearer token" : "none (loopback)" }, "HTTP surface listening");
+    options.logger.info(
+      {
+        listen: urlAuthority(bound),
+        scheme: options.config.tls ? "https" : "http",
+        authentication: options.config.bearerToken ? "bearer token" : "none (loopback, loopback Host names only)",
+      },
+      "HTTP surface listening",
+    );
     return new HttpSurface(server, urlAuthority(bound));
   }
 
@@ -94,6 +135,11 @@ export class HttpSurface {
 
 async function handle(options: HttpSurfaceOptions, request: IncomingMessage, response: ServerResponse): Promise<void> {
   const path = pathOf(request);
+  if (isLoopbackHost(options.config.host) && !isLoopbackHostHeader(request.headers.host)) {
+    options.logger.debug({ path, host: request.headers.host?.slice(0, 100) }, "HTTP request refused: Host is not a loopback name");
+    send(response, 421, "text/plain; charset=utf-8", "421 misdirected request: this surface listens on loopback and answers only to Host localhost, 127.0.0.1 or [::1]\n");
+    return;
+  }
   if (options.config.bearerToken !== undefined && !bearerTokenMatches(request.headers.authorization, options.config.bearerToken)) {
     options.logger.debug({ path, remote: request.socket.remoteAddress }, "HTTP request refused: no valid bearer token");
     response.setHeader("www-authenticate", 'Bearer realm="mailfetchd"');

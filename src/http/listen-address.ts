@@ -49,3 +49,18 @@ export function connectHostFor(host: string): string {
 export function urlAuthority(address: ListenAddress): string {
   return isIP(address.host) === 6 ? `[${address.host}]:${address.port}` : `${address.host}:${address.port}`;
 }
+
+/**
+ * Whether a request's Host header names this machine's loopback: localhost, 127.x.y.z or
+ * [::1], with or without a port. On a loopback listener there is no password, so this is
+ * what stops DNS rebinding: a web page from evil.example resolving its name to 127.0.0.1 gets
+ * its requests to us sent with "Host: evil.example", and is refused.
+ */
+export function isLoopbackHostHeader(header: string | undefined): boolean {
+  if (!header) return false;
+  const match = /^(?:\[([0-9a-fA-F:.]+)\]|([^:[\]]+))(?::(\d{1,5}))?$/.exec(header.trim());
+  if (!match) return false;
+  const host = match[1] ?? match[2]!;
+  if (match[1] !== undefined) return isIP(host) === 6 && isLoopbackHost(host);
+  return isLoopbackHost(host) && !host.includes(":");
+}

@@ -7,7 +7,8 @@
  * letting the daemon re-seal each cache on its next write.
  */
 import { createCipheriv, createDecipheriv, randomBytes } from "node:crypto";
-import { readFileSync, writeFileSync } from "node:fs";
+import { writeFileSync } from "node:fs";
+import { readSecretFile } from "../config/secret-file.js";
 import { ConfigError, MailfetchdError } from "../errors.js";
 
 const KEY_LINE = /^mfk1:([A-Za-z0-9_-]{1,32}):([A-Za-z0-9+/]{43}=)$/;
@@ -25,15 +26,15 @@ export class SecretBox {
   ) {}
 
   static fromFile(file: string): SecretBox {
-    let text: string;
-    try {
-      text = readFileSync(file, "utf8");
-    } catch (error) {
+    const read = readSecretFile(file);
+    if ("problem" in read) {
+      if (read.code === "MODE") throw new ConfigError(`The key file ${read.problem}`, "SECRET_UNREADABLE");
       throw new ConfigError(
-        `Cannot read the key file ${file} (${(error as NodeJS.ErrnoException).code ?? "error"}): the token caches are encrypted with it. Create one with \`mailfetchd keygen --out ${file}\` and set state.keyFile to it.`,
+        `Cannot read the key file ${file} (${read.code}): the token caches are encrypted with it. Create one with \`mailfetchd keygen --out ${file}\` and set state.keyFile to it.`,
         "SECRET_UNREADABLE",
       );
     }
+    const text = read.text;
     const keys = new Map<string, Buffer>();
     let active: string | undefined;
     for (const [index, line] of text.split(/\r?\n/).entries()) {

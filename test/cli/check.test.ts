@@ -3,7 +3,7 @@
  * good setup, and each broken link (produced on demand by the stand-in or Dovecot) fails on
  * its own line with the fix, the links after it are skipped, and the exit status is 1.
  */
-import { readFileSync, writeFileSync } from "node:fs";
+import { chmodSync, readFileSync, writeFileSync } from "node:fs";
 import path from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { parse, stringify } from "yaml";
@@ -152,6 +152,30 @@ describe("mailfetchd check", () => {
     outputs.push(result);
     expect(result.code).toBe(1);
     expect(result.stdout).toMatch(/^FAIL  config valid: .*the config is not valid/);
+  });
+
+  it("reports a password or key file readable by others with the exact chmod, and exits 1", async () => {
+    const config = parse(readFileSync(configFile, "utf8")) as { state: { keyFile: string }; queues: Array<{ signIn?: { passwordFile: string } }> };
+    const passwordFile = config.queues[0]!.signIn!.passwordFile;
+    chmodSync(passwordFile, 0o666);
+    try {
+      const { code, lines } = await check(ALPHA.name);
+      expect(code).toBe(1);
+      expect(lines[0]).toMatch(/^FAIL  config valid: /);
+      expect(lines[0]).toContain(`queues[0].signIn.passwordFile: ${passwordFile} is readable by group and others (mode 0666)`);
+      expect(lines[0]).toContain(`chmod 600 ${passwordFile}`);
+    } finally {
+      chmodSync(passwordFile, 0o600);
+    }
+    chmodSync(config.state.keyFile, 0o644);
+    try {
+      const { code, lines } = await check(ALPHA.name);
+      expect(code).toBe(1);
+      expect(lines[1]).toMatch(/^FAIL  token cache key readable: The key file .* \(mode 0644\)/);
+      expect(lines[1]).toContain(`chmod 600 ${config.state.keyFile}`);
+    } finally {
+      chmodSync(config.state.keyFile, 0o600);
+    }
   });
 
   it("never prints a token, password or device code", () => {

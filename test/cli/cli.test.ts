@@ -68,6 +68,38 @@ describe("mailfetchd command line", () => {
     expect(named.err).toContain("queues[0].address: write a full e-mail address");
   });
 
+  it("exits 78 for a YAML alias bomb, naming the cause", () => {
+    const levels = ["a: &a [lol, lol, lol, lol, lol, lol, lol, lol, lol]"];
+    for (const name of "bcdefgh") {
+      const previous = String.fromCharCode(name.charCodeAt(0) - 1);
+      levels.push(`${name}: &${name} [${Array(9).fill(`*${previous}`).join(", ")}]`);
+    }
+    const file = path.join(dir, "alias-bomb.yaml");
+    writeFileSync(file, `${levels.join("\n")}\n`);
+    const result = run("run", "--config", file);
+    expect(result.status).toBe(78);
+    expect(result.err).toContain("not valid YAML: Excessive alias count");
+    noStackTrace(result.err);
+  });
+
+  it("exits 78 naming a __proto__, constructor or prototype key under headers or env", () => {
+    const config = (handler: string) =>
+      `state: { dir: ./state, keyFile: ./key }\nqueues:\n  - name: support\n    address: support@contoso.com\n    handlers:\n      - ${handler}\n`;
+    const cases = [
+      ['{ type: webhook, url: "https://crm.contoso.com/hook", headers: { __proto__: { file: ./x } } }', "queues[0].handlers[0].headers.__proto__"],
+      ["{ type: command, command: [/bin/true], env: { constructor: x } }", "queues[0].handlers[0].env.constructor"],
+      ["{ type: command, command: [/bin/true], env: { prototype: x } }", "queues[0].handlers[0].env.prototype"],
+    ];
+    for (const [index, [handler, key]] of cases.entries()) {
+      const file = path.join(dir, `proto-${index}.yaml`);
+      writeFileSync(file, config(handler!));
+      const result = run("run", "--config", file);
+      expect(result.status, handler).toBe(78);
+      expect(result.err).toContain(`${key}: the key name`);
+      noStackTrace(result.err);
+    }
+  });
+
   it("writes a 0600 key and refuses to overwrite it", () => {
     const key = path.join(dir, "token.key");
     expect(run("keygen", "--out", key).status).toBe(0);

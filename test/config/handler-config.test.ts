@@ -9,9 +9,9 @@ import { ConfigError } from "../../src/errors.js";
 
 const dir = mkdtempSync(path.join(tmpdir(), "mailfetchd-handler-config-"));
 const KEY = `whsec_${randomBytes(32).toString("base64")}`;
-writeFileSync(path.join(dir, "hook.key"), `${KEY}\n`);
-writeFileSync(path.join(dir, "short.key"), `whsec_${randomBytes(8).toString("base64")}\n`);
-writeFileSync(path.join(dir, "crm.token"), "Bearer crm-token-value-1234\n");
+writeFileSync(path.join(dir, "hook.key"), `${KEY}\n`, { mode: 0o600 });
+writeFileSync(path.join(dir, "short.key"), `whsec_${randomBytes(8).toString("base64")}\n`, { mode: 0o600 });
+writeFileSync(path.join(dir, "crm.token"), "Bearer crm-token-value-1234\n", { mode: 0o600 });
 writeFileSync(path.join(dir, "route-mail"), "#!/bin/sh\nexit 0\n");
 chmodSync(path.join(dir, "route-mail"), 0o755);
 writeFileSync(path.join(dir, "not-executable"), "#!/bin/sh\nexit 0\n");
@@ -154,6 +154,25 @@ describe("command handler config", () => {
     expect(message).toContain("queues[0].handlers[0].env.DB_PASSWORD: looks like a credential");
     expect(message).toContain("queues[0].handlers[1].command: write the program and its arguments as a list");
     expect(message).not.toContain("hunter2");
+  });
+
+  it("takes uid and gid together (to run the program as another user), and refuses one alone", () => {
+    const asNobody = `      - type: command
+        command: [logger]
+        uid: 65534
+        gid: 65534
+`;
+    if (process.getuid?.() === 0) expect(parse(asNobody).queues[0]!.handlers[0]).toMatchObject({ uid: 65534, gid: 65534 });
+    else expect(errorOf(asNobody)).toContain("not root, so it cannot start programs as uid 65534");
+    expect(errorOf(`      - type: command
+        command: [logger]
+        uid: 65534
+`)).toContain("queues[0].handlers[0].gid: missing: give both uid and gid");
+    expect(errorOf(`      - type: command
+        command: [logger]
+        uid: -1
+        gid: 0
+`)).toContain("queues[0].handlers[0].uid:");
   });
 
   it("refuses a program that cannot run and a missing cwd (checked once the shape is valid)", () => {

@@ -1,4 +1,4 @@
-import { mkdtempSync, writeFileSync } from "node:fs";
+import { chmodSync, mkdirSync, mkdtempSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import path from "node:path";
 import { describe, expect, it } from "vitest";
@@ -7,7 +7,7 @@ import { parseInterval } from "../../src/config/schema.js";
 import { ConfigError } from "../../src/errors.js";
 
 const dir = mkdtempSync(path.join(tmpdir(), "mailfetchd-config-"));
-writeFileSync(path.join(dir, "pw"), "s3cret-password\n");
+writeFileSync(path.join(dir, "pw"), "s3cret-password\n", { mode: 0o600 });
 
 const TENANT = "11111111-2222-3333-4444-555555555555";
 const CLIENT = "66666666-7777-8888-9999-000000000000";
@@ -81,6 +81,50 @@ queues:
     expect(message).toContain("delivery.messagesInFlight");
     expect(message).toContain("delivery.bytesInFlight");
     expect(message).toContain("25MB");
+  });
+
+  it("refuses password, token and header files readable by group or others, with the exact chmod", () => {
+    for (const mode of [0o644, 0o666, 0o640]) {
+      const file = path.join(dir, `pw-${mode.toString(8)}`);
+      writeFileSync(file, "s3cret-password\n", { mode });
+      chmodSync(file, mode);
+      const message = errorOf(valid().replace("passwordFile: pw", `passwordFile: pw-${mode.toString(8)}`));
+      expect(message).toContain(`queues[0].signIn.passwordFile: ${file} is readable by`);
+      expect(message).toContain(`(mode 0${mode.toString(8)})`);
+      expect(message).toContain(`run \`chmod 600 ${file}\``);
+      expect(message).not.toContain("s3cret-password");
+    }
+    const header = path.join(dir, "header-0644");
+    writeFileSync(header, "Bearer crm-token-value-1234\n", { mode: 0o644 });
+    chmodSync(header, 0o644);
+    const message = errorOf(
+      valid().replace("      - type: directory\n        path: out", `      - type: webhook\n        url: https://crm.contoso.com/hook\n        headers: { Authorization: { file: header-0644 } }`),
+    );
+    expect(message).toContain(`queues[0].handlers[0].headers.Authorization.file: ${header} is readable by group and others (mode 0644)`);
+    expect(message).not.toContain("crm-token-value");
+  });
+
+  it("trusts the mode of files in systemd's credentials directory (an ACL shows as group bits there)", () => {
+    const credentials = path.join(dir, "credentials");
+    mkdirSync(credentials, { recursive: true });
+    const file = path.join(credentials, "secrets_pw");
+    writeFileSync(file, "s3cret-password\n");
+    chmodSync(file, 0o440);
+    const text = valid().replace("passwordFile: pw", `passwordFile: ${file}`);
+    expect(errorOf(text)).toContain("(mode 0440)");
+    process.env.CREDENTIALS_DIRECTORY = credentials;
+    try {
+      expect(parseConfig(text, path.join(dir, "config.yaml")).queues[0]!.signIn.password).toBe("s3cret-password");
+    } finally {
+      delete process.env.CREDENTIALS_DIRECTORY;
+    }
+  });
+
+  it("accepts a CA file of any mode (a certificate is public)", () => {
+    const ca = path.join(dir, "ca-0644.pem");
+    writeFileSync(ca, "-----BEGIN CERTIFICATE-----\n", { mode: 0o644 });
+    chmodSync(ca, 0o644);
+    expect(parseConfig(valid(`imap: { caFile: ca-0644.pem }`), path.join(dir, "config.yaml")).queues[0]!.imap.ca).toContain("BEGIN CERTIFICATE");
   });
 
   it("refuses missing tenant and client ids with the admin guide step", () => {

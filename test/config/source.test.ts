@@ -7,7 +7,7 @@ import { parseConfig } from "../../src/config/load.js";
 import { ConfigError } from "../../src/errors.js";
 
 const dir = mkdtempSync(path.join(tmpdir(), "mailfetchd-config-"));
-writeFileSync(path.join(dir, "pw"), "s3cret-password\n");
+writeFileSync(path.join(dir, "pw"), "s3cret-password\n", { mode: 0o600 });
 
 function config(sourceLine: string): string {
   return `

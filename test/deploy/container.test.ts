@@ -10,6 +10,7 @@
  * MAILFETCHD_CONTAINER_TEST=1, which .ci/run sets.
  */
 import { execFile, spawn, type ChildProcess } from "node:child_process";
+import { request as httpsRequest } from "node:https";
 import { chmodSync, chownSync, copyFileSync, createWriteStream, existsSync, mkdirSync, readdirSync, readFileSync, statSync, writeFileSync } from "node:fs";
 import path from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
@@ -115,6 +116,10 @@ beforeAll(async () => {
   writeNewKeyFile(path.join(dirs.secrets, "token.key"));
   writeFileSync(path.join(dirs.secrets, `${QUEUE.name}.password`), `${QUEUE.password}\n`, { mode: 0o600 });
   httpToken = writeTokenFile(path.join(dirs.secrets, "http.token"));
+  // Listening on every interface means HTTPS: the certificate is public, its key a secret.
+  copyFileSync(bed.certs.certFile, path.join(dirs.etc, "http.crt"));
+  copyFileSync(bed.certs.keyFile, path.join(dirs.secrets, "http.key"));
+  chmodSync(path.join(dirs.secrets, "http.key"), 0o600);
   [port] = (await findFreePorts(1)) as [number];
   const config = {
     state: { dir: "/var/lib/mailfetchd", keyFile: "/run/secrets/token.key" },
@@ -123,13 +128,14 @@ beforeAll(async () => {
     imap: { host: bed.dovecot.host, port: bed.dovecot.port, tls: true, caFile: "/etc/mailfetchd/ca.pem" },
     poll: "1s",
     queues: [{ name: QUEUE.name, address: QUEUE.address, signIn: { passwordFile: `/run/secrets/${QUEUE.name}.password` }, idle: false, handlers: [{ type: "directory", path: "/srv/out" }] }],
-    http: { listen: `0.0.0.0:${port}`, bearerTokenFile: "/run/secrets/http.token" },
+    http: { listen: `0.0.0.0:${port}`, bearerTokenFile: "/run/secrets/http.token", tlsCertFile: "/etc/mailfetchd/http.crt", tlsKeyFile: "/run/secrets/http.key" },
   };
   writeFileSync(path.join(dirs.etc, "config.yaml"), stringify(config), { mode: 0o644 });
   for (const dir of [dirs.secrets, dirs.state, dirs.out]) for (const file of [dir, ...listFiles(dir)]) chownSync(file, NODE_UID, NODE_UID);
   // The config and the CA hold no secret: root's, readable by the node user.
   chmodSync(dirs.etc, 0o755);
   chmodSync(path.join(dirs.etc, "ca.pem"), 0o644);
+  chmodSync(path.join(dirs.etc, "http.crt"), 0o644);
   mounts = ["-v", `${dirs.etc}:/etc/mailfetchd:ro`, "-v", `${dirs.secrets}:/run/secrets:ro`, "-v", `${dirs.state}:/var/lib/mailfetchd`, "-v", `${dirs.out}:/srv/out`];
 
   await bed.dovecot.deliver(QUEUE.address, sampleMessages(1, { seed: "container", to: QUEUE.address })[0]!.raw);
@@ -196,11 +202,11 @@ describe.skipIf(!ENABLED)("container image", () => {
     for (const p of processes.filter((entry) => entry.comm === "tini" || entry.comm === "node")) expect(p.uid, p.comm).toBe(NODE_UID);
 
     // The HEALTHCHECK command, run in the container as Docker would (with the same mounts).
-    await waitFor("the daemon ready", async () => (await fetch(`http://127.0.0.1:${port}/readyz`, { headers: { authorization: `Bearer ${httpToken}` } })).status === 200);
+    await waitFor("the daemon ready", async () => (await httpsStatus("/readyz", { authorization: `Bearer ${httpToken}` }).catch(() => 0)) === 200);
     const health = await run("buildah", ["run", "--isolation", "chroot", "--user", image.User, ...mounts, container!, "--", ...healthcheck.slice(1)]);
     expect(health, health.stderr).toMatchObject({ code: 0, stdout: "healthy: ready\n" });
     // Unauthenticated requests are refused: it listens on every interface.
-    expect((await fetch(`http://127.0.0.1:${port}/metrics`)).status).toBe(401);
+    expect(await httpsStatus("/metrics", {})).toBe(401);
   });
 
   it("stops gracefully when tini passes on SIGTERM, and leaves no secret in its output or files", async () => {
@@ -215,3 +221,15 @@ describe.skipIf(!ENABLED)("container image", () => {
     expect(scanForSecrets([path.join(ARTIFACTS, "container-output.log"), ...listFiles(dirs.state), ...listFiles(dirs.out)], secrets)).toEqual([]);
   });
 });
+
+/** The status of a GET to the container's HTTPS surface, trusting the test bed's CA. */
+function httpsStatus(urlPath: string, headers: Record<string, string>): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const req = httpsRequest({ host: "127.0.0.1", port, path: urlPath, headers, ca: readFileSync(bed.certs.caFile) }, (res) => {
+      res.resume();
+      resolve(res.statusCode ?? 0);
+    });
+    req.on("error", reject);
+    req.end();
+  });
+}

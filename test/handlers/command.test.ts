@@ -12,6 +12,7 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 
 import { isRetryable, MailfetchdError, PermanentError } from "../../src/errors.js";
 import { createCommandHandler, type CommandHandlerOptions } from "../../src/handlers/command.js";
+import { credentialLikeVariables } from "../../src/handlers/command-environment.js";
 import type { DeliverableMessage, DeliveryContext } from "../../src/interfaces.js";
 import { MailparserParser } from "../../src/parse/mail-parser.js";
 import { rawMessageFromBuffer } from "../../src/spool/raw-message.js";
@@ -129,6 +130,26 @@ describe("command handler", () => {
     expect(existsSync(path.dirname(env.MAILFETCHD_DOCUMENT!))).toBe(false);
   });
 
+  it("a 20 KB Message-ID or subject stays out of the environment (named in MAILFETCHD_OMITTED) and whole in the document", async () => {
+    const longId = `<${"x".repeat(20_000)}@example.test>`;
+    const longSubject = `Bestellung ${"ü".repeat(300)}`; // 611 bytes in UTF-8, under 500 characters
+    const raw = Buffer.from(
+      RAW.toString("utf8").replace("<command-test-1@example.test>", longId).replace("=?UTF-8?Q?Order=0A42=07_ready?=", `=?UTF-8?B?${Buffer.from(longSubject).toString("base64")}?=`),
+    );
+    const long = { ...message, raw: rawMessageFromBuffer(raw), parsed: await new MailparserParser().parse(raw) };
+    const out = mkdtempSync(path.join(dir, "long-"));
+    const ok = script("long.sh", 'env -0 > "$OUT_DIR/env"\ncp "$MAILFETCHD_DOCUMENT" "$OUT_DIR/document.json"');
+    await handler([ok], { env: { OUT_DIR: out } }).deliver(long, context());
+    const env = readEnv(path.join(out, "env"));
+    expect(env.MAILFETCHD_MESSAGE_ID).toBeUndefined();
+    expect(env.MAILFETCHD_SUBJECT).toBeUndefined();
+    expect(env.MAILFETCHD_OMITTED).toBe("MAILFETCHD_MESSAGE_ID MAILFETCHD_SUBJECT");
+    expect(env.MAILFETCHD_FROM).toBe("customer@example.test");
+    const document = JSON.parse(readFileSync(path.join(out, "document.json"), "utf8"));
+    expect(document.messageId).toBe(longId);
+    expect(document.subject).toBe(longSubject);
+  });
+
   it("exit 75 (EX_TEMPFAIL) is retried, with the last stderr lines in the reason", async () => {
     const tempfail = script("tempfail.sh", 'echo "connecting to crm" >&2\necho "crm busy, try later" >&2\nexit 75');
     const error = await failureOf(handler([tempfail]).deliver(message, context()));
@@ -177,6 +198,61 @@ describe("command handler", () => {
     await waitUntil(() => !isAlive(straggler));
     expect(isAlive(straggler)).toBe(false);
   }, 20_000);
+
+  it("a program that exits 0 takes what it left running in the background with it", async () => {
+    const pidFile = path.join(dir, "background.pid");
+    // The child ignores SIGTERM and closes stdio: only killing the group ends it.
+    const starter = script("background.sh", `trap "" TERM\n(trap "" TERM; exec sleep 60) </dev/null >/dev/null 2>&1 &\necho $! > "${pidFile}"\nexit 0`);
+    await handler([starter]).deliver(message, context());
+    const straggler = Number(readFileSync(pidFile, "utf8"));
+    await waitUntil(() => !isAlive(straggler));
+    expect(isAlive(straggler)).toBe(false);
+  });
+
+  it("a program that fails also takes its background children with it", async () => {
+    const pidFile = path.join(dir, "background-fail.pid");
+    const starter = script("background-fail.sh", `sleep 60 </dev/null >/dev/null 2>&1 &\necho $! > "${pidFile}"\nexit 1`);
+    await failureOf(handler([starter]).deliver(message, context()));
+    const straggler = Number(readFileSync(pidFile, "utf8"));
+    await waitUntil(() => !isAlive(straggler));
+    expect(isAlive(straggler)).toBe(false);
+  });
+
+  it.runIf(process.getuid?.() === 0)("runs as another user (uid/gid): it reads its document and stdin, but not the daemon's environment or files", async () => {
+    // The scripts' directory must be reachable by that user (mkdtemp makes it 0700).
+    chmodSync(dir, 0o755);
+    const out = mkdtempSync(path.join(dir, "as-nobody-"));
+    chmodSync(out, 0o777);
+    const secretFile = path.join(dir, "daemon-only.secret");
+    writeFileSync(secretFile, "not for programs\n", { mode: 0o600 });
+    const probe = script(
+      "as-nobody.sh",
+      [
+        'id -u > "$OUT_DIR/uid"; id -g > "$OUT_DIR/gid"; id -G > "$OUT_DIR/groups"',
+        'cat > "$OUT_DIR/stdin.eml"',
+        'cp "$MAILFETCHD_DOCUMENT" "$OUT_DIR/document.json"',
+        `cat /proc/$PPID/environ > "$OUT_DIR/daemon-environ" 2>/dev/null || echo refused > "$OUT_DIR/daemon-environ"`,
+        `cat "${secretFile}" > "$OUT_DIR/secret" 2>/dev/null || echo refused > "$OUT_DIR/secret"`,
+      ].join("\n"),
+    );
+    await handler([probe], { env: { OUT_DIR: out }, uid: 65534, gid: 65534 }).deliver(message, context());
+    expect(readFileSync(path.join(out, "uid"), "utf8").trim()).toBe("65534");
+    expect(readFileSync(path.join(out, "gid"), "utf8").trim()).toBe("65534");
+    // Root's supplementary groups are dropped too.
+    expect(readFileSync(path.join(out, "groups"), "utf8").trim()).toBe("65534");
+    expect(readFileSync(path.join(out, "stdin.eml")).equals(RAW)).toBe(true);
+    expect(JSON.parse(readFileSync(path.join(out, "document.json"), "utf8"))).toMatchObject({ id: message.id });
+    expect(readFileSync(path.join(out, "daemon-environ"), "utf8").trim()).toBe("refused");
+    expect(readFileSync(path.join(out, "secret"), "utf8").trim()).toBe("refused");
+  });
+
+  it("names credential-like variables of the daemon's environment (not places, not values)", () => {
+    expect(credentialLikeVariables({ CRM_API_TOKEN: "x", DB_PASSWORD: "y", PATH: "/bin", SSH_AUTH_SOCK: "/tmp/s", CREDENTIALS_DIRECTORY: "/run/c", AWS_SECRET_ACCESS_KEY: "z", HOME: "/root" })).toEqual([
+      "AWS_SECRET_ACCESS_KEY",
+      "CRM_API_TOKEN",
+      "DB_PASSWORD",
+    ]);
+  });
 
   it("shutdown: the context's signal ends the program and the delivery rejects with the signal's reason", async () => {
     const pidFile = path.join(dir, "slow.pid");

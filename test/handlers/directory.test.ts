@@ -1,7 +1,7 @@
 import { execFileSync } from "node:child_process";
 import { createHash } from "node:crypto";
 import { readFileSync } from "node:fs";
-import { chmod, mkdir, mkdtemp, readdir, readFile, rm, stat, utimes, writeFile } from "node:fs/promises";
+import { chmod, mkdir, mkdtemp, readdir, readFile, rm, stat, symlink, utimes, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join, relative, sep } from "node:path";
 import { fileURLToPath } from "node:url";
@@ -285,6 +285,43 @@ describe("directory handler", () => {
     expect(isRetryable(error)).toBe(true);
     expect((error as MailfetchdError).message).toMatch(/ENOTDIR|EEXIST/);
     expect((error as MailfetchdError).fix).toBeDefined();
+  });
+
+  it("refuses a symlink planted at <path>/<queue>: nothing lands in its target, the error says why and what to do", async () => {
+    const elsewhere = join(root, "elsewhere");
+    const out = join(root, "out");
+    await mkdir(elsewhere);
+    await mkdir(out);
+    await symlink(elsewhere, join(out, "support"));
+    const error = await createDirectoryHandler({ path: out })
+      .deliver(deliverable(), context())
+      .then(() => undefined, (caught: unknown) => caught);
+    expect(error).toBeInstanceOf(MailfetchdError);
+    expect(error).toMatchObject({ code: "HANDLER_FAILED", retryable: true });
+    expect((error as MailfetchdError).message).toContain(`${join(out, "support")} is a symbolic link (to ${elsewhere}); refused`);
+    expect((error as MailfetchdError).fix).toContain(`rm ${join(out, "support")}`);
+    expect(await readdir(elsewhere)).toEqual([]);
+  });
+
+  it("refuses a symlink planted at <path>/<queue>/<id> instead of taking it for a delivered message", async () => {
+    const elsewhere = join(root, "elsewhere");
+    await mkdir(elsewhere);
+    await mkdir(join(root, "out", "support"), { recursive: true });
+    await symlink(elsewhere, join(root, "out", "support", "1700000000-42"));
+    const error = await createDirectoryHandler({ path: join(root, "out") })
+      .deliver(deliverable(), context())
+      .then(() => undefined, (caught: unknown) => caught);
+    expect(error).toMatchObject({ code: "HANDLER_FAILED", retryable: true });
+    expect((error as MailfetchdError).message).toContain("1700000000-42 is a symbolic link");
+    expect(await readdir(elsewhere)).toEqual([]);
+  });
+
+  it("follows a symlink at the handler's path itself (the operator's choice)", async () => {
+    const real = join(root, "real");
+    await mkdir(real);
+    await symlink(real, join(root, "link"));
+    await createDirectoryHandler({ path: join(root, "link") }).deliver(deliverable(), context());
+    expect(await readdir(join(real, "support"))).toEqual(["1700000000-42"]);
   });
 
   it("gives a retryable HANDLER_FAILED error when the final path is taken by a file", async () => {

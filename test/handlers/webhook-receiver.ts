@@ -5,7 +5,7 @@
  * cannot hide by being mirrored here.
  */
 import { createHmac, timingSafeEqual } from "node:crypto";
-import { createServer, type IncomingHttpHeaders, type Server, type ServerResponse } from "node:http";
+import { createServer, type IncomingHttpHeaders, type Server, type ServerOptions, type ServerResponse } from "node:http";
 import type { AddressInfo } from "node:net";
 
 export interface ReceivedRequest {
@@ -34,9 +34,10 @@ export class WebhookReceiver {
     private script: Script,
   ) {}
 
-  static async start(script: Script = () => ({ status: 200 })): Promise<WebhookReceiver> {
+  /** `serverOptions`: e.g. a small maxHeaderSize, so node:http itself answers 431 as a real server would. */
+  static async start(script: Script = () => ({ status: 200 }), serverOptions: ServerOptions = {}): Promise<WebhookReceiver> {
     let receiver: WebhookReceiver | undefined;
-    const server = createServer((req, res) => {
+    const server = createServer(serverOptions, (req, res) => {
       const chunks: Buffer[] = [];
       req.on("data", (chunk: Buffer) => chunks.push(chunk));
       req.on("end", () => receiver!.answer({ method: req.method ?? "", path: req.url ?? "", headers: req.headers, body: Buffer.concat(chunks) }, res));

@@ -5,6 +5,7 @@
  */
 import { createHash, randomBytes } from "node:crypto";
 import { mkdtempSync } from "node:fs";
+import type { ServerOptions } from "node:http";
 import { tmpdir } from "node:os";
 import path from "node:path";
 import { pino } from "pino";
@@ -13,6 +14,7 @@ import { afterEach, beforeAll, describe, expect, it } from "vitest";
 import { isRetryable, MailfetchdError, PermanentError } from "../../src/errors.js";
 import { DaemonEvents } from "../../src/events.js";
 import { parseSigningSecrets, signWebhook } from "../../src/handlers/standard-webhooks.js";
+import { METADATA_VALUE_MAX_BYTES } from "../../src/handlers/metadata-bounds.js";
 import { createWebhookHandler, type WebhookHandlerOptions } from "../../src/handlers/webhook.js";
 import { MAX_RETRY_AFTER_MS, parseRetryAfter, verdictFor } from "../../src/handlers/webhook-response.js";
 import type { DeliverableMessage, DeliveryContext } from "../../src/interfaces.js";
@@ -91,8 +93,8 @@ afterEach(async () => {
   await Promise.all(receivers.splice(0).map((r) => r.close()));
 });
 
-async function receiver(script?: Script): Promise<WebhookReceiver> {
-  const r = await WebhookReceiver.start(script);
+async function receiver(script?: Script, serverOptions?: ServerOptions): Promise<WebhookReceiver> {
+  const r = await WebhookReceiver.start(script, serverOptions);
   receivers.push(r);
   return r;
 }
@@ -179,6 +181,61 @@ describe("webhook handler: what the receiver gets", () => {
     expect(headers["webhook-id"]).toBe(message.id);
     expect(headers["webhook-timestamp"]).toMatch(/^\d+$/);
     expect(headers["webhook-signature"]).toBeUndefined();
+  });
+});
+
+describe("webhook handler: bounded metadata headers and size limits", () => {
+  async function withMessageId(messageId: string): Promise<DeliverableMessage> {
+    const raw = Buffer.from(RAW.toString("latin1").replace("<webhook-test-1@example.test>", messageId), "latin1");
+    return { ...message, raw: rawMessageFromBuffer(raw), parsed: await new MailparserParser().parse(raw) };
+  }
+
+  it("a 20 KB Message-ID stays out of the headers (a real receiver would answer 431) and is delivered, whole in the body", async () => {
+    const longId = `<${"x".repeat(20_000)}@example.test>`;
+    const long = await withMessageId(longId);
+    // node:http's default 16 KB header limit: it answers 431 itself, before any handler runs.
+    const r = await receiver();
+    await handler(r.url()).deliver(long, context());
+    expect(r.requests).toHaveLength(1);
+    const request = r.requests[0]!;
+    expect(request.headers["x-mailfetchd-message-id"]).toBeUndefined();
+    expect(request.headers["x-mailfetchd-omitted"]).toBe("message-id");
+    expect(request.headers["x-mailfetchd-queue"]).toBe("support");
+    expect(JSON.parse(request.body.toString("utf8")).messageId).toBe(longId);
+    expect(verifyStandardWebhook(request, SECRET)).toBeUndefined();
+  });
+
+  it("a Message-ID at the bound is still sent", async () => {
+    const id = `<${"y".repeat(METADATA_VALUE_MAX_BYTES - 15)}@example.test>`;
+    expect(id.length).toBe(METADATA_VALUE_MAX_BYTES);
+    const r = await receiver();
+    await handler(r.url()).deliver(await withMessageId(id), context());
+    expect(r.requests[0]!.headers["x-mailfetchd-message-id"]).toBe(id);
+    expect(r.requests[0]!.headers["x-mailfetchd-omitted"]).toBeUndefined();
+  });
+
+  it("431 from a receiver with a small header limit is retried, never dead-lettered, and the log names the cause", async () => {
+    const r = await receiver(undefined, { maxHeaderSize: 600 });
+    const lines: string[] = [];
+    const logger = pino({ level: "info" }, { write: (line: string) => void lines.push(line) });
+    const error = await failureOf(handler(r.url(), { headers: { "X-Tenant": "t".repeat(400) } }).deliver(message, context({ logger })));
+    expect(error).toBeInstanceOf(MailfetchdError);
+    expect(error).not.toBeInstanceOf(PermanentError);
+    expect(isRetryable(error)).toBe(true);
+    expect((error as Error).message).toMatch(/answered HTTP 431.*header fields too large \(\d+ bytes of headers\).*retried \(never dead-lettered\)/);
+    expect((error as MailfetchdError).fix).toContain("header size limit");
+    const warned = lines.map((line) => JSON.parse(line) as { level: number; status?: number; msg: string }).find((line) => line.status === 431);
+    expect(warned?.level).toBe(40);
+    expect(warned?.msg).toContain("refused the size of our request");
+  });
+
+  it("413 from a receiver is retried with the inline limit in the fix", async () => {
+    const r = await receiver(() => ({ status: 413, body: "payload too large" }));
+    const error = await failureOf(handler(r.url(), { inlineAttachmentsUpTo: 4096 }).deliver(message, context()));
+    expect(error).not.toBeInstanceOf(PermanentError);
+    expect(isRetryable(error)).toBe(true);
+    expect((error as Error).message).toMatch(/HTTP 413: "payload too large": it finds the request body too large \(\d+ bytes\)/);
+    expect((error as MailfetchdError).fix).toContain("inlineAttachmentsUpTo (now 4096 bytes)");
   });
 });
 
@@ -385,7 +442,8 @@ describe("webhook status policy and Retry-After (pure)", () => {
   it("2xx and 303 deliver; 408, 425, 429 and 5xx retry; other 4xx reject; 301/302/307/308 redirect", () => {
     expect([200, 201, 202, 204, 299, 303].map(verdictFor)).toEqual(Array(6).fill("delivered"));
     expect([408, 425, 429, 500, 502, 503, 504, 300, 304].map(verdictFor)).toEqual(Array(9).fill("retry"));
-    expect([400, 401, 403, 404, 409, 410, 413, 422].map(verdictFor)).toEqual(Array(8).fill("reject"));
+    expect([400, 401, 403, 404, 409, 410, 422].map(verdictFor)).toEqual(Array(7).fill("reject"));
+    expect([413, 414, 431].map(verdictFor)).toEqual(Array(3).fill("too-large"));
     expect([301, 302, 307, 308].map(verdictFor)).toEqual(Array(4).fill("redirect"));
   });
 

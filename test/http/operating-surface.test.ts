@@ -3,7 +3,8 @@
  * XOAUTH2, the identity stand-in, real SQLite, the directory handler on disk. Four queues,
  * each in a different condition: fetching and delivering, a refused password, a folder whose
  * name is hostile HTML, and one whose message is above its size cap (a dead letter). Bound to
- * 0.0.0.0, so a bearer token is required. The status page is checked in headless Chromium.
+ * loopback with a bearer token, which every path then requires (off loopback it would also
+ * need TLS: test/http/http-hardening.test.ts). The status page is checked in headless Chromium.
  */
 import { mkdirSync, mkdtempSync, readdirSync, existsSync, writeFileSync } from "node:fs";
 import { rm } from "node:fs/promises";
@@ -94,7 +95,7 @@ beforeAll(async () => {
   const tokenFile = path.join(bed.dir, "http.token");
   token = writeTokenFile(tokenFile);
   // Port 0: the system picks a free one, so parallel test files never collide.
-  addHttpBlock(configFile, { listen: "0.0.0.0:0", bearerTokenFile: tokenFile });
+  addHttpBlock(configFile, { listen: "127.0.0.1:0", bearerTokenFile: tokenFile });
 
   for (const m of sampleMessages(3, { seed: "alpha", to: QUEUES.alpha.address })) await bed.dovecot.deliver(QUEUES.alpha.address, m.raw);
   await bed.dovecot.deliver(QUEUES.big.address, largeMessage(QUEUES.big.address, 8_000));

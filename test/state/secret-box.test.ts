@@ -1,4 +1,4 @@
-import { mkdtempSync, readFileSync, statSync, writeFileSync } from "node:fs";
+import { chmodSync, mkdtempSync, readFileSync, statSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import path from "node:path";
 import { describe, expect, it } from "vitest";
@@ -28,7 +28,7 @@ describe("secret box", () => {
     const newFile = path.join(dir, "new.key");
     writeNewKeyFile(newFile, "new");
     const rotatedFile = path.join(dir, "rotated.key");
-    writeFileSync(rotatedFile, readFileSync(newFile, "utf8") + readFileSync(oldFile, "utf8"));
+    writeFileSync(rotatedFile, readFileSync(newFile, "utf8") + readFileSync(oldFile, "utf8"), { mode: 0o600 });
     const rotated = SecretBox.fromFile(rotatedFile);
     expect(rotated.activeKeyId).toBe("new");
     expect(rotated.open(sealed, "queue-a").toString()).toBe("refresh-token-value");
@@ -40,7 +40,19 @@ describe("secret box", () => {
     expect(() => SecretBox.fromFile(path.join(dir, "missing"))).toThrow(ConfigError);
     expect(() => SecretBox.fromFile(path.join(dir, "missing"))).toThrow(/mailfetchd keygen --out/);
     const bad = path.join(dir, "bad.key");
-    writeFileSync(bad, "hunter2\n");
+    writeFileSync(bad, "hunter2\n", { mode: 0o600 });
     expect(() => SecretBox.fromFile(bad)).toThrow(/line 1 is not a mailfetchd key/);
+  });
+
+  it("refuses a key file readable by group or others, with the exact chmod", () => {
+    const file = path.join(dir, "open.key");
+    writeNewKeyFile(file);
+    for (const mode of [0o644, 0o666, 0o604]) {
+      chmodSync(file, mode);
+      expect(() => SecretBox.fromFile(file)).toThrow(ConfigError);
+      expect(() => SecretBox.fromFile(file)).toThrow(`run \`chmod 600 ${file}\``);
+    }
+    chmodSync(file, 0o400);
+    expect(SecretBox.fromFile(file).activeKeyId).toMatch(/^k\d{8}$/);
   });
 });
