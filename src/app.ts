@@ -18,7 +18,7 @@ import type { MailSource, SourceWatch } from "./source/mail-source.js";
 import type { SecretRegistry } from "./log.js";
 import { ParserPool } from "./parse/parser-pool.js";
 import { Deliverer } from "./queue/deliverer.js";
-import { DeliveryBudget } from "./queue/delivery-budget.js";
+import { DEFAULT_FETCH_BUDGET, MemoryBudget } from "./queue/memory-budget.js";
 import { DaemonEvents } from "./events.js";
 import { OperatingSurface } from "./http/operating-surface.js";
 import { handlerName, Poller } from "./queue/poller.js";
@@ -57,7 +57,10 @@ interface SharedParts {
   readonly limiter: ConcurrencyLimiter;
   readonly secrets: SecretRegistry;
   /** Messages in flight and their bytes, across all queues: N busy queues stay inside one bound. */
-  readonly budget: DeliveryBudget;
+  /** What every queue's deliveries hold at once (src/queue/memory-budget.ts). */
+  readonly deliveryBudget: MemoryBudget;
+  /** What every queue's fetching holds at once. */
+  readonly fetchBudget: MemoryBudget;
 }
 
 /** Config keys that only a restart applies: they shape what the daemon opened at start. */
@@ -99,8 +102,9 @@ export class Daemon {
     this.retention = this.createRetention();
     // Parsing in worker threads: a 50 MB message never stalls the other queues' event loop.
     const parser = (this.parser = new ParserPool({ logger: logger.child({ component: "parser" }) }));
-    const budget = new DeliveryBudget({ messages: config.delivery.messagesInFlight, bytes: config.delivery.bytesInFlight });
-    this.shared = { store, spool, status, events, parser, limiter: new ConcurrencyLimiter(IDENTITY_CONCURRENCY), secrets, budget };
+    const deliveryBudget = new MemoryBudget({ messages: config.delivery.messagesInFlight, bytes: config.delivery.bytesInFlight });
+    const fetchBudget = new MemoryBudget(DEFAULT_FETCH_BUDGET);
+    this.shared = { store, spool, status, events, parser, limiter: new ConcurrencyLimiter(IDENTITY_CONCURRENCY), secrets, deliveryBudget, fetchBudget };
     for (const queue of config.queues) this.pipelines.set(queue.name, this.buildPipeline(queue));
     this.signIns = this.createSignInWatcher();
     events.on("spooled", (event) => this.pipelines.get(event.queue)?.deliverer.wake());
@@ -185,7 +189,7 @@ export class Daemon {
   }
 
   private buildPipeline(queue: QueueConfig): QueuePipeline {
-    const { store, spool, status, events, parser, limiter, secrets, budget } = this.shared;
+    const { store, spool, status, events, parser, limiter, secrets, deliveryBudget, fetchBudget } = this.shared;
     secrets.set(`${queue.name}:password`, queue.signIn.password);
     for (const use of cleartextUses(queue)) {
       this.logger.warn(
@@ -208,8 +212,8 @@ export class Daemon {
     });
     refresher = new TokenRefresher(tokens, { logger: log });
     const handlers = new Map<string, Handler>(queue.handlers.map((h) => [handlerName(h), createHandler(h, queue.name, secrets)]));
-    const deliverer = new Deliverer({ name: queue.name, address: queue.address }, { spool, parser, handlers, events, logger: log, budget });
-    const source = createSource(queue, tokens, log);
+    const deliverer = new Deliverer({ name: queue.name, address: queue.address }, { spool, parser, handlers, events, logger: log, budget: deliveryBudget });
+    const source = createSource(queue, tokens, fetchBudget, log);
     // Scheduled polls ask the source's push session first (IMAP: one STATUS) and connect only when something changed.
     const poller = new Poller(queue, { source, spool, status, events, logger: log });
     const signals = {
@@ -282,10 +286,10 @@ async function stopPipeline(pipeline: QueuePipeline): Promise<void> {
 }
 
 /** The queue's mail source, by its `source` key (the config accepts only "imap" so far). */
-function createSource(queue: QueueConfig, tokens: TokenProvider, logger: Logger): MailSource {
+function createSource(queue: QueueConfig, tokens: TokenProvider, fetchBudget: MemoryBudget, logger: Logger): MailSource {
   switch (queue.source) {
     case "imap":
-      return new ImapSource(queue, new ImapMailbox(queue, tokens, logger), logger);
+      return new ImapSource(queue, new ImapMailbox(queue, tokens, logger, fetchBudget), logger);
   }
 }
 

@@ -24,7 +24,7 @@ import {
   type RawConfig,
 } from "./schema.js";
 import { DEFAULT_HTTP_LISTEN, isLoopbackHost, parseListenAddress } from "../http/listen-address.js";
-import { DEFAULT_DELIVERY_BUDGET } from "../queue/delivery-budget.js";
+import { DEFAULT_DELIVERY_BUDGET } from "../queue/memory-budget.js";
 
 export function loadConfig(file: string): Config {
   let text: string;

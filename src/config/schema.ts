@@ -317,7 +317,7 @@ export interface Config {
   readonly keyFile: string;
   readonly logLevel: string;
   readonly retention: { readonly keepDeliveredMs: number; readonly forgetAfterMs: number; readonly schedule: string };
-  /** Shared by every queue's deliveries (src/queue/delivery-budget.ts). */
+  /** Shared by every queue's deliveries (src/queue/memory-budget.ts). */
   readonly delivery: { readonly messagesInFlight: number; readonly bytesInFlight: number };
   readonly queues: readonly QueueConfig[];
   /** Absent when the config has no `http` block: no port is opened. */

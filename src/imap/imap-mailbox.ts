@@ -35,6 +35,14 @@ const ACCEPTS_IN_FLIGHT = 16;
 /** Bytes per chunk of a streamed download: one FETCH round trip each. */
 const DOWNLOAD_CHUNK_BYTES = 1024 * 1024;
 
+/** What the mailbox needs of the daemon's fetch budget (src/queue/memory-budget.ts MemoryBudget). */
+export interface FetchBudget {
+  acquire(queue: string, bytes: number, signal: AbortSignal): Promise<() => void>;
+}
+
+/** Fetching is never abandoned while waiting for a share: the connection's own end stops it. */
+const NEVER_ABORTED = new AbortController().signal;
+
 export interface SyncResult {
   readonly state: ImapFolderState;
   readonly fetched: number;
@@ -46,6 +54,11 @@ export class ImapMailbox {
     private readonly queue: QueueConfig,
     private readonly tokens: TokenProvider,
     private readonly logger: Logger,
+    /**
+     * Shared by every queue's fetching (src/queue/memory-budget.ts): a FETCH of many messages
+     * takes its bytes for as long as they are in memory. Unbounded when absent (tests).
+     */
+    private readonly fetchBudget?: FetchBudget,
   ) {}
 
   async sync(target: SpoolSink): Promise<SyncResult> {
@@ -135,17 +148,25 @@ export class ImapMailbox {
     for (const run of runs) {
       if (run.kind === "stream") {
         await acceptTooLargeBelow(run.uid);
-        const message = await this.download(client, state, run.uid, sizes.get(run.uid) ?? 0, internalDates.get(run.uid));
-        if (!message) continue; // expunged since the sizes were read
+        // A streamed message holds a chunk or two at a time, whatever its size.
+        const releaseStream = await this.shareOfFetchBudget(2 * DOWNLOAD_CHUNK_BYTES);
         try {
-          await target.accept(message);
+          const message = await this.download(client, state, run.uid, sizes.get(run.uid) ?? 0, internalDates.get(run.uid));
+          if (!message) continue; // expunged since the sizes were read
+          try {
+            await target.accept(message);
+          } finally {
+            // A download the target did not read to its end must end here, not wait for it.
+            message.content.destroy();
+          }
         } finally {
-          // A download the target did not read to its end must end here, not wait for it.
-          message.content.destroy();
+          releaseStream();
         }
         fetched++;
         continue;
       }
+      // imapflow may buffer the whole run, and its messages stay in memory until durable.
+      const release = await this.shareOfFetchBudget(run.uids.reduce((sum, uid) => sum + (sizes.get(uid) ?? 0), 0));
       // The next messages are handed over while earlier ones are still being written: the
       // spool writes them concurrently and commits them in one transaction, in UID order.
       const accepting: Array<Promise<void>> = [];
@@ -163,10 +184,15 @@ export class ImapMailbox {
       } finally {
         // Every accept handed over is settled before anything else happens on this connection.
         await settleAll(accepting);
+        release();
       }
     }
     await acceptTooLargeBelow(Number.MAX_SAFE_INTEGER);
     return fetched;
+  }
+
+  private shareOfFetchBudget(bytes: number): Promise<() => void> {
+    return this.fetchBudget ? this.fetchBudget.acquire(this.queue.name, bytes, NEVER_ABORTED) : Promise.resolve(() => undefined);
   }
 
   /** A big message as a stream of chunks (one FETCH of BODY[]<offset.length> each), or undefined when it is gone. */

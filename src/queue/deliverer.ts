@@ -16,7 +16,7 @@ import { rawMessageFromFile } from "../spool/raw-message.js";
 import type { DueDelivery, Spool } from "../spool/spool.js";
 import { stableIdFromBytes, stableIdFromContent } from "../spool/stable-id.js";
 import { backoffDelay, sleep } from "./backoff.js";
-import { DeliveryBudget, type Release } from "./delivery-budget.js";
+import { MemoryBudget, type Release } from "./memory-budget.js";
 
 const BATCH = 200;
 /** Deliveries recorded in one commit at most, and how long one may wait for its commit. */
@@ -34,7 +34,7 @@ export interface DelivererDependencies {
    * Messages being parsed or delivered at once, and their bytes, shared by every queue's
    * deliverer (built once in src/app.ts). Default: a budget of this deliverer's own.
    */
-  readonly budget?: DeliveryBudget;
+  readonly budget?: MemoryBudget;
 }
 
 export class Deliverer {
@@ -48,14 +48,14 @@ export class Deliverer {
   private readonly handlers: ReadonlyMap<string, Handler>;
   private readonly events: DaemonEvents;
   private readonly logger: Logger;
-  private readonly budget: DeliveryBudget;
+  private readonly budget: MemoryBudget;
 
   constructor(
     private readonly queue: QueueIdentity,
     deps: DelivererDependencies,
   ) {
     ({ spool: this.spool, parser: this.parser, handlers: this.handlers, events: this.events, logger: this.logger } = deps);
-    this.budget = deps.budget ?? new DeliveryBudget();
+    this.budget = deps.budget ?? new MemoryBudget();
   }
 
   start(): void {
@@ -198,7 +198,7 @@ export class Deliverer {
   /**
    * The message's stable id: given once, at its first parse, from its content (or, when its
    * body could not be parsed, its exact bytes). Undefined when the message turns out to be a
-   * repeat of one spooled earlier: its deliveries are done, the earlier copy is delivered.
+   * repeat of another message in the spool: its deliveries are done, the other copy is delivered.
    */
   private stableIdOf(delivery: DueDelivery, parsed: ParsedMessage): string | undefined {
     if (delivery.stableId !== undefined) return delivery.stableId;
@@ -206,7 +206,7 @@ export class Deliverer {
       parsed.contentFingerprint === undefined ? stableIdFromBytes(this.queue.address, delivery.contentSha256) : stableIdFromContent(this.queue.address, parsed.contentFingerprint);
     const { stableId, repeatOf } = this.spool.assignStableId(this.queue.name, delivery, contentId);
     if (repeatOf === undefined) return stableId;
-    this.logger.info({ messageId: stableId, item: delivery.location.item, repeatOf }, "same content as a message spooled earlier; not delivered again");
+    this.logger.info({ messageId: stableId, item: delivery.location.item, repeatOf }, "same content as a message already in the spool; not delivered again");
     this.events.emit("repeat-recognised", { queue: this.queue.name, id: stableId });
     return undefined;
   }

@@ -329,21 +329,23 @@ export class Spool {
 
   /**
    * Gives a parsed message its stable id, once (an id handed out never changes), and tells
-   * whether an earlier message of the queue has the same content: then this one is a copy
-   * served again (after a UIDVALIDITY change, or the same message twice in the mailbox), its
-   * deliveries end as 'repeat', and the earlier one, under the same id, is what handlers get.
-   * A copy of exactly the bytes of an earlier message takes that message's id: this keeps the
+   * whether another message of the queue with the same content already has its id: then this
+   * one is a copy served again (after a UIDVALIDITY change, or the same message twice in the
+   * mailbox), its deliveries end as 'repeat', and the other, under the same id, is what
+   * handlers get. Whichever copy is given its id first is the one delivered (two copies parsed
+   * side by side are told apart here, in one transaction, not by their spool order).
+   * A copy of exactly the bytes of another message takes that message's id: this keeps the
    * ids of messages spooled before content fingerprints (migration 5) for their copies.
    */
   assignStableId(queue: string, delivery: Pick<DueDelivery, "seq" | "contentSha256">, contentId: string): StableIdAssignment {
     return this.db.transaction((): StableIdAssignment => {
       const assigned = this.db.prepare("SELECT stable_id FROM messages WHERE seq = ?").get(delivery.seq) as { stable_id: string | null } | undefined;
       if (assigned?.stable_id) return { stableId: assigned.stable_id };
-      const earlier = (where: string, value: string) =>
+      const identified = (where: string, value: string) =>
         this.db
-          .prepare(`SELECT seq, stable_id FROM messages WHERE queue = ? AND ${where} = ? AND seq < ? AND stable_id IS NOT NULL AND headers_only = 0 ORDER BY seq LIMIT 1`)
+          .prepare(`SELECT seq, stable_id FROM messages WHERE queue = ? AND ${where} = ? AND seq <> ? AND stable_id IS NOT NULL AND headers_only = 0 ORDER BY seq LIMIT 1`)
           .get(queue, value, delivery.seq) as { seq: number; stable_id: string } | undefined;
-      const original = earlier("content_sha256", delivery.contentSha256) ?? earlier("stable_id", contentId);
+      const original = identified("content_sha256", delivery.contentSha256) ?? identified("stable_id", contentId);
       const stableId = original?.stable_id ?? contentId;
       this.db.prepare("UPDATE messages SET stable_id = ? WHERE seq = ?").run(stableId, delivery.seq);
       if (original === undefined) return { stableId };
@@ -569,7 +571,7 @@ export class Spool {
 
 export interface StableIdAssignment {
   readonly stableId: string;
-  /** The seq of the earlier message with the same content, when this one is a repeat of it. */
+  /** The seq of the message with the same content that is delivered instead, when this one is a repeat of it. */
   readonly repeatOf?: number;
 }
 

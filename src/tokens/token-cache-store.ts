@@ -75,10 +75,13 @@ export class TokenCacheStore {
   }
 
   pluginFor(queue: string): ICachePlugin {
+    // The row's version when MSAL read it; one access at a time per queue (the provider serialises them).
+    let versionRead: number | undefined;
     return {
       beforeCacheAccess: async (context: TokenCacheContext) => {
         // Without a row MSAL keeps what it holds in memory (deserialize merges, it never
         // removes): a provider that sees its row vanish (`logout`) starts a new client.
+        versionRead = this.updatedAt(queue);
         const data = this.read(queue);
         if (data !== undefined) {
           context.tokenCache.deserialize(data);
@@ -86,13 +89,23 @@ export class TokenCacheStore {
         }
       },
       afterCacheAccess: async (context: TokenCacheContext) => {
-        if (context.cacheHasChanged) {
-          const data = context.tokenCache.serialize();
-          this.write(queue, data);
-          this.onSecrets(queue, secretsIn(data));
-        }
+        if (!context.cacheHasChanged) return;
+        const data = context.tokenCache.serialize();
+        this.onSecrets(queue, secretsIn(data));
+        // A `logout` or `login` by the CLI while a refresh was on its way wins: writing back what
+        // MSAL held would bring a removed sign-in back to life, or replace a newer one.
+        if (!this.writeIfUnchanged(queue, data, versionRead)) this.ownWrites.delete(queue);
       },
     };
+  }
+
+  /** write(), only while the row is as it was read (absent, or at that version); false when it changed meanwhile. */
+  private writeIfUnchanged(queue: string, serializedCache: string, versionRead: number | undefined): boolean {
+    return this.db.transaction(() => {
+      if (this.updatedAt(queue) !== versionRead) return false;
+      this.write(queue, serializedCache);
+      return true;
+    }).immediate();
   }
 }
 

@@ -166,7 +166,7 @@ describe("signing queues in while the daemon runs", () => {
     expect(result.code).toBe(0);
     expect(result.stdout).toContain("Removed the stored sign-in of queue desk.");
 
-    await daemon.waitFor("desk in needs-sign-in after logout", () => status.get(DESK.name)?.lastError?.code === "IDENTITY_NEEDS_SIGN_IN", 20_000);
+    await daemon.waitFor("desk in needs-sign-in after logout", () => status.get(DESK.name)?.lastError?.code === "IDENTITY_NEEDS_SIGN_IN", 40_000);
     expect(stateOf(DESK.name)).toBe("needs-sign-in");
     expect(db.prepare("SELECT count(*) AS n FROM token_cache WHERE queue = ?").get(DESK.name)).toEqual({ n: 0 });
     expect(stateOf(SHARED.name)).toBe("ok");

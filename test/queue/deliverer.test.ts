@@ -16,7 +16,7 @@ import { createDirectoryHandler } from "../../src/handlers/directory.js";
 import type { DeliverableMessage, Handler } from "../../src/interfaces.js";
 import { ParserPool } from "../../src/parse/parser-pool.js";
 import { Deliverer } from "../../src/queue/deliverer.js";
-import { DeliveryBudget } from "../../src/queue/delivery-budget.js";
+import { MemoryBudget } from "../../src/queue/memory-budget.js";
 import { bigMessage } from "../../src/testbed/big-message.js";
 import { openTempSpool } from "../spool/temp-spool.js";
 import { expectedStableId } from "../spool/expected-id.js";
@@ -145,7 +145,7 @@ describe("Deliverers of several queues sharing one delivery budget", () => {
     const { db, spool } = openTempSpool();
     const parser = new ParserPool({ workerUrl: REAL_WORKER });
     const events = new DaemonEvents();
-    const budget = new DeliveryBudget({ messages: 3, bytes: 64 * 1024 * 1024 });
+    const budget = new MemoryBudget({ messages: 3, bytes: 64 * 1024 * 1024 });
     let inFlight = 0;
     let maxInFlight = 0;
     const order: string[] = [];

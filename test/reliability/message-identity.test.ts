@@ -85,7 +85,7 @@ describe("distinct messages that share headers, and repeats", () => {
       const [, secondCopy] = forms.find(([name]) => name === "to")!;
       await bed.dovecot.deliver(Q.forms.address, render(base, "b"));
       await bed.dovecot.deliver(Q.forms.address, render(secondCopy, "a"));
-      const repeats = (queue: string) => daemon.lines.filter((l) => l.queue === queue && l.msg === "same content as a message spooled earlier; not delivered again").length;
+      const repeats = (queue: string) => daemon.lines.filter((l) => l.queue === queue && l.msg === "same content as a message already in the spool; not delivered again").length;
       await daemon.waitFor("both copies recognised", async () => repeats("forms") === 2 && (await bed.dovecot.countMessages(Q.forms.address)) === 0);
       const ids = spooledIds("forms");
       expect(ids.length).toBe(9);

@@ -80,6 +80,16 @@ describe("spool (real SQLite file)", () => {
     expect(imapCursor(spool, "support", "INBOX")).toEqual({ uidValidity: "8", lastUid: 41 });
   });
 
+  it("of two copies parsed side by side, the one given its id first is delivered, whatever their spool order", async () => {
+    const { spool } = open();
+    await acceptImap(spool, queue, { handlers: ["a"] }, fetched(1));
+    await acceptImap(spool, queue, { handlers: ["a"] }, { ...fetched(2), uid: 2 });
+    const [first, second] = spool.dueDeliveries("support", Date.now(), 10);
+    expect(spool.assignStableId("support", second!, "m-same")).toEqual({ stableId: "m-same" });
+    expect(spool.assignStableId("support", { ...first!, contentSha256: "other-bytes" }, "m-same")).toEqual({ stableId: "m-same", repeatOf: second!.seq });
+    expect(spool.backlog("support")).toBe(1);
+  });
+
   it("a copy of exactly the bytes of a message spooled earlier takes that message's id, whatever its content id", async () => {
     const { spool } = open();
     await acceptImap(spool, queue, { handlers: ["a"] }, fetched(1));

@@ -304,7 +304,8 @@ describe("identity stand-in on the wire", () => {
       certFile: join(dir, "cert.pem"),
       keyFile: join(dir, "key.pem"),
       clientId: CLIENT_ID,
-      tokenResponseDelayMs: 100,
+      // Long enough that three requests sent together overlap even on a loaded machine.
+      tokenResponseDelayMs: 1_000,
     });
     try {
       strict.addUser({ username: ALICE, password: ALICE_PASSWORD });

@@ -102,7 +102,11 @@ describe("TokenRefresher", () => {
     // One warning per queue says why, and what to check.
     const warnings = fx.logLines.filter((line) => line.includes("live less than the 5 minutes MSAL renews them"));
     expect(warnings.map((line) => (JSON.parse(line) as { queue: string }).queue).sort()).toEqual(queues.map(({ queue }) => queue.name).sort());
-    expect(JSON.parse(warnings[0]!)).toMatchObject({ level: 40, lifetimeSeconds: 60 });
+    // The stated 60 s, give or take MSAL's rounding to whole seconds and a slow request start.
+    const warning = JSON.parse(warnings[0]!) as { level: number; lifetimeSeconds: number };
+    expect(warning.level).toBe(40);
+    expect(warning.lifetimeSeconds).toBeGreaterThanOrEqual(59);
+    expect(warning.lifetimeSeconds).toBeLessThanOrEqual(62);
 
     // The server rejected the token (IMAP's AUTHENTICATE failed): a fresh one at once.
     const { user } = queues[0]!;
@@ -117,7 +121,8 @@ describe("TokenRefresher", () => {
     const { queue, user } = newQueue();
     const provider = fx.provider(queue);
     const first = await provider.getAccessToken();
-    await sleep(2_500);
+    // MSAL rounds the request time to whole seconds: past 2.5 s the token is surely inside the offset.
+    await sleep(3_200);
     const second = await provider.getAccessToken();
     expect(second.token).not.toBe(first.token);
     expect(grantsOf(user)).toHaveLength(2);

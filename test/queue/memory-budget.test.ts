@@ -1,6 +1,6 @@
 /** The shared delivery budget alone (pure logic): bounds across queues, turns, big messages, aborts. */
 import { describe, expect, it } from "vitest";
-import { DeliveryBudget, type Release } from "../../src/queue/delivery-budget.js";
+import { MemoryBudget, type Release } from "../../src/queue/memory-budget.js";
 
 const MB = 1024 * 1024;
 const never = new AbortController().signal;
@@ -8,7 +8,7 @@ const never = new AbortController().signal;
 const settle = () => new Promise((resolve) => setImmediate(resolve));
 
 /** Starts an acquire and records when it is granted, in order. */
-function asker(budget: DeliveryBudget, granted: string[]) {
+function asker(budget: MemoryBudget, granted: string[]) {
   return (queue: string, bytes = 1, signal = never): Promise<Release> =>
     budget.acquire(queue, bytes, signal).then((release) => {
       granted.push(queue);
@@ -16,9 +16,9 @@ function asker(budget: DeliveryBudget, granted: string[]) {
     });
 }
 
-describe("DeliveryBudget", () => {
+describe("MemoryBudget", () => {
   it("bounds messages and bytes across all queues together", async () => {
-    const budget = new DeliveryBudget({ messages: 3, bytes: 10 * MB });
+    const budget = new MemoryBudget({ messages: 3, bytes: 10 * MB });
     const granted: string[] = [];
     const ask = asker(budget, granted);
     const releases = await Promise.all([ask("a", MB), ask("b", MB), ask("c", MB)]);
@@ -30,7 +30,7 @@ describe("DeliveryBudget", () => {
     await settle();
     expect(granted).toEqual(["a", "b", "c", "d"]);
 
-    const bytes = new DeliveryBudget({ messages: 10, bytes: 10 * MB });
+    const bytes = new MemoryBudget({ messages: 10, bytes: 10 * MB });
     const byBytes: string[] = [];
     const askBytes = asker(bytes, byBytes);
     const six = await askBytes("a", 6 * MB);
@@ -45,7 +45,7 @@ describe("DeliveryBudget", () => {
   });
 
   it("serves waiting queues in turn, so a queue with a backlog cannot starve one with a single message", async () => {
-    const budget = new DeliveryBudget({ messages: 2, bytes: 100 * MB });
+    const budget = new MemoryBudget({ messages: 2, bytes: 100 * MB });
     const granted: string[] = [];
     const held: Release[] = [];
     const ask = (queue: string) => void budget.acquire(queue, 1, never).then((release) => (granted.push(queue), held.push(release)));
@@ -61,7 +61,7 @@ describe("DeliveryBudget", () => {
   });
 
   it("lets a message bigger than the byte budget go alone, and never lets smaller ones overtake it for ever", async () => {
-    const budget = new DeliveryBudget({ messages: 8, bytes: 10 * MB });
+    const budget = new MemoryBudget({ messages: 8, bytes: 10 * MB });
     const granted: string[] = [];
     const ask = asker(budget, granted);
     const small = await ask("a", MB);
@@ -76,7 +76,7 @@ describe("DeliveryBudget", () => {
   });
 
   it("gives up a wait when aborted, holding nothing, and passes the turn on", async () => {
-    const budget = new DeliveryBudget({ messages: 1, bytes: 10 * MB });
+    const budget = new MemoryBudget({ messages: 1, bytes: 10 * MB });
     const granted: string[] = [];
     const ask = asker(budget, granted);
     const first = await ask("a", MB);

@@ -1,19 +1,22 @@
 /**
- * One memory budget for every queue's deliveries: messages being parsed and handed to handlers
- * at once, and their bytes (RFC822.SIZE), across the whole daemon. Per-queue limits let N busy
- * queues hold N times as much (10 queues draining: ~400 MB); one shared bound does not.
+ * One memory budget shared by every queue: what is in flight at once, counted in shares and
+ * their bytes, across the whole daemon. Per-queue limits let N busy queues hold N times as much
+ * (10 queues draining: ~400 MB); one shared bound does not. The composition root (src/app.ts)
+ * builds two: one for deliveries (a share is a message being parsed and handed to handlers,
+ * its bytes its RFC822.SIZE) and one for fetching (a share is one FETCH of many small messages,
+ * which imapflow buffers whole, or a big message being streamed to the spool).
  *
  * Fair between queues: a queue that must wait is served in turn with the other waiting queues
  * (round robin), each queue's own requests in order, so a queue with a big backlog cannot
  * starve one with a single message. Turns are strict: when the next in turn does not fit, the
- * others wait behind it too, so a big message is never overtaken forever. A message larger
- * than the whole byte budget goes when nothing else is in flight.
+ * others wait behind it too, so a big share is never overtaken forever. A share larger than
+ * the whole byte budget goes when nothing else is in flight.
  */
 
-export interface DeliveryBudgetLimits {
-  /** Messages in flight at once, across all queues. */
+export interface BudgetLimits {
+  /** Shares in flight at once, across all queues (deliveries: messages). */
   readonly messages: number;
-  /** Their bytes (RFC822.SIZE) at most; a bigger message goes alone. */
+  /** Their bytes at most; a bigger share goes alone. */
   readonly bytes: number;
 }
 
@@ -22,7 +25,14 @@ export interface DeliveryBudgetLimits {
  * had to itself before); what a message holds here is its text and small parts, since big
  * attachments go to scratch files.
  */
-export const DEFAULT_DELIVERY_BUDGET: DeliveryBudgetLimits = { messages: 8, bytes: 64 * 1024 * 1024 };
+export const DEFAULT_DELIVERY_BUDGET: BudgetLimits = { messages: 8, bytes: 64 * 1024 * 1024 };
+
+/**
+ * Fetching: three bulk FETCHes of 8 MB (src/imap/imap-mailbox.ts BULK_FETCH_BYTES) at once, or
+ * more smaller ones; one queue draining never needs more than one at a time, so a lone queue
+ * fetches as fast as before while ten draining queues hold 24 MB of fetched mail, not 80-160.
+ */
+export const DEFAULT_FETCH_BUDGET: BudgetLimits = { messages: 4, bytes: 24 * 1024 * 1024 };
 
 /** Gives the share back; calling it twice is harmless. */
 export type Release = () => void;
@@ -32,13 +42,13 @@ interface Waiter {
   readonly grant: (release: Release) => void;
 }
 
-export class DeliveryBudget {
+export class MemoryBudget {
   private messages = 0;
   private bytes = 0;
   /** Waiting queues in turn order, each with its requests in order. */
   private readonly waiting = new Map<string, Waiter[]>();
 
-  constructor(readonly limits: DeliveryBudgetLimits = DEFAULT_DELIVERY_BUDGET) {
+  constructor(readonly limits: BudgetLimits = DEFAULT_DELIVERY_BUDGET) {
     if (!(limits.messages >= 1) || !(limits.bytes >= 1)) throw new Error(`delivery budget needs at least 1 message and 1 byte, got ${JSON.stringify(limits)}`);
   }
 
