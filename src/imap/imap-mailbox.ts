@@ -182,9 +182,12 @@ export class ImapMailbox {
           if (accepting.length >= ACCEPTS_IN_FLIGHT) await accepting.shift();
         }
       } finally {
-        // Every accept handed over is settled before anything else happens on this connection.
-        await settleAll(accepting);
-        release();
+        try {
+          // Every accept handed over is settled before anything else happens on this connection.
+          await settleAll(accepting);
+        } finally {
+          release();
+        }
       }
     }
     await acceptTooLargeBelow(Number.MAX_SAFE_INTEGER);
