@@ -29,7 +29,8 @@ export interface QueueHealth {
 /** Where the numbers come from; the daemon's QueueStatusStore and Spool, or read-only copies. */
 export interface HealthSources {
   readonly status: { get(queue: string): QueueStatus | undefined };
-  readonly spool: { backlog(queue: string): number; deadLetterCount(queue: string): number; diskUsage(queue: string): number };
+  /** Every queue's totals in one go (src/spool/spool.ts queueTotals). */
+  readonly spool: { queueTotals(): ReadonlyMap<string, { readonly backlog: number; readonly deadLetters: number; readonly spoolBytes: number }> };
   /** One query each for every queue (src/state/queue-activity.ts). */
   readonly activity: { oldestUndelivered(): ReadonlyMap<string, Date>; signInRenewed(): ReadonlyMap<string, Date> };
 }
@@ -37,8 +38,10 @@ export interface HealthSources {
 export function readQueueHealth(sources: HealthSources, queues: readonly string[]): QueueHealth[] {
   const oldestUndelivered = sources.activity.oldestUndelivered();
   const signInRenewed = sources.activity.signInRenewed();
+  const totals = sources.spool.queueTotals();
   return queues.map((queue) => {
     const status = sources.status.get(queue);
+    const total = totals.get(queue);
     return {
       queue,
       state: status?.state ?? "unknown",
@@ -46,9 +49,9 @@ export function readQueueHealth(sources: HealthSources, queues: readonly string[
       lastSuccessAt: status?.lastSuccessAt,
       lastError: status?.lastError,
       consecutiveFailures: status?.consecutiveFailures ?? 0,
-      backlog: sources.spool.backlog(queue),
-      deadLetters: sources.spool.deadLetterCount(queue),
-      spoolBytes: sources.spool.diskUsage(queue),
+      backlog: total?.backlog ?? 0,
+      deadLetters: total?.deadLetters ?? 0,
+      spoolBytes: total?.spoolBytes ?? 0,
       oldestUndeliveredAt: oldestUndelivered.get(queue),
       signInRenewedAt: signInRenewed.get(queue),
     };

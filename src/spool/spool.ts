@@ -554,6 +554,33 @@ export class Spool {
     return row.bytes;
   }
 
+  /**
+   * backlog, deadLetterCount and diskUsage of every queue, in three grouped queries: asked per
+   * queue, each pending delivery was scanned once per queue (1,000 queues with 20,000 pending:
+   * 4-8 s for one scrape of /metrics or one status page). A queue with none is absent.
+   */
+  queueTotals(): Map<string, QueueTotals> {
+    const totals = new Map<string, { backlog: number; deadLetters: number; spoolBytes: number }>();
+    const of = (queue: string) => {
+      let entry = totals.get(queue);
+      if (!entry) totals.set(queue, (entry = { backlog: 0, deadLetters: 0, spoolBytes: 0 }));
+      return entry;
+    };
+    const byState = this.db
+      .prepare(
+        `SELECT m.queue, d.state, COUNT(*) AS n FROM deliveries d JOIN messages m ON m.seq = d.message_seq
+         WHERE d.state IN ('pending', 'dead') GROUP BY m.queue, d.state`,
+      )
+      .all() as Array<{ queue: string; state: "pending" | "dead"; n: number }>;
+    for (const row of byState) {
+      if (row.state === "pending") of(row.queue).backlog = row.n;
+      else of(row.queue).deadLetters = row.n;
+    }
+    const bytes = this.db.prepare("SELECT queue, SUM(size) AS bytes FROM messages WHERE pruned_at IS NULL GROUP BY queue").all() as Array<{ queue: string; bytes: number }>;
+    for (const row of bytes) of(row.queue).spoolBytes = row.bytes;
+    return totals;
+  }
+
   /** Spool keys (and, for messages spooled before migration 5, stable ids) name the files. */
   private rawPath(queue: string, key: string): string {
     return path.join(this.messagesDir, queue, `${key}.eml`);
@@ -567,6 +594,14 @@ export class Spool {
       )
       .run(queue, kind, folder, position, Date.now());
   }
+}
+
+export interface QueueTotals {
+  /** Pending deliveries. */
+  readonly backlog: number;
+  readonly deadLetters: number;
+  /** Bytes of raw messages whose files are still in the spool. */
+  readonly spoolBytes: number;
 }
 
 export interface StableIdAssignment {

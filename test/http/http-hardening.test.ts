@@ -46,7 +46,7 @@ async function surface(http: HttpConfig): Promise<number> {
     http,
     events,
     status: { get: () => undefined },
-    spool: { backlog: () => 0, deadLetterCount: () => 0, diskUsage: () => 0 },
+    spool: { queueTotals: () => new Map() },
     queues: () => [],
     probeState: () => undefined,
     activity: { oldestUndelivered: () => new Map(), signInRenewed: () => new Map(), lastDay: () => new Map() },

@@ -111,6 +111,22 @@ describe("spool (real SQLite file)", () => {
     expect(spool.dueDeliveries("support", Date.now() + 120_000, 10)[0]).toMatchObject({ handler: "a", attempts: 1 });
   });
 
+  it("gives every queue's backlog, dead letters and spool bytes in one go, as the per-queue questions do", async () => {
+    const { spool } = open();
+    const sales = { name: "sales", address: "sales@contoso.com" };
+    await acceptImap(spool, queue, { handlers: ["a", "b"] }, fetched(1));
+    await acceptImap(spool, queue, { handlers: ["a"] }, fetched(2));
+    await acceptImap(spool, sales, { handlers: ["a"] }, fetched(3));
+    const [first] = spool.dueDeliveries("support", Date.now(), 10);
+    spool.markDead(first!.seq, first!.handler, "rejected");
+    const totals = spool.queueTotals();
+    for (const name of ["support", "sales"]) {
+      expect(totals.get(name)).toEqual({ backlog: spool.backlog(name), deadLetters: spool.deadLetterCount(name), spoolBytes: spool.diskUsage(name) });
+    }
+    expect(totals.get("support")).toEqual({ backlog: 2, deadLetters: 1, spoolBytes: raw(1).length + raw(2).length });
+    expect(totals.has("nobody")).toBe(false);
+  });
+
   it("survives reopening: state is on disk", async () => {
     const { dir, spool } = open();
     const { key } = await acceptImap(spool, queue, { handlers: ["a"] }, fetched(3));
