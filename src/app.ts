@@ -78,6 +78,7 @@ export class Daemon {
   /** Hourly counts for the status page, the oldest undelivered message, sign-in renewals. */
   readonly activity: QueueActivity;
   private started = false;
+  private starting?: Promise<void>;
   private stopping?: Promise<void>;
   private reloading: Promise<void> = Promise.resolve();
   private retention: SpoolRetention;
@@ -124,8 +125,16 @@ export class Daemon {
     }
   }
 
-  /** Rejects (before fetching anything) when the HTTP surface cannot listen. */
-  async start(): Promise<void> {
+  /**
+   * Rejects (before fetching anything) when the HTTP surface cannot listen. Idempotent and safe
+   * to call concurrently: every call gets the one start's promise.
+   */
+  start(): Promise<void> {
+    this.starting ??= this.startOnce();
+    return this.starting;
+  }
+
+  private async startOnce(): Promise<void> {
     await this.surface?.listen();
     for (const pipeline of this.pipelines.values()) startPipeline(pipeline);
     this.signIns.start();

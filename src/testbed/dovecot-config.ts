@@ -2,7 +2,7 @@
  * The Dovecot 2.3 configuration of the test bed: a throw-away instance that behaves like
  * Exchange Online where it matters to mailfetchd (XOAUTH2 only, implicit TLS, "/" hierarchy
  * separator) and validates every bearer token against the identity stand-in's introspection
- * endpoint. Verified recipe: /work/shared/notes/test-bed.md.
+ * endpoint. Verified recipe: ../shared/notes/test-bed.md (beside the repository).
  */
 
 /** Who the Dovecot processes run as. Root and non-root need different answers. */
