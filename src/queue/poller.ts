@@ -20,12 +20,11 @@ import type { MailSource } from "../source/mail-source.js";
 import type { Spool } from "../spool/spool.js";
 import type { QueueState, QueueStatusStore } from "../state/queue-status-store.js";
 import { queueStateOf } from "../tokens/identity-errors.js";
-import { backoffDelay } from "./backoff.js";
+import { cycleWhenSessionOpens, decidePoll, firstSafetyNet, nextPollDelay, scheduleAfterRecovery } from "./poll-policy.js";
 import { QueueSpoolSink } from "./queue-spool-sink.js";
 
 export { handlerName } from "./queue-spool-sink.js";
 
-const FAILURE_BACKOFF = { baseMs: 5_000, maxMs: 15 * 60_000 };
 /**
  * A scheduled poll runs a full cycle this often whatever the IDLE session says: the safety net
  * against a probe that misleads (a server whose STATUS on the selected folder answers from a
@@ -72,7 +71,7 @@ export class Poller {
     private readonly deps: PollerDependencies,
   ) {
     this.fullCycleEveryMs = deps.fullCycleEveryMs ?? FULL_CYCLE_EVERY_MS;
-    this.safetyNetDueAt = performance.now() + this.fullCycleEveryMs * Math.random();
+    this.safetyNetDueAt = firstSafetyNet(performance.now(), this.fullCycleEveryMs, Math.random());
     this.spoolView = this.newSink();
   }
 
@@ -124,8 +123,8 @@ export class Poller {
     clearTimeout(this.timer);
     this.timer = setTimeout(async () => {
       await this.poll();
-      if (this.consecutiveFailures > 0) this.schedule(this.retryDelay());
-      else if ("intervalMs" in this.queue.poll) this.schedule(this.queue.poll.intervalMs);
+      const next = nextPollDelay({ consecutiveFailures: this.consecutiveFailures, lastError: this.lastError, poll: this.queue.poll });
+      if (next !== undefined) this.schedule(next);
     }, delayMs);
   }
 
@@ -158,15 +157,19 @@ export class Poller {
    */
   private async nothingNew(): Promise<boolean> {
     const source = this.deps.source;
-    if (this.fullCycleNext) {
-      this.fullCycleNext = false;
-      return false;
-    }
-    if (!source.probe || this.state !== "ok" || this.consecutiveFailures > 0) return false;
-    if (performance.now() >= this.safetyNetDueAt) {
-      this.safetyNetDueAt = performance.now() + this.fullCycleEveryMs;
-      return false;
-    }
+    const decision = decidePoll(
+      {
+        now: performance.now(),
+        healthy: this.isHealthy(),
+        canProbe: source.probe !== undefined,
+        fullCycleRequested: this.fullCycleNext,
+        safetyNetDueAt: this.safetyNetDueAt,
+      },
+      this.fullCycleEveryMs,
+    );
+    this.fullCycleNext = false;
+    this.safetyNetDueAt = decision.safetyNetDueAt;
+    if (decision.action === "cycle" || !source.probe) return false;
     let upToDate: boolean | undefined;
     try {
       upToDate = await source.probe(this.spoolView);
@@ -183,20 +186,15 @@ export class Poller {
    */
   sessionOpened(upToDate: boolean): void {
     if (this.stopped) return;
-    if (this.state === "ok" && this.consecutiveFailures === 0 && upToDate) return;
-    void this.runCycle();
+    if (cycleWhenSessionOpens(this.isHealthy(), upToDate)) void this.runCycle();
+  }
+
+  private isHealthy(): boolean {
+    return this.state === "ok" && this.consecutiveFailures === 0;
   }
 
   private newSink(): QueueSpoolSink {
     return new QueueSpoolSink(this.queue, this.deps.source.kind, this.deps.spool, this.deps.events);
-  }
-
-  private retryDelay(): number {
-    const error = this.lastError;
-    const hinted = error?.retryAfterMs ?? 0;
-    // Nobody has changed anything yet: look again rarely (an admin may fix consent meanwhile).
-    if (error && !error.retryable) return Math.max(FAILURE_BACKOFF.maxMs, hinted);
-    return Math.max(backoffDelay(this.consecutiveFailures, FAILURE_BACKOFF), hinted);
   }
 
   private async fetch(): Promise<void> {
@@ -215,10 +213,9 @@ export class Poller {
     const { logger, status, events } = this.deps;
     if (this.consecutiveFailures > 0) {
       logger.info({ after: this.consecutiveFailures }, "queue recovered: fetching again");
-      // A cycle started by IDLE or a sign-in may end a failure spell while a long retry timer
-      // (up to 15 min) is set: back to the normal schedule now, or the queue would go unpolled.
-      if ("intervalMs" in this.queue.poll) this.schedule(this.queue.poll.intervalMs);
-      else clearTimeout(this.timer);
+      const after = scheduleAfterRecovery(this.queue.poll);
+      if (after === "none") clearTimeout(this.timer);
+      else this.schedule(after.inMs);
     }
     this.consecutiveFailures = 0;
     this.lastError = undefined;
