@@ -12,7 +12,8 @@ import { registerLogin } from "./cli/login.js";
 import { registerLogout } from "./cli/logout.js";
 import { registerRun } from "./cli/run.js";
 import { registerStatus } from "./cli/status.js";
-import { EXIT, packageVersion } from "./cli/common.js";
+import { EXIT } from "./cli/common.js";
+import { packageVersion } from "./support/package-version.js";
 import { ConfigError, describeError } from "./errors.js";
 
 export function buildProgram(): Command {

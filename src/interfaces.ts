@@ -81,7 +81,7 @@ export interface ParsedAttachment {
   readonly inline: boolean;
   /**
    * The bytes, when held in memory. An attachment above ~1 MB is not: it is in `file`
-   * instead (exactly one of the two is set). Read either with src/parse/attachment-bytes.ts.
+   * instead (exactly one of the two is set). Read either with src/handlers/attachment-bytes.ts.
    */
   readonly content?: Buffer;
   /**

@@ -1,6 +1,4 @@
 /** What every command shares: where the config comes from, exit codes, output helpers. */
-import { readFileSync } from "node:fs";
-import { fileURLToPath } from "node:url";
 import type { Command } from "commander";
 
 /** Exit codes (also in README.md): */
@@ -29,7 +27,3 @@ export function configPathOf(options: { config?: string }): string {
   return options.config ?? defaultConfigPath();
 }
 
-export function packageVersion(): string {
-  const pkg = JSON.parse(readFileSync(fileURLToPath(new URL("../../package.json", import.meta.url)), "utf8")) as { version: string };
-  return pkg.version;
-}

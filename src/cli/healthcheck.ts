@@ -13,7 +13,7 @@ import { connect as tlsConnect, type TLSSocket } from "node:tls";
 import { loadConfig } from "../config/load.js";
 import type { HttpConfig } from "../config/schema.js";
 import { describeError, MailfetchdError } from "../errors.js";
-import { connectHostFor, urlAuthority } from "../http/listen-address.js";
+import { connectHostFor, urlAuthority } from "../support/listen-address.js";
 import { configPathOf, EXIT, withConfigOption } from "./common.js";
 
 export function registerHealthcheck(program: Command): void {

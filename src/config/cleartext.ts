@@ -3,7 +3,7 @@
  * (`allowCleartext: true`): each is logged as a warning at start and on reload, so an
  * opt-out made for a test never goes unnoticed in production.
  */
-import { isLoopbackHost } from "../http/listen-address.js";
+import { isLoopbackHost } from "../support/listen-address.js";
 import type { QueueConfig } from "./schema.js";
 
 export interface CleartextUse {

@@ -23,7 +23,7 @@ import {
   type QueueConfig,
   type RawConfig,
 } from "./schema.js";
-import { DEFAULT_HTTP_LISTEN, isLoopbackHost, parseListenAddress } from "../http/listen-address.js";
+import { DEFAULT_HTTP_LISTEN, isLoopbackHost, parseListenAddress } from "../support/listen-address.js";
 import { DEFAULT_DELIVERY_BUDGET } from "../queue/memory-budget.js";
 
 export function loadConfig(file: string): Config {

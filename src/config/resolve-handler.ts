@@ -5,7 +5,7 @@
  */
 import { accessSync, constants, statSync } from "node:fs";
 import { parseSigningSecrets } from "../handlers/standard-webhooks.js";
-import { isLoopbackHost } from "../http/listen-address.js";
+import { isLoopbackHost } from "../support/listen-address.js";
 import { headerValueProblem } from "./handler-rules.js";
 import { parseByteSize, parseInterval, type HandlerConfig, type RawHandlerConfig } from "./schema.js";
 

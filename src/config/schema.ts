@@ -7,7 +7,7 @@
  */
 import { z } from "zod";
 import cron from "node-cron";
-import { parseListenAddress } from "../http/listen-address.js";
+import { parseListenAddress } from "../support/listen-address.js";
 import { envEntryProblem, headerEntryProblem } from "./handler-rules.js";
 
 export const DEFAULT_SCOPES = ["https://outlook.office.com/IMAP.AccessAsUser.All", "offline_access"];

@@ -8,7 +8,7 @@
 import { createHash } from "node:crypto";
 
 import type { ParsedAttachment } from "../interfaces.js";
-import { safeFileName, uniqueFileName } from "../handlers/safe-filename.js";
+import { safeFileName, uniqueFileName } from "../support/safe-filename.js";
 import { isTnef, readTnef, tnefBudget } from "./tnef.js";
 
 export interface UnpackedAttachments {

@@ -31,7 +31,7 @@ import { dirname, join, resolve } from "node:path";
 import { MailfetchdError } from "../errors.js";
 import type { DeliverableMessage, DeliveryContext, Handler, Logger, ParsedAttachment, QueueIdentity, RawMessage } from "../interfaces.js";
 import { toMessageDocument } from "./message-document.js";
-import { safeFileName, uniqueFileName } from "./safe-filename.js";
+import { safeFileName, uniqueFileName } from "../support/safe-filename.js";
 
 export interface DirectoryHandlerOptions {
   /** The handler's name in logs and status; default "directory". */

@@ -12,7 +12,7 @@
  *   raw:  the message's raw MIME, byte for byte, as message/rfc822.
  */
 import type { DeliverableMessage } from "../interfaces.js";
-import { attachmentBytes } from "../parse/attachment-bytes.js";
+import { attachmentBytes } from "./attachment-bytes.js";
 import { toMessageDocument, type MessageDocument, type MessageDocumentAttachment } from "./message-document.js";
 import { boundMetadata } from "./metadata-bounds.js";
 import { headerValue } from "./printable.js";

@@ -16,7 +16,7 @@ import type { Logger } from "../interfaces.js";
 import type { DaemonMetrics } from "../metrics/daemon-metrics.js";
 import { healthToJson, type QueueHealth } from "../metrics/queue-health.js";
 import { bearerTokenMatches } from "./bearer-auth.js";
-import { isLoopbackHost, isLoopbackHostHeader, urlAuthority } from "./listen-address.js";
+import { isLoopbackHost, isLoopbackHostHeader, urlAuthority } from "../support/listen-address.js";
 import type { ReadinessTracker } from "./readiness.js";
 import type { HourActivity } from "../state/queue-activity.js";
 import { renderStatusPage, STATUS_PAGE_CSP } from "./status-page.js";

@@ -4,7 +4,7 @@
  * stops the start with its fix), markStopping() then close() on the way down (before the
  * state database closes: the pages read it).
  */
-import { packageVersion } from "../cli/common.js";
+import { packageVersion } from "../support/package-version.js";
 import type { HttpConfig } from "../config/schema.js";
 import type { DaemonEvents } from "../events.js";
 import type { Logger } from "../interfaces.js";

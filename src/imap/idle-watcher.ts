@@ -15,7 +15,7 @@ import type { ImapFlow } from "imapflow";
 import type { QueueConfig } from "../config/schema.js";
 import { describeError } from "../errors.js";
 import type { Logger } from "../interfaces.js";
-import { backoffDelay, sleep } from "../queue/backoff.js";
+import { backoffDelay, sleep } from "../support/backoff.js";
 import type { ImapMailbox } from "./imap-mailbox.js";
 
 /**

@@ -20,7 +20,7 @@ import { simpleParser } from "mailparser";
 import type { AddressObject, EmailAddress, ParsedMail, SimpleParserOptions } from "mailparser";
 
 import type { Address, MessageParser, ParseFileOptions, ParsedAttachment, ParsedMessage } from "../interfaces.js";
-import { safeFileName, uniqueFileName } from "../handlers/safe-filename.js";
+import { safeFileName, uniqueFileName } from "../support/safe-filename.js";
 import type { Enricher } from "../enrich/enrich.js";
 import { enrichParsedMail, type ParsedMailEnrichment } from "../enrich/enrich-parsed-mail.js";
 import { hasPlainTextBody, hasPlainTextBodyIn } from "../enrich/plain-text-body.js";

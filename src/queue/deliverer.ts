@@ -15,7 +15,7 @@ import { sourceFields } from "../source/source-fields.js";
 import { rawMessageFromFile } from "../spool/raw-message.js";
 import type { DueDelivery, Spool } from "../spool/spool.js";
 import { stableIdFromBytes, stableIdFromContent } from "../spool/stable-id.js";
-import { backoffDelay, sleep } from "./backoff.js";
+import { backoffDelay, sleep } from "../support/backoff.js";
 import { MemoryBudget, type Release } from "./memory-budget.js";
 
 const BATCH = 200;

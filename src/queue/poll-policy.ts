@@ -4,7 +4,7 @@
  * a fake clock in milliseconds rather than only end to end: one timing bug (a queue left
  * unpolled behind a 15-minute retry timer) was found only under load.
  */
-import { backoffDelay } from "./backoff.js";
+import { backoffDelay } from "../support/backoff.js";
 
 export const FAILURE_BACKOFF = { baseMs: 5_000, maxMs: 15 * 60_000 };
 

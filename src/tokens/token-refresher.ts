@@ -9,7 +9,7 @@
  */
 import { MailfetchdError } from "../errors.js";
 import type { Logger, TokenProvider } from "../interfaces.js";
-import { backoffDelay } from "../queue/backoff.js";
+import { backoffDelay } from "../support/backoff.js";
 import { DEFAULT_MAX_IDLE_MS, nextRefreshAt } from "./refresh-schedule.js";
 
 const RETRY_BACKOFF = { baseMs: 10_000, maxMs: 10 * 60_000 };

@@ -1,6 +1,6 @@
 import { describe, expect, it } from "vitest";
 
-import { fileNameKey, MAX_FILE_NAME_BYTES, safeFileName, splitExtension, uniqueFileName, uniqueFileNameProbes } from "../../src/handlers/safe-filename.js";
+import { fileNameKey, MAX_FILE_NAME_BYTES, safeFileName, splitExtension, uniqueFileName, uniqueFileNameProbes } from "../../src/support/safe-filename.js";
 
 const bytes = (text: string): number => Buffer.byteLength(text, "utf8");
 

@@ -1,5 +1,5 @@
 import { describe, expect, it } from "vitest";
-import { backoffDelay, sleep } from "../../src/queue/backoff.js";
+import { backoffDelay, sleep } from "../../src/support/backoff.js";
 
 describe("backoff", () => {
   const options = { baseMs: 1_000, maxMs: 60_000 };

@@ -1,5 +1,5 @@
 import { describe, expect, it } from "vitest";
-import { connectHostFor, isLoopbackHost, parseListenAddress, urlAuthority } from "../../src/http/listen-address.js";
+import { connectHostFor, isLoopbackHost, parseListenAddress, urlAuthority } from "../../src/support/listen-address.js";
 
 describe("http.listen", () => {
   it("takes port 0 as any free port", () => {
