@@ -177,7 +177,11 @@ export class ImapMailbox {
             await settleAll(accepting.splice(0));
             await acceptTooLargeBelow(message.uid);
           }
-          accepting.push(target.accept({ ...this.located(state, message.uid, message.size ?? message.source.length, message.internalDate), raw: message.source }));
+          const accepted = target.accept({ ...this.located(state, message.uid, message.size ?? message.source.length, message.internalDate), raw: message.source });
+          // Its failure is read below (shift, settleAll); until then it must not count as
+          // unhandled, which would end the process (a read-only spool did, between two messages).
+          accepted.catch(() => undefined);
+          accepting.push(accepted);
           fetched++;
           if (accepting.length >= ACCEPTS_IN_FLIGHT) await accepting.shift();
         }

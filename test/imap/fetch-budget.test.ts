@@ -15,7 +15,7 @@ import { Spool } from "../../src/spool/spool.js";
 import { sampleMessages } from "../../src/testbed/sample-messages.js";
 import { startTokenFixture, type TokenFixture } from "../tokens/token-fixture.js";
 
-const QUEUES = ["budget-a", "budget-b", "budget-c"].map((name) => ({ name, address: `${name}@example.test`, password: `${name}-Pa55word!` }));
+const QUEUES = ["budget-a", "budget-b", "budget-c", "budget-d"].map((name) => ({ name, address: `${name}@example.test`, password: `${name}-Pa55word!` }));
 const PER_QUEUE = 30;
 
 let fx: TokenFixture;
@@ -49,15 +49,32 @@ describe("the fetch budget", () => {
     // One FETCH at a time across all queues, however many drain.
     const budget = new WatchedBudget({ messages: 1, bytes: 64 * 1024 });
     const events = new DaemonEvents();
-    const sinks = queues.map((queue) => {
+    const sinks = queues.slice(0, 3).map((queue) => {
       const logger = fx.logger.child({ queue: queue.name });
       const source = new ImapSource(queue, new ImapMailbox(queue, fx.provider(queue), logger, budget), logger);
       const sink = new QueueSpoolSink(queue, source.kind, spool, events);
       return { source, sink };
     });
     await Promise.all(sinks.map(({ source, sink }) => source.sync(sink)));
-    expect(sinks.map(({ sink }) => sink.spooled)).toEqual(queues.map(() => PER_QUEUE));
+    expect(sinks.map(({ sink }) => sink.spooled)).toEqual([PER_QUEUE, PER_QUEUE, PER_QUEUE]);
     expect(budget.most.messages).toBe(1);
     expect(budget.inUse).toEqual({ messages: 0, bytes: 0 });
+  });
+
+  it("a message the spool refuses in the middle of a FETCH fails the sync, not the process, and gives the budget back", async () => {
+    const budget = new WatchedBudget({ messages: 1, bytes: 64 * 1024 * 1024 });
+    const queue = queues[3]!;
+    const logger = fx.logger.child({ queue: queue.name });
+    const source = new ImapSource(queue, new ImapMailbox(queue, fx.provider(queue), logger, budget), logger);
+    const real = new QueueSpoolSink(queue, source.kind, spool, new DaemonEvents());
+    let accepted = 0;
+    // The third message is refused at once, as a read-only spool refuses it, while the FETCH
+    // still streams the others in: its rejection waits until the mailbox reads it.
+    const refusing = Object.assign(Object.create(real) as QueueSpoolSink, {
+      accept: (message: Parameters<QueueSpoolSink["accept"]>[0]) => (++accepted === 3 ? Promise.reject(new Error("EROFS: read-only file system")) : real.accept(message)),
+    });
+    await expect(source.sync(refusing)).rejects.toThrow(/EROFS/);
+    expect(budget.inUse).toEqual({ messages: 0, bytes: 0 });
+    // (That nothing behind a refused message commits is the spool's rule, tested in test/spool.)
   });
 });
