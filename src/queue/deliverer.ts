@@ -14,7 +14,7 @@ import type { Handler, Logger, MessageParser, ParsedMessage, QueueIdentity, RawM
 import { sourceFields } from "../source/source-fields.js";
 import { rawMessageFromFile } from "../spool/raw-message.js";
 import type { DueDelivery, Spool } from "../spool/spool.js";
-import { stableIdFromBytes, stableIdFromContent } from "../spool/stable-id.js";
+import { stableIdOfParsed } from "../spool/stable-id.js";
 import { backoffDelay, sleep } from "../support/backoff.js";
 import { MemoryBudget, type Release } from "./memory-budget.js";
 
@@ -202,8 +202,7 @@ export class Deliverer {
    */
   private stableIdOf(delivery: DueDelivery, parsed: ParsedMessage): string | undefined {
     if (delivery.stableId !== undefined) return delivery.stableId;
-    const contentId =
-      parsed.contentFingerprint === undefined ? stableIdFromBytes(this.queue.address, delivery.contentSha256) : stableIdFromContent(this.queue.address, parsed.contentFingerprint);
+    const contentId = stableIdOfParsed(this.queue.address, parsed.contentFingerprint, delivery.contentSha256);
     const { stableId, repeatOf } = this.spool.assignStableId(this.queue.name, delivery, contentId);
     if (repeatOf === undefined) return stableId;
     this.logger.info({ messageId: stableId, item: delivery.location.item, repeatOf }, "same content as a message already in the spool; not delivered again");

@@ -30,6 +30,14 @@ export function stableIdFromContent(queueAddress: string, fingerprint: string): 
   return stableId(queueAddress, ["content", fingerprint]);
 }
 
+/**
+ * The stable id a message is given at its first parse: from its content fingerprint when its
+ * body was parsed, else from its exact bytes.
+ */
+export function stableIdOfParsed(queueAddress: string, contentFingerprint: string | undefined, contentSha256: string): string {
+  return contentFingerprint === undefined ? stableIdFromBytes(queueAddress, contentSha256) : stableIdFromContent(queueAddress, contentFingerprint);
+}
+
 /** The stable id of a message whose body could not be parsed: its exact bytes. */
 export function stableIdFromBytes(queueAddress: string, contentSha256: string): string {
   return stableId(queueAddress, ["raw", contentSha256]);

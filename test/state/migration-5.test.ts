@@ -3,7 +3,6 @@
  * handed out stay, pending deliveries go out under them, a re-served copy of exactly the same
  * bytes is recognised under the old id.
  */
-import Database from "better-sqlite3";
 import { mkdirSync, mkdtempSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import path from "node:path";
@@ -11,6 +10,7 @@ import { afterEach, describe, expect, it } from "vitest";
 import { createHash } from "node:crypto";
 import { Spool } from "../../src/spool/spool.js";
 import { openStateDatabase, type StateDatabase } from "../../src/state/database.js";
+import { databaseAtSchema } from "./schema-at.js";
 import { MIGRATIONS } from "../../src/state/migrations.js";
 import { acceptImap, uidValidityOf } from "../spool/imap-messages.js";
 
@@ -23,11 +23,7 @@ const RAW = Buffer.from("Message-ID: <old@example.com>\r\nFrom: a@example.com\r\
 /** A state directory as release 4 of the schema left it: one message, one pending and one delivered delivery. */
 function legacyStateDir(): string {
   const dir = mkdtempSync(path.join(tmpdir(), "mailfetchd-migration-"));
-  const old = new Database(path.join(dir, "state.sqlite"));
-  for (const [index, sql] of MIGRATIONS.slice(0, 4).entries()) {
-    old.exec(sql);
-    old.pragma(`user_version = ${index + 1}`);
-  }
+  const old = databaseAtSchema(dir, 4);
   const sha = createHash("sha256").update(RAW).digest("hex");
   const seq = old
     .prepare("INSERT INTO messages (id, queue, folder, uid_validity, uid, size, header_message_id, content_sha256, spooled_at) VALUES (?, 'support', 'INBOX', '7', 3, ?, 'old@example.com', ?, ?)")

@@ -4,7 +4,6 @@
  * deliveries and spooled locations carry on in the IMAP encoding, files keep their names, and a
  * dead letter too large to download still rewinds the cursor when retried.
  */
-import Database from "better-sqlite3";
 import { createHash } from "node:crypto";
 import { mkdirSync, mkdtempSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
@@ -14,6 +13,7 @@ import { imapLocation } from "../../src/imap/imap-location.js";
 import { Spool } from "../../src/spool/spool.js";
 import { spoolKey } from "../../src/spool/stable-id.js";
 import { openStateDatabase, type StateDatabase } from "../../src/state/database.js";
+import { databaseAtSchema } from "./schema-at.js";
 import { MIGRATIONS } from "../../src/state/migrations.js";
 import { acceptImap, imapCursor } from "../spool/imap-messages.js";
 
@@ -38,11 +38,7 @@ function legacyKey(queue: string, folder: string, uidValidity: string, uid: numb
  */
 function stateDirBefore(): string {
   const dir = mkdtempSync(path.join(tmpdir(), "mailfetchd-migration-"));
-  const old = new Database(path.join(dir, "state.sqlite"));
-  for (const [index, sql] of MIGRATIONS.slice(0, SCHEMA_BEFORE).entries()) {
-    old.exec(sql);
-    old.pragma(`user_version = ${index + 1}`);
-  }
+  const old = databaseAtSchema(dir, SCHEMA_BEFORE);
   const sha = createHash("sha256").update(RAW).digest("hex");
   const insert = old.prepare(
     `INSERT INTO messages (id, stable_id, queue, folder, uid_validity, uid, size, header_message_id, content_sha256, spooled_at, headers_only)
