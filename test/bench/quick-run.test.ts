@@ -12,7 +12,7 @@ import { promisify } from "node:util";
 import { describe, expect, it } from "vitest";
 
 const run = promisify(execFile);
-const BENCH = fileURLToPath(new URL("../../dist/bench/run.js", import.meta.url));
+const BENCH = fileURLToPath(new URL("../../dist-tools/tools/bench/run.js", import.meta.url));
 
 describe("npm run bench -- --quick", () => {
   it("runs every scenario on the test bed and writes the report", async () => {

@@ -7,8 +7,8 @@ import { chmodSync, readFileSync, writeFileSync } from "node:fs";
 import path from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { parse, stringify } from "yaml";
-import { startTestBed, type TestBed } from "../../src/testbed/test-bed.js";
-import { runCli, type CommandResult } from "../e2e/tokens-cli.js";
+import { startTestBed, type TestBed } from "../../tools/testbed/test-bed.js";
+import { runCli, type CommandResult } from "../../tools/testbed/helpers/tokens-cli.js";
 
 const ALPHA = { name: "alpha", address: "alpha@example.test", password: "alpha-Pa55word!" };
 

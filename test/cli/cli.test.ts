@@ -7,7 +7,7 @@ import { mkdtempSync, readFileSync, statSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import path from "node:path";
 import { describe, expect, it } from "vitest";
-import { CLI } from "../e2e/daemon-process.js";
+import { CLI } from "../../tools/testbed/helpers/daemon-process.js";
 
 const dir = mkdtempSync(path.join(tmpdir(), "mailfetchd-cli-"));
 const run = (...args: string[]) => {

@@ -7,11 +7,11 @@ import { execFile } from "node:child_process";
 import { existsSync } from "node:fs";
 import path from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { findFreePorts } from "../../src/testbed/free-port.js";
-import { sampleMessages } from "../../src/testbed/sample-messages.js";
-import { startTestBed, type TestBed } from "../../src/testbed/test-bed.js";
-import { CLI, DaemonProcess } from "../e2e/daemon-process.js";
-import { addHttpBlock, waitFor } from "../http/config-file.js";
+import { findFreePorts } from "../../tools/testbed/free-port.js";
+import { sampleMessages } from "../../tools/testbed/sample-messages.js";
+import { startTestBed, type TestBed } from "../../tools/testbed/test-bed.js";
+import { CLI, DaemonProcess } from "../../tools/testbed/helpers/daemon-process.js";
+import { addHttpBlock, waitFor } from "../../tools/testbed/helpers/config-file.js";
 
 let bed: TestBed;
 let configFile: string;

@@ -16,11 +16,11 @@ import path from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { stringify } from "yaml";
 import { writeNewKeyFile } from "../../src/state/secret-box.js";
-import { findFreePorts } from "../../src/testbed/free-port.js";
-import { sampleMessages } from "../../src/testbed/sample-messages.js";
-import { startTestBed, TEST_CLIENT_ID, type TestBed } from "../../src/testbed/test-bed.js";
-import { listFiles, scanForSecrets } from "../e2e/secret-scan.js";
-import { waitFor, writeTokenFile } from "../http/config-file.js";
+import { findFreePorts } from "../../tools/testbed/free-port.js";
+import { sampleMessages } from "../../tools/testbed/sample-messages.js";
+import { startTestBed, TEST_CLIENT_ID, type TestBed } from "../../tools/testbed/test-bed.js";
+import { listFiles, scanForSecrets } from "../../tools/testbed/helpers/secret-scan.js";
+import { waitFor, writeTokenFile } from "../../tools/testbed/helpers/config-file.js";
 
 const ENABLED = process.env.MAILFETCHD_CONTAINER_TEST === "1";
 const TAG = `localhost/mailfetchd:test-${process.pid}`;
@@ -176,6 +176,11 @@ describe.skipIf(!ENABLED)("container image", () => {
     const probe = await run("buildah", ["run", "--isolation", "chroot", "--user", image.User, container!, "--", "sh", "-c", "command -v g++ make python3; touch /app/dist/cli.js; echo done"]);
     expect(probe.stdout.trim()).toBe("done");
     expect(probe.stderr).toContain("Permission denied");
+  });
+
+  it("carries the daemon only: no test bed (fake identity issuer included), bench or demo", async () => {
+    const listing = await run("buildah", ["run", "--isolation", "chroot", container!, "--", "sh", "-c", "cd /app && ls -d dist/testbed dist/bench dist/demo tools dist-tools 2>/dev/null; echo done"]);
+    expect(listing.stdout.trim()).toBe("done");
   });
 
   it("runs as its non-root user against the test bed: fetches and delivers a message, and its health check passes", async () => {

@@ -1,6 +1,6 @@
 /** The PromQL name extraction the alert and dashboard checks rely on (pure). */
 import { describe, expect, it } from "vitest";
-import { exportedNames, metricNames } from "./promql-names.js";
+import { exportedNames, metricNames } from "../../tools/testbed/helpers/promql-names.js";
 
 describe("metric names in PromQL", () => {
   it("finds the metrics an expression reads, not its functions, labels, strings, durations or Grafana variables", () => {

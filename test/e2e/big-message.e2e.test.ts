@@ -2,7 +2,7 @@
  * One 50 MB message (a 3 MB HTML body and one big base64 attachment) fetched through the real
  * Dovecot while 5 small messages arrive in another queue: it is streamed into the spool, parsed
  * in a worker thread, and delivered with its attachment intact; the small ones are delivered
- * meanwhile. The daemon runs as its own process (src/testbed/daemon-probe.ts, built first), so
+ * meanwhile. The daemon runs as its own process (tools/testbed/daemon-probe.ts, built first by `npm run build:tools`), so
  * its event-loop delay and peak RSS are its own: they are REPORTED here, not asserted (speed is
  * `npm run bench`'s business; see BENCHMARKS.md).
  */
@@ -11,12 +11,12 @@ import { readFile } from "node:fs/promises";
 import path from "node:path";
 import { fileURLToPath } from "node:url";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { bigMessage } from "../../src/testbed/big-message.js";
-import { ProbeProcess } from "../../src/testbed/probe-process.js";
-import { sampleMessages } from "../../src/testbed/sample-messages.js";
-import { startTestBed, type TestBed } from "../../src/testbed/test-bed.js";
+import { bigMessage } from "../../tools/testbed/big-message.js";
+import { ProbeProcess } from "../../tools/testbed/probe-process.js";
+import { sampleMessages } from "../../tools/testbed/sample-messages.js";
+import { startTestBed, type TestBed } from "../../tools/testbed/test-bed.js";
 
-const PROBE = fileURLToPath(new URL("../../dist/testbed/daemon-probe.js", import.meta.url));
+const PROBE = fileURLToPath(new URL("../../dist-tools/tools/testbed/daemon-probe.js", import.meta.url));
 const BIG = { name: "big", address: "big@example.test", password: "big-password-1" };
 const SMALL = { name: "small", address: "small@example.test", password: "small-password-1" };
 const MB = 1024 * 1024;

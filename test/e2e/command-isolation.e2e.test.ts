@@ -9,9 +9,9 @@ import { chmodSync, existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync
 import { tmpdir } from "node:os";
 import path from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { sampleMessages } from "../../src/testbed/sample-messages.js";
-import { DaemonProcess } from "./daemon-process.js";
-import { startOneQueueBed, type OneQueueBed } from "./one-queue-bed.js";
+import { sampleMessages } from "../../tools/testbed/sample-messages.js";
+import { DaemonProcess } from "../../tools/testbed/helpers/daemon-process.js";
+import { startOneQueueBed, type OneQueueBed } from "../../tools/testbed/helpers/one-queue-bed.js";
 
 const QUEUE = { name: "isolated", address: "isolated@example.test", password: `Isolated-${randomBytes(8).toString("hex")}"\\pw` };
 const LEAKY = `crm-token-${randomBytes(12).toString("hex")}`;

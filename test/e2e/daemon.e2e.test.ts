@@ -8,11 +8,11 @@ import { createHash } from "node:crypto";
 import { readFileSync, statSync, writeFileSync } from "node:fs";
 import path from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { sampleMessages } from "../../src/testbed/sample-messages.js";
-import { startTestBed, type TestBed } from "../../src/testbed/test-bed.js";
-import { DaemonProcess } from "./daemon-process.js";
-import { listFiles, scanForSecrets } from "./secret-scan.js";
-import { deliveredIds } from "./directory-output.js";
+import { sampleMessages } from "../../tools/testbed/sample-messages.js";
+import { startTestBed, type TestBed } from "../../tools/testbed/test-bed.js";
+import { DaemonProcess } from "../../tools/testbed/helpers/daemon-process.js";
+import { listFiles, scanForSecrets } from "../../tools/testbed/helpers/secret-scan.js";
+import { deliveredIds } from "../../tools/testbed/helpers/directory-output.js";
 
 const QUEUES = [
   { name: "alpha", address: "alpha@example.test", password: "alpha-Pa55word!" },

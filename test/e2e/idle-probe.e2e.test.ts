@@ -6,11 +6,11 @@
  */
 import { readFileSync } from "node:fs";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { sampleMessages } from "../../src/testbed/sample-messages.js";
-import type { TestBed } from "../../src/testbed/test-bed.js";
-import { DaemonProcess } from "./daemon-process.js";
-import { deliveredIds } from "./directory-output.js";
-import { startOneQueueBed } from "./one-queue-bed.js";
+import { sampleMessages } from "../../tools/testbed/sample-messages.js";
+import type { TestBed } from "../../tools/testbed/test-bed.js";
+import { DaemonProcess } from "../../tools/testbed/helpers/daemon-process.js";
+import { deliveredIds } from "../../tools/testbed/helpers/directory-output.js";
+import { startOneQueueBed } from "../../tools/testbed/helpers/one-queue-bed.js";
 
 const QUEUE = { name: "desk", address: "desk@example.test", password: "desk-password-1" };
 let bed: TestBed;

@@ -3,11 +3,11 @@
  * IMAP server is killed and restarted mid-IDLE: the session is replaced and mail flows again.
  */
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { sampleMessages } from "../../src/testbed/sample-messages.js";
-import type { TestBed } from "../../src/testbed/test-bed.js";
-import { startOneQueueBed } from "./one-queue-bed.js";
-import { DaemonProcess } from "./daemon-process.js";
-import { deliveredIds } from "./directory-output.js";
+import { sampleMessages } from "../../tools/testbed/sample-messages.js";
+import type { TestBed } from "../../tools/testbed/test-bed.js";
+import { startOneQueueBed } from "../../tools/testbed/helpers/one-queue-bed.js";
+import { DaemonProcess } from "../../tools/testbed/helpers/daemon-process.js";
+import { deliveredIds } from "../../tools/testbed/helpers/directory-output.js";
 
 const QUEUE = { name: "live", address: "live@example.test", password: "live-password-1" };
 let bed: TestBed;

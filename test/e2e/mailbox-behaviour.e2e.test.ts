@@ -6,10 +6,10 @@ import { execFileSync } from "node:child_process";
 import { readFileSync } from "node:fs";
 import path from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { sampleMessages } from "../../src/testbed/sample-messages.js";
-import { startTestBed, type TestBed } from "../../src/testbed/test-bed.js";
-import { CLI, DaemonProcess } from "./daemon-process.js";
-import { deliveredIds } from "./directory-output.js";
+import { sampleMessages } from "../../tools/testbed/sample-messages.js";
+import { startTestBed, type TestBed } from "../../tools/testbed/test-bed.js";
+import { CLI, DaemonProcess } from "../../tools/testbed/helpers/daemon-process.js";
+import { deliveredIds } from "../../tools/testbed/helpers/directory-output.js";
 
 let bed: TestBed;
 let outDir: string;

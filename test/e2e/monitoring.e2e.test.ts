@@ -8,11 +8,11 @@ import { readFileSync } from "node:fs";
 import path from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { parse } from "yaml";
-import { sampleMessages } from "../../src/testbed/sample-messages.js";
-import { startTestBed, type TestBed } from "../../src/testbed/test-bed.js";
-import { exportedNames, metricNames } from "../deploy/promql-names.js";
-import { DaemonProcess } from "./daemon-process.js";
-import { deliveredIds } from "./directory-output.js";
+import { sampleMessages } from "../../tools/testbed/sample-messages.js";
+import { startTestBed, type TestBed } from "../../tools/testbed/test-bed.js";
+import { exportedNames, metricNames } from "../../tools/testbed/helpers/promql-names.js";
+import { DaemonProcess } from "../../tools/testbed/helpers/daemon-process.js";
+import { deliveredIds } from "../../tools/testbed/helpers/directory-output.js";
 
 interface Target {
   expr: string;

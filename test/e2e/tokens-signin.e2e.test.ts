@@ -13,10 +13,10 @@ import path from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { openStateDatabase, type StateDatabase } from "../../src/state/database.js";
 import { QueueStatusStore } from "../../src/state/queue-status-store.js";
-import { startTestBed, type TestBed } from "../../src/testbed/test-bed.js";
-import { DaemonProcess } from "./daemon-process.js";
-import { listFiles, scanForSecrets } from "./secret-scan.js";
-import { runCli, userCodeIn, type CommandResult } from "./tokens-cli.js";
+import { startTestBed, type TestBed } from "../../tools/testbed/test-bed.js";
+import { DaemonProcess } from "../../tools/testbed/helpers/daemon-process.js";
+import { listFiles, scanForSecrets } from "../../tools/testbed/helpers/secret-scan.js";
+import { runCli, userCodeIn, type CommandResult } from "../../tools/testbed/helpers/tokens-cli.js";
 
 const DESK = { name: "desk", address: "desk@example.test", password: "desk-Pa55word!" };
 const SHARED = { name: "support", address: "support@example.test" };

@@ -8,11 +8,11 @@ import { randomBytes } from "node:crypto";
 import { writeFileSync } from "node:fs";
 import path from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { sampleMessages } from "../../src/testbed/sample-messages.js";
-import { startTestBed, type TestBed } from "../../src/testbed/test-bed.js";
-import { verifyStandardWebhook, WebhookReceiver } from "../handlers/webhook-receiver.js";
-import { DaemonProcess } from "./daemon-process.js";
-import { listFiles, scanForSecrets } from "./secret-scan.js";
+import { sampleMessages } from "../../tools/testbed/sample-messages.js";
+import { startTestBed, type TestBed } from "../../tools/testbed/test-bed.js";
+import { verifyStandardWebhook, WebhookReceiver } from "../../tools/testbed/helpers/webhook-receiver.js";
+import { DaemonProcess } from "../../tools/testbed/helpers/daemon-process.js";
+import { listFiles, scanForSecrets } from "../../tools/testbed/helpers/secret-scan.js";
 
 const QUEUE = { name: "orders", address: "orders@example.test", password: "orders-Pa55word!" };
 const MESSAGES = 10;

@@ -2,7 +2,7 @@ import { describe, expect, it } from "vitest";
 
 import { parseDeliveryStatus } from "../../src/enrich/delivery-status.js";
 import { MailparserParser } from "../../src/parse/mail-parser.js";
-import { WORST_CASE_CLASSES } from "../../src/testbed/hostile-messages.js";
+import { WORST_CASE_CLASSES } from "../../tools/testbed/hostile-messages.js";
 import { customerMail, fixture, mail, parse, parseFixture } from "./helpers.js";
 
 describe("auto-replies, one family of markers at a time", () => {

@@ -8,7 +8,7 @@ import { afterEach, describe, expect, it } from "vitest";
 
 import { unpackTnefAttachments } from "../../src/enrich/tnef-attachments.js";
 import { readTnef, tnefBudget } from "../../src/enrich/tnef.js";
-import { buildTnef } from "../../src/testbed/hostile-messages.js";
+import { buildTnef } from "../../tools/testbed/hostile-messages.js";
 import { createDirectoryHandler } from "../../src/handlers/directory.js";
 import type { DirectoryMessageDocument } from "../../src/handlers/message-document.js";
 import type { ParsedAttachment } from "../../src/interfaces.js";

@@ -22,11 +22,11 @@ import { MailparserParser } from "../../src/parse/mail-parser.js";
 import { Deliverer } from "../../src/queue/deliverer.js";
 import { Spool } from "../../src/spool/spool.js";
 import { openStateDatabase, type StateDatabase } from "../../src/state/database.js";
-import { verifyStandardWebhook, WebhookReceiver, type Script } from "./webhook-receiver.js";
+import { verifyStandardWebhook, WebhookReceiver, type Script } from "../../tools/testbed/helpers/webhook-receiver.js";
 import { rawMessageFromBuffer } from "../../src/spool/raw-message.js";
 import { failureOf } from "./failure-of.js";
-import { expectedStableId } from "../spool/expected-id.js";
-import { acceptImap } from "../spool/imap-messages.js";
+import { expectedStableId } from "../../tools/testbed/helpers/expected-id.js";
+import { acceptImap } from "../../tools/testbed/helpers/imap-messages.js";
 
 const SECRET = `whsec_${randomBytes(32).toString("base64")}`;
 const QUEUE = { name: "support", address: "support@contoso.example" };

@@ -3,7 +3,7 @@ import { tmpdir } from "node:os";
 import path from "node:path";
 import { describe, expect, it } from "vitest";
 import { parseConfig } from "../../src/config/load.js";
-import { createTestCertificates } from "../../src/testbed/certs.js";
+import { createTestCertificates } from "../../tools/testbed/certs.js";
 
 const dir = mkdtempSync(path.join(tmpdir(), "mailfetchd-http-config-"));
 writeFileSync(path.join(dir, "http.token"), "9f86d081884c7d659a2feaa0c55ad015\n", { mode: 0o600 });

@@ -18,8 +18,8 @@ import type { HttpConfig } from "../../src/config/schema.js";
 import { DaemonEvents } from "../../src/events.js";
 import { DEFAULT_HTTP_LIMITS } from "../../src/http/http-server.js";
 import { OperatingSurface } from "../../src/http/operating-surface.js";
-import { createTestCertificates, type TestCertificates } from "../../src/testbed/certs.js";
-import { runCli } from "../e2e/tokens-cli.js";
+import { createTestCertificates, type TestCertificates } from "../../tools/testbed/certs.js";
+import { runCli } from "../../tools/testbed/helpers/tokens-cli.js";
 
 const dir = mkdtempSync(path.join(tmpdir(), "mailfetchd-http-hardening-"));
 const TOKEN = "0123456789abcdef0123456789abcdef";

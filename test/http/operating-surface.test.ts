@@ -15,9 +15,9 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { Daemon } from "../../src/app.js";
 import { loadConfig } from "../../src/config/load.js";
 import { createLogger, SecretRegistry } from "../../src/log.js";
-import { sampleMessages } from "../../src/testbed/sample-messages.js";
-import { startTestBed, type TestBed } from "../../src/testbed/test-bed.js";
-import { addHttpBlock, largeMessage, waitFor, writeTokenFile } from "./config-file.js";
+import { sampleMessages } from "../../tools/testbed/sample-messages.js";
+import { startTestBed, type TestBed } from "../../tools/testbed/test-bed.js";
+import { addHttpBlock, largeMessage, waitFor, writeTokenFile } from "../../tools/testbed/helpers/config-file.js";
 
 // Runs in the page (tsconfig has no DOM library).
 declare const getComputedStyle: (element: unknown) => { backgroundColor: string; fill: string };

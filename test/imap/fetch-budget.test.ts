@@ -12,8 +12,8 @@ import { ImapSource } from "../../src/imap/imap-source.js";
 import { MemoryBudget } from "../../src/queue/memory-budget.js";
 import { QueueSpoolSink } from "../../src/queue/queue-spool-sink.js";
 import { Spool } from "../../src/spool/spool.js";
-import { sampleMessages } from "../../src/testbed/sample-messages.js";
-import { startTokenFixture, type TokenFixture } from "../tokens/token-fixture.js";
+import { sampleMessages } from "../../tools/testbed/sample-messages.js";
+import { startTokenFixture, type TokenFixture } from "../../tools/testbed/helpers/token-fixture.js";
 
 const QUEUES = ["budget-a", "budget-b", "budget-c", "budget-d"].map((name) => ({ name, address: `${name}@example.test`, password: `${name}-Pa55word!` }));
 const PER_QUEUE = 30;

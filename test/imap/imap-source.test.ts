@@ -13,8 +13,8 @@ import { ImapMailbox } from "../../src/imap/imap-mailbox.js";
 import { ImapSource } from "../../src/imap/imap-source.js";
 import { QueueSpoolSink } from "../../src/queue/queue-spool-sink.js";
 import { Spool } from "../../src/spool/spool.js";
-import { sampleMessages } from "../../src/testbed/sample-messages.js";
-import { startTokenFixture, type TokenFixture } from "../tokens/token-fixture.js";
+import { sampleMessages } from "../../tools/testbed/sample-messages.js";
+import { startTokenFixture, type TokenFixture } from "../../tools/testbed/helpers/token-fixture.js";
 
 const QUEUE = { name: "portal", address: "portal@example.test", password: "portal-Pa55word!" };
 const FOLDER = "Portal";

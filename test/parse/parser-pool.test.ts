@@ -11,7 +11,7 @@ import path from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { MailparserParser } from "../../src/parse/mail-parser.js";
 import { ParserPool } from "../../src/parse/parser-pool.js";
-import { bigMessage } from "../../src/testbed/big-message.js";
+import { bigMessage } from "../../tools/testbed/big-message.js";
 
 const REAL_WORKER = new URL("../../dist/parse/parse-worker.js", import.meta.url);
 const SCRIPTED_WORKER = new URL("../fixtures/workers/scripted-parser.mjs", import.meta.url);

@@ -17,10 +17,10 @@ import type { DeliverableMessage, Handler } from "../../src/interfaces.js";
 import { ParserPool } from "../../src/parse/parser-pool.js";
 import { Deliverer } from "../../src/queue/deliverer.js";
 import { MemoryBudget } from "../../src/queue/memory-budget.js";
-import { bigMessage } from "../../src/testbed/big-message.js";
-import { openTempSpool } from "../spool/temp-spool.js";
-import { expectedStableId } from "../spool/expected-id.js";
-import { acceptImap, imap } from "../spool/imap-messages.js";
+import { bigMessage } from "../../tools/testbed/big-message.js";
+import { openTempSpool } from "../../tools/testbed/helpers/temp-spool.js";
+import { expectedStableId } from "../../tools/testbed/helpers/expected-id.js";
+import { acceptImap, imap } from "../../tools/testbed/helpers/imap-messages.js";
 
 const REAL_WORKER = new URL("../../dist/parse/parse-worker.js", import.meta.url);
 const queue = { name: "support", address: "support@contoso.example" };

@@ -16,9 +16,9 @@ import { ImapSource } from "../../src/imap/imap-source.js";
 import { Poller } from "../../src/queue/poller.js";
 import { Spool } from "../../src/spool/spool.js";
 import { QueueStatusStore } from "../../src/state/queue-status-store.js";
-import { sampleMessages } from "../../src/testbed/sample-messages.js";
-import { imapCursor } from "../spool/imap-messages.js";
-import { startTokenFixture, type TokenFixture } from "../tokens/token-fixture.js";
+import { sampleMessages } from "../../tools/testbed/sample-messages.js";
+import { imapCursor } from "../../tools/testbed/helpers/imap-messages.js";
+import { startTokenFixture, type TokenFixture } from "../../tools/testbed/helpers/token-fixture.js";
 
 const QUEUE = { name: "desk", address: "desk@example.test", password: "desk-Pa55word!" };
 

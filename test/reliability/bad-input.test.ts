@@ -8,12 +8,12 @@ import { execFileSync, spawnSync } from "node:child_process";
 import { existsSync, readdirSync, readFileSync, realpathSync, statSync } from "node:fs";
 import path from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { hostileMessages, mutate, WORST_CASE_CLASSES } from "../../src/testbed/hostile-messages.js";
-import { sampleMessages } from "../../src/testbed/sample-messages.js";
-import type { TestBed } from "../../src/testbed/test-bed.js";
-import { startOneQueueBed } from "../e2e/one-queue-bed.js";
-import { CLI, DaemonProcess } from "../e2e/daemon-process.js";
-import { listFiles } from "../e2e/secret-scan.js";
+import { hostileMessages, mutate, WORST_CASE_CLASSES } from "../../tools/testbed/hostile-messages.js";
+import { sampleMessages } from "../../tools/testbed/sample-messages.js";
+import type { TestBed } from "../../tools/testbed/test-bed.js";
+import { startOneQueueBed } from "../../tools/testbed/helpers/one-queue-bed.js";
+import { CLI, DaemonProcess } from "../../tools/testbed/helpers/daemon-process.js";
+import { listFiles } from "../../tools/testbed/helpers/secret-scan.js";
 import { recordFigures } from "./figures.js";
 
 const QUEUE = { name: "hostile", address: "hostile@example.test", password: "hostile-password-1" };

@@ -11,11 +11,11 @@
 import { readdirSync } from "node:fs";
 import path from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { expectedStableId } from "../spool/expected-id.js";
-import { sampleMessages } from "../../src/testbed/sample-messages.js";
-import { startTestBed, type TestBed } from "../../src/testbed/test-bed.js";
-import { DaemonProcess } from "../e2e/daemon-process.js";
-import { WebhookReceiver } from "../handlers/webhook-receiver.js";
+import { expectedStableId } from "../../tools/testbed/helpers/expected-id.js";
+import { sampleMessages } from "../../tools/testbed/sample-messages.js";
+import { startTestBed, type TestBed } from "../../tools/testbed/test-bed.js";
+import { DaemonProcess } from "../../tools/testbed/helpers/daemon-process.js";
+import { WebhookReceiver } from "../../tools/testbed/helpers/webhook-receiver.js";
 import { recordFigures } from "./figures.js";
 
 const SOAK = Boolean(process.env.MAILFETCHD_SOAK);

@@ -6,13 +6,13 @@
  */
 import path from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { sampleMessages } from "../../src/testbed/sample-messages.js";
-import { startFaultProxy, type FaultProxy } from "../../src/testbed/fault-proxy.js";
-import { startTestBed, type TestBed } from "../../src/testbed/test-bed.js";
-import { DaemonProcess } from "../e2e/daemon-process.js";
-import { WebhookReceiver } from "../handlers/webhook-receiver.js";
+import { sampleMessages } from "../../tools/testbed/sample-messages.js";
+import { startFaultProxy, type FaultProxy } from "../../tools/testbed/fault-proxy.js";
+import { startTestBed, type TestBed } from "../../tools/testbed/test-bed.js";
+import { DaemonProcess } from "../../tools/testbed/helpers/daemon-process.js";
+import { WebhookReceiver } from "../../tools/testbed/helpers/webhook-receiver.js";
 import { recordFigures } from "./figures.js";
-import { deliveredIds } from "../e2e/directory-output.js";
+import { deliveredIds } from "../../tools/testbed/helpers/directory-output.js";
 
 let bed: TestBed;
 let proxy: FaultProxy;

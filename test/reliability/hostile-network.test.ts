@@ -13,10 +13,10 @@ import { tmpdir } from "node:os";
 import path from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { METADATA_VALUE_MAX_BYTES } from "../../src/handlers/metadata-bounds.js";
-import type { TestBed } from "../../src/testbed/test-bed.js";
-import { CLI, DaemonProcess } from "../e2e/daemon-process.js";
-import { startOneQueueBed } from "../e2e/one-queue-bed.js";
-import { WebhookReceiver } from "../handlers/webhook-receiver.js";
+import type { TestBed } from "../../tools/testbed/test-bed.js";
+import { CLI, DaemonProcess } from "../../tools/testbed/helpers/daemon-process.js";
+import { startOneQueueBed } from "../../tools/testbed/helpers/one-queue-bed.js";
+import { WebhookReceiver } from "../../tools/testbed/helpers/webhook-receiver.js";
 import { recordFigures } from "./figures.js";
 
 const QUEUE = { name: "metadata", address: "metadata@example.test", password: "metadata-password-1" };

@@ -8,11 +8,11 @@
 import { execFileSync } from "node:child_process";
 import path from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { sampleMessages } from "../../src/testbed/sample-messages.js";
-import { startTestBed, type TestBed } from "../../src/testbed/test-bed.js";
-import { CLI, DaemonProcess } from "../e2e/daemon-process.js";
+import { sampleMessages } from "../../tools/testbed/sample-messages.js";
+import { startTestBed, type TestBed } from "../../tools/testbed/test-bed.js";
+import { CLI, DaemonProcess } from "../../tools/testbed/helpers/daemon-process.js";
 import { recordFigures } from "./figures.js";
-import { deliveredIds } from "../e2e/directory-output.js";
+import { deliveredIds } from "../../tools/testbed/helpers/directory-output.js";
 
 interface Queue {
   name: string;

@@ -12,10 +12,10 @@
 import Database from "better-sqlite3";
 import path from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { baseContent, render, variants, type MessageContent } from "../../src/testbed/message-renderings.js";
-import { startTestBed, type TestBed } from "../../src/testbed/test-bed.js";
-import { DaemonProcess } from "../e2e/daemon-process.js";
-import { deliveredIds } from "../e2e/directory-output.js";
+import { baseContent, render, variants, type MessageContent } from "../../tools/testbed/message-renderings.js";
+import { startTestBed, type TestBed } from "../../tools/testbed/test-bed.js";
+import { DaemonProcess } from "../../tools/testbed/helpers/daemon-process.js";
+import { deliveredIds } from "../../tools/testbed/helpers/directory-output.js";
 import { recordFigures } from "./figures.js";
 
 let bed: TestBed;

@@ -9,11 +9,11 @@ import { execFileSync } from "node:child_process";
 import { mkdirSync, rmSync, writeFileSync } from "node:fs";
 import path from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { sampleMessages } from "../../src/testbed/sample-messages.js";
-import { startTestBed, type TestBed } from "../../src/testbed/test-bed.js";
-import { DaemonProcess } from "../e2e/daemon-process.js";
+import { sampleMessages } from "../../tools/testbed/sample-messages.js";
+import { startTestBed, type TestBed } from "../../tools/testbed/test-bed.js";
+import { DaemonProcess } from "../../tools/testbed/helpers/daemon-process.js";
 import { recordFigures } from "./figures.js";
-import { deliveredIds } from "../e2e/directory-output.js";
+import { deliveredIds } from "../../tools/testbed/helpers/directory-output.js";
 
 const QUEUE = { name: "disk", address: "disk@example.test", password: "disk-password-1" };
 const isRoot = process.getuid?.() === 0;

@@ -6,7 +6,7 @@ import { afterEach, describe, expect, it } from "vitest";
 import { SpoolRetention } from "../../src/spool/retention.js";
 import { Spool } from "../../src/spool/spool.js";
 import { openStateDatabase, type StateDatabase } from "../../src/state/database.js";
-import { acceptImap, uidValidityOf } from "./imap-messages.js";
+import { acceptImap, uidValidityOf } from "../../tools/testbed/helpers/imap-messages.js";
 
 const DAY = 86_400_000;
 const queue = { name: "support", address: "support@contoso.com" };

@@ -7,7 +7,7 @@ import { afterEach, describe, expect, it } from "vitest";
 import type { StreamedMessage } from "../../src/interfaces.js";
 import type { MessageLocation } from "../../src/source/message-location.js";
 import type { StateDatabase } from "../../src/state/database.js";
-import { openTempSpool } from "./temp-spool.js";
+import { openTempSpool } from "../../tools/testbed/helpers/temp-spool.js";
 
 let db: StateDatabase | undefined;
 afterEach(() => db?.close());

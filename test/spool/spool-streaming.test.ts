@@ -11,8 +11,8 @@ import { imapLocation } from "../../src/imap/imap-location.js";
 import type { StreamedMessage } from "../../src/interfaces.js";
 import { spoolKey } from "../../src/spool/stable-id.js";
 import type { StateDatabase } from "../../src/state/database.js";
-import { openTempSpool } from "./temp-spool.js";
-import { acceptImap, imapCursor, uidOf, type Imap } from "./imap-messages.js";
+import { openTempSpool } from "../../tools/testbed/helpers/temp-spool.js";
+import { acceptImap, imapCursor, uidOf, type Imap } from "../../tools/testbed/helpers/imap-messages.js";
 
 const queue = { name: "support", address: "support@contoso.com" };
 const raw = (n: number) => Buffer.from(`Message-ID: <m${n}@example.com>\r\nFrom: a@example.com\r\nSubject: ${n}\r\n\r\n${"body ".repeat(n * 100)}\r\n`);

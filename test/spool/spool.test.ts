@@ -3,8 +3,8 @@ import path from "node:path";
 import { afterEach, describe, expect, it } from "vitest";
 import { Spool } from "../../src/spool/spool.js";
 import { openStateDatabase, type StateDatabase } from "../../src/state/database.js";
-import { openTempSpool } from "./temp-spool.js";
-import { acceptImap, imapCursor, uidOf } from "./imap-messages.js";
+import { openTempSpool } from "../../tools/testbed/helpers/temp-spool.js";
+import { acceptImap, imapCursor, uidOf } from "../../tools/testbed/helpers/imap-messages.js";
 
 const queue = { name: "support", address: "support@contoso.com" };
 const raw = (n: number) => Buffer.from(`Message-ID: <m${n}@example.com>\r\nFrom: a@example.com\r\nSubject: ${n}\r\n\r\nbody ${n}\r\n`);

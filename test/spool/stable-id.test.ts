@@ -6,7 +6,7 @@ import { describe, expect, it } from "vitest";
 import { imapLocation } from "../../src/imap/imap-location.js";
 import { MailparserParser } from "../../src/parse/mail-parser.js";
 import { readHeaders, spoolKey, stableIdFromBytes, stableIdFromContent, stableIdFromHeaders } from "../../src/spool/stable-id.js";
-import { baseContent, render, variants } from "../../src/testbed/message-renderings.js";
+import { baseContent, render, variants } from "../../tools/testbed/message-renderings.js";
 
 const parser = new MailparserParser();
 const idOf = async (raw: Buffer, queue = "q@contoso.com") => {

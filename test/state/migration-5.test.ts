@@ -12,7 +12,7 @@ import { Spool } from "../../src/spool/spool.js";
 import { openStateDatabase, type StateDatabase } from "../../src/state/database.js";
 import { databaseAtSchema } from "./schema-at.js";
 import { MIGRATIONS } from "../../src/state/migrations.js";
-import { acceptImap, uidValidityOf } from "../spool/imap-messages.js";
+import { acceptImap, uidValidityOf } from "../../tools/testbed/helpers/imap-messages.js";
 
 let db: StateDatabase | undefined;
 afterEach(() => db?.close());

@@ -15,7 +15,7 @@ import { spoolKey } from "../../src/spool/stable-id.js";
 import { openStateDatabase, type StateDatabase } from "../../src/state/database.js";
 import { databaseAtSchema } from "./schema-at.js";
 import { MIGRATIONS } from "../../src/state/migrations.js";
-import { acceptImap, imapCursor } from "../spool/imap-messages.js";
+import { acceptImap, imapCursor } from "../../tools/testbed/helpers/imap-messages.js";
 
 let db: StateDatabase | undefined;
 afterEach(() => db?.close());

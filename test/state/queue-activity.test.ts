@@ -9,8 +9,8 @@ import { DaemonEvents } from "../../src/events.js";
 import { openStateDatabase, type StateDatabase } from "../../src/state/database.js";
 import { MIGRATIONS } from "../../src/state/migrations.js";
 import { CHART_HOURS, HOUR_MS, QueueActivity } from "../../src/state/queue-activity.js";
-import { openTempSpool } from "../spool/temp-spool.js";
-import { imap } from "../spool/imap-messages.js";
+import { openTempSpool } from "../../tools/testbed/helpers/temp-spool.js";
+import { imap } from "../../tools/testbed/helpers/imap-messages.js";
 
 const queue = { name: "support", address: "support@contoso.com" };
 const raw = (n: number) => Buffer.from(`Message-ID: <m${n}@example.com>\r\nFrom: a@example.com\r\nSubject: ${n}\r\n\r\nbody ${n}\r\n`);

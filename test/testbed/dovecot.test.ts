@@ -8,10 +8,10 @@ import { join } from "node:path";
 import { PublicClientApplication } from "@azure/msal-node";
 import { ImapFlow } from "imapflow";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { createTestCertificates } from "../../src/testbed/certs.js";
-import { startDovecot, type Dovecot } from "../../src/testbed/dovecot.js";
-import { startIdentityStandIn, type IdentityStandIn } from "../../src/testbed/identity-standin.js";
-import { sampleMessages } from "../../src/testbed/sample-messages.js";
+import { createTestCertificates } from "../../tools/testbed/certs.js";
+import { startDovecot, type Dovecot } from "../../tools/testbed/dovecot.js";
+import { startIdentityStandIn, type IdentityStandIn } from "../../tools/testbed/identity-standin.js";
+import { sampleMessages } from "../../tools/testbed/sample-messages.js";
 import { httpsNetworkClient } from "./https-network-client.js";
 
 const ALICE = "alice@contoso.example";

@@ -7,8 +7,8 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { AuthError, InteractionRequiredAuthError, PublicClientApplication, ServerError, type AuthenticationResult } from "@azure/msal-node";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { createTestCertificates } from "../../src/testbed/certs.js";
-import { startIdentityStandIn, type IdentityStandIn } from "../../src/testbed/identity-standin.js";
+import { createTestCertificates } from "../../tools/testbed/certs.js";
+import { startIdentityStandIn, type IdentityStandIn } from "../../tools/testbed/identity-standin.js";
 import { httpsNetworkClient } from "./https-network-client.js";
 import { getJson, postForm } from "./raw-https.js";
 

@@ -4,7 +4,7 @@
  */
 import { simpleParser } from "mailparser";
 import { describe, expect, it } from "vitest";
-import { SAMPLE_SHAPES, sampleMessages } from "../../src/testbed/sample-messages.js";
+import { SAMPLE_SHAPES, sampleMessages } from "../../tools/testbed/sample-messages.js";
 
 const TO = "queue@contoso.example";
 

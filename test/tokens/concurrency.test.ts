@@ -5,7 +5,7 @@
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import type { QueueConfig } from "../../src/config/schema.js";
 import { ConcurrencyLimiter } from "../../src/tokens/identity-http-client.js";
-import { startTokenFixture, type TokenFixture } from "./token-fixture.js";
+import { startTokenFixture, type TokenFixture } from "../../tools/testbed/helpers/token-fixture.js";
 
 const QUEUES = 200;
 /** What the daemon uses (src/app.ts IDENTITY_CONCURRENCY). */

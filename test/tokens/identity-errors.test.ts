@@ -7,10 +7,10 @@
  */
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import type { QueueConfig } from "../../src/config/schema.js";
-import type { TokenGrant } from "../../src/testbed/identity-standin.js";
+import type { TokenGrant } from "../../tools/testbed/identity-standin.js";
 import { queueStateOf } from "../../src/tokens/identity-errors.js";
 import { ConcurrencyLimiter } from "../../src/tokens/identity-http-client.js";
-import { failure, startTokenFixture, type TokenFixture } from "./token-fixture.js";
+import { failure, startTokenFixture, type TokenFixture } from "../../tools/testbed/helpers/token-fixture.js";
 
 const USER = "desk@example.test";
 const PASSWORD = "desk-Pa55word!";

@@ -9,7 +9,7 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import type { QueueConfig } from "../../src/config/schema.js";
 import { ImapMailbox } from "../../src/imap/imap-mailbox.js";
 import { queueStateOf } from "../../src/tokens/identity-errors.js";
-import { failure, startTokenFixture, type TokenFixture } from "./token-fixture.js";
+import { failure, startTokenFixture, type TokenFixture } from "../../tools/testbed/helpers/token-fixture.js";
 
 const SHARED = "support@example.test";
 const DELEGATE = "alex@example.test";

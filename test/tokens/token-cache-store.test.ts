@@ -5,7 +5,7 @@
 import type { TokenCacheContext } from "@azure/msal-node";
 import { afterEach, describe, expect, it } from "vitest";
 import { TokenCacheStore } from "../../src/tokens/token-cache-store.js";
-import { openTempSpool } from "../spool/temp-spool.js";
+import { openTempSpool } from "../../tools/testbed/helpers/temp-spool.js";
 import { mkdtempSync } from "node:fs";
 import { tmpdir } from "node:os";
 import path from "node:path";

@@ -6,12 +6,12 @@
  */
 import path from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { listFiles, scanForSecrets } from "../e2e/secret-scan.js";
+import { listFiles, scanForSecrets } from "../../tools/testbed/helpers/secret-scan.js";
 import type { QueueConfig } from "../../src/config/schema.js";
 import { signInWithDeviceCode } from "../../src/tokens/device-code-sign-in.js";
 import { ConcurrencyLimiter } from "../../src/tokens/identity-http-client.js";
 import { queueStateOf } from "../../src/tokens/identity-errors.js";
-import { failure, startTokenFixture, type TokenFixture } from "./token-fixture.js";
+import { failure, startTokenFixture, type TokenFixture } from "../../tools/testbed/helpers/token-fixture.js";
 
 const USER = "agent@example.test";
 const PASSWORD = "agent-Pa55word!";

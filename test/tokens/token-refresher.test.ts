@@ -8,7 +8,7 @@ import type { QueueConfig } from "../../src/config/schema.js";
 import type { MsalTokenProvider } from "../../src/tokens/msal-token-provider.js";
 import { MIN_REFRESH_INTERVAL_MS } from "../../src/tokens/refresh-schedule.js";
 import { TokenRefresher, type TokenRefresherOptions } from "../../src/tokens/token-refresher.js";
-import { sleep, startTokenFixture, waitFor, type TokenFixture } from "./token-fixture.js";
+import { sleep, startTokenFixture, waitFor, type TokenFixture } from "../../tools/testbed/helpers/token-fixture.js";
 
 const DEFAULT_LIFETIME_S = 4_500;
 

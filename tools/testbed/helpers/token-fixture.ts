@@ -4,17 +4,17 @@
  * process is left out, so a case takes milliseconds.
  */
 import path from "node:path";
-import { loadConfig } from "../../src/config/load.js";
-import type { QueueConfig } from "../../src/config/schema.js";
-import { MailfetchdError } from "../../src/errors.js";
-import type { Logger } from "../../src/interfaces.js";
-import { createLogger, SecretRegistry } from "../../src/log.js";
-import { openStateDatabase, type StateDatabase } from "../../src/state/database.js";
-import { SecretBox } from "../../src/state/secret-box.js";
-import { startTestBed, type DaemonConfigInput, type TestBed, type TestBedIdentityOptions } from "../../src/testbed/test-bed.js";
-import { ConcurrencyLimiter } from "../../src/tokens/identity-http-client.js";
-import { MsalTokenProvider, type MsalTokenProviderOptions } from "../../src/tokens/msal-token-provider.js";
-import { TokenCacheStore } from "../../src/tokens/token-cache-store.js";
+import { loadConfig } from "../../../src/config/load.js";
+import type { QueueConfig } from "../../../src/config/schema.js";
+import { MailfetchdError } from "../../../src/errors.js";
+import type { Logger } from "../../../src/interfaces.js";
+import { createLogger, SecretRegistry } from "../../../src/log.js";
+import { openStateDatabase, type StateDatabase } from "../../../src/state/database.js";
+import { SecretBox } from "../../../src/state/secret-box.js";
+import { startTestBed, type DaemonConfigInput, type TestBed, type TestBedIdentityOptions } from "../test-bed.js";
+import { ConcurrencyLimiter } from "../../../src/tokens/identity-http-client.js";
+import { MsalTokenProvider, type MsalTokenProviderOptions } from "../../../src/tokens/msal-token-provider.js";
+import { TokenCacheStore } from "../../../src/tokens/token-cache-store.js";
 
 export type QueueSpec = Omit<DaemonConfigInput["queues"][number], "handlers">;
 

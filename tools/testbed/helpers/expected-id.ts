@@ -1,7 +1,7 @@
 /** The stable id the daemon gives a message, worked out the way it does: parsed by the real parser. */
 import { createHash } from "node:crypto";
-import { MailparserParser } from "../../src/parse/mail-parser.js";
-import { stableIdOfParsed } from "../../src/spool/stable-id.js";
+import { MailparserParser } from "../../../src/parse/mail-parser.js";
+import { stableIdOfParsed } from "../../../src/spool/stable-id.js";
 
 const parser = new MailparserParser();
 

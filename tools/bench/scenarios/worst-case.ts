@@ -1,7 +1,7 @@
 /**
  * Scenario 5 (issue 13), what a hostile sender can cost:
  *
- * a. Parse cost of each worst-case class (src/testbed/hostile-messages.ts) at 1x and 4x size,
+ * a. Parse cost of each worst-case class (tools/testbed/hostile-messages.ts) at 1x and 4x size,
  *    in CPU ms per MB, next to the ordinary corpus: linear means the 4x figure is no higher
  *    than the 1x one; the target is no class above 5x the corpus. Measured in this process
  *    with MailparserParser (what a parser worker runs), CPU time from process.cpuUsage, each
@@ -12,7 +12,7 @@
  */
 import { rm } from "node:fs/promises";
 import path from "node:path";
-import { MailparserParser } from "../../parse/mail-parser.js";
+import { MailparserParser } from "../../../src/parse/mail-parser.js";
 import { WORST_CASE_CLASSES } from "../../testbed/hostile-messages.js";
 import { ProbeProcess } from "../../testbed/probe-process.js";
 import { sampleMessages } from "../../testbed/sample-messages.js";

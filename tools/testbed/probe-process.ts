@@ -1,5 +1,5 @@
 /**
- * The parent's side of src/testbed/daemon-probe.ts: starts the daemon as a child process,
+ * The parent's side of tools/testbed/daemon-probe.ts: starts the daemon as a child process,
  * collects its events, asks for its vitals, stops it.
  */
 import { fork, type ChildProcess } from "node:child_process";
@@ -20,7 +20,7 @@ export class ProbeProcess {
 
   constructor(
     private readonly configFile: string,
-    /** `script`: the compiled probe; tests running from src/ pass dist/testbed/daemon-probe.js. */
+    /** `script`: the compiled probe; tests running from source pass dist-tools/tools/testbed/daemon-probe.js. */
     private readonly options: { execArgv?: string[]; env?: NodeJS.ProcessEnv; script?: string } = {},
   ) {}
 

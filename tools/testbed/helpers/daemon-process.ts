@@ -3,9 +3,10 @@
  * collects its JSON log lines for assertions.
  */
 import { spawn, type ChildProcess } from "node:child_process";
-import { fileURLToPath } from "node:url";
+import path from "node:path";
+import { REPO_ROOT } from "../../repo-root.js";
 
-export const CLI = fileURLToPath(new URL("../../dist/cli.js", import.meta.url));
+export const CLI = path.join(REPO_ROOT, "dist", "cli.js");
 
 export interface LogLine {
   level: number;

@@ -4,7 +4,7 @@
  * peak RSS, CPU, event-loop delay), sent to the parent over IPC. Measuring in the daemon's own
  * process keeps the harness's work out of the figures.
  *
- *   fork("dist/testbed/daemon-probe.js", [configFile], { serialization: "advanced" })
+ *   fork("dist-tools/tools/testbed/daemon-probe.js", [configFile], { serialization: "advanced" })
  *
  * MAILFETCHD_PROBE_LOOP_RESOLUTION_MS sets the event-loop delay monitor's sampling interval (1 ms).
  *
@@ -12,10 +12,10 @@
  * delay and CPU measured from now), { type: "stop" } (graceful stop, then exit).
  */
 import { monitorEventLoopDelay, performance } from "node:perf_hooks";
-import { Daemon } from "../app.js";
-import { loadConfig } from "../config/load.js";
-import type { DaemonEventMap } from "../events.js";
-import { createLogger, SecretRegistry } from "../log.js";
+import { Daemon } from "../../src/app.js";
+import { loadConfig } from "../../src/config/load.js";
+import type { DaemonEventMap } from "../../src/events.js";
+import { createLogger, SecretRegistry } from "../../src/log.js";
 
 export interface ProbeEvent {
   readonly type: "event";

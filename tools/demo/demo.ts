@@ -7,9 +7,9 @@
  */
 import { existsSync, readdirSync, readFileSync, rmSync } from "node:fs";
 import path from "node:path";
-import { Daemon } from "../app.js";
-import { loadConfig } from "../config/load.js";
-import { createLogger, SecretRegistry } from "../log.js";
+import { Daemon } from "../../src/app.js";
+import { loadConfig } from "../../src/config/load.js";
+import { createLogger, SecretRegistry } from "../../src/log.js";
 import { sampleMessages } from "../testbed/sample-messages.js";
 import { startTestBed } from "../testbed/test-bed.js";
 

@@ -2,8 +2,8 @@
 import { mkdtempSync } from "node:fs";
 import { tmpdir } from "node:os";
 import path from "node:path";
-import { Spool } from "../../src/spool/spool.js";
-import { openStateDatabase, type StateDatabase } from "../../src/state/database.js";
+import { Spool } from "../../../src/spool/spool.js";
+import { openStateDatabase, type StateDatabase } from "../../../src/state/database.js";
 
 export function openTempSpool(): { dir: string; db: StateDatabase; spool: Spool } {
   const dir = mkdtempSync(path.join(tmpdir(), "mailfetchd-spool-"));

@@ -10,7 +10,7 @@ import { tmpdir } from "node:os";
 import path from "node:path";
 import { promisify } from "node:util";
 import { stringify } from "yaml";
-import { writeNewKeyFile } from "../state/secret-box.js";
+import { writeNewKeyFile } from "../../src/state/secret-box.js";
 import { createTestCertificates, type TestCertificates } from "./certs.js";
 import { startDovecot, type Dovecot } from "./dovecot.js";
 import { startIdentityStandIn, type IdentityStandIn, type IdentityStandInOptions } from "./identity-standin.js";

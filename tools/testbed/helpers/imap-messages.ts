@@ -2,10 +2,10 @@
  * IMAP-shaped test messages for the source-neutral spool: folder, UIDVALIDITY and UID in, the
  * neutral location and cursor out (src/imap/imap-location.ts), as the IMAP adapter hands them over.
  */
-import { imapCursorPosition, imapLocation, parseImapCursor, parseImapItem, type ImapCursor, type ImapLocation } from "../../src/imap/imap-location.js";
-import type { FetchedMessage, StreamedMessage } from "../../src/interfaces.js";
-import type { MessageLocation } from "../../src/source/message-location.js";
-import type { Spool } from "../../src/spool/spool.js";
+import { imapCursorPosition, imapLocation, parseImapCursor, parseImapItem, type ImapCursor, type ImapLocation } from "../../../src/imap/imap-location.js";
+import type { FetchedMessage, StreamedMessage } from "../../../src/interfaces.js";
+import type { MessageLocation } from "../../../src/source/message-location.js";
+import type { Spool } from "../../../src/spool/spool.js";
 
 export type Imap<M> = ImapLocation & Omit<M, "location" | "cursor">;
 

@@ -31,7 +31,7 @@ export function writeReport(file: string, body: string): void {
   const next =
     start >= 0 && end > start
       ? `${previous.slice(0, start)}${block}${previous.slice(end + END.length)}`
-      : `${previous || "# Benchmarks\n\n`npm run bench` (see src/bench/run.ts).\n"}\n## Latest run\n\n${block}\n`;
+      : `${previous || "# Benchmarks\n\n`npm run bench` (see tools/bench/run.ts).\n"}\n## Latest run\n\n${block}\n`;
   writeFileSync(file, next);
 }
 

@@ -3,7 +3,7 @@
  * own: (a) a bare imapflow FETCH of every message source, no parsing, no writes; (b) the same
  * with each message parsed by plain mailparser on 2 worker threads, no writes.
  *
- *   fork("dist/bench/ceiling.js", [JSON.stringify(CeilingInput)]) -> sends one CeilingResult
+ *   fork("dist-tools/tools/bench/ceiling.js", [JSON.stringify(CeilingInput)]) -> sends one CeilingResult
  */
 import { readFileSync } from "node:fs";
 import { rootCertificates } from "node:tls";

@@ -1,6 +1,6 @@
 /** A test bed with one queue mailbox signed in by password and a config for the daemon. */
 import path from "node:path";
-import { startTestBed, type TestBed } from "../../src/testbed/test-bed.js";
+import { startTestBed, type TestBed } from "../test-bed.js";
 
 export interface OneQueueBed {
   readonly bed: TestBed;

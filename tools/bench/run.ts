@@ -14,9 +14,9 @@
 import { chmod, mkdtemp, rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import path from "node:path";
-import { fileURLToPath } from "node:url";
 import { parseArgs } from "node:util";
 import { ImapFlow } from "imapflow";
+import { REPO_ROOT } from "../repo-root.js";
 import { startTestBed, type TestBed } from "../testbed/test-bed.js";
 import { fetchAccessToken } from "./access-token.js";
 import type { BenchContext, BenchOptions, ScenarioReport } from "./context.js";
@@ -31,7 +31,7 @@ import { worstCaseScenario } from "./scenarios/worst-case.js";
 import { MB } from "./stats.js";
 
 const SCENARIOS = ["drain", "latency", "many", "big", "worst"] as const;
-const REPORT_FILE = fileURLToPath(new URL("../../BENCHMARKS.md", import.meta.url));
+const REPORT_FILE = path.join(REPO_ROOT, "BENCHMARKS.md");
 
 /** 1,000 IDLE sessions need 1,000 imap processes; TLS is proxied by imap-login, so one process serves many. */
 const DOVECOT_LIMITS = `
