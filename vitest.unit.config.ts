@@ -14,7 +14,9 @@ const SLOW_FOLDERS = ["test/e2e", "test/reliability", "test/deploy", "test/bench
 
 /** Modules that start a real server or process: Dovecot (through the test bed), the daemon, the probe child. */
 const SLOW_MODULES = new Set(
-  ["tools/testbed/test-bed.ts", "tools/testbed/dovecot.ts", "tools/testbed/probe-process.ts", "tools/testbed/helpers/daemon-process.ts"].map((file) => path.resolve(file)),
+  ["tools/testbed/test-bed.ts", "tools/testbed/dovecot.ts", "tools/testbed/probe-process.ts", "tools/testbed/helpers/daemon-process.ts"].map((file) =>
+    path.resolve(file),
+  ),
 );
 
 /** Text that means a build output (dist/, dist-tools/), a browser or PostgreSQL. */

@@ -39,7 +39,9 @@ describe("what ships", () => {
   });
 
   it("the npm package carries dist/, config/, systemd/, deploy/ (alert rules, dashboard) and the README, nothing of tools/", () => {
-    const [pack] = JSON.parse(execFileSync("npm", ["pack", "--dry-run", "--json", "--ignore-scripts"], { cwd: ROOT, encoding: "utf8" })) as [{ files: { path: string }[] }];
+    const [pack] = JSON.parse(execFileSync("npm", ["pack", "--dry-run", "--json", "--ignore-scripts"], { cwd: ROOT, encoding: "utf8" })) as [
+      { files: { path: string }[] },
+    ];
     const paths = pack.files.map((file) => file.path);
     const roots = new Set(paths.map((file) => (file.includes("/") ? `${file.split("/")[0]}/` : file)));
     expect([...roots].sort()).toEqual(["README.md", "config/", "deploy/", "dist/", "package.json", "systemd/"]);
