@@ -49,6 +49,9 @@ export default mergeConfig(
   base,
   defineConfig({
     test: {
+      // In-process tests only, so worker threads will do: a quarter less CPU than forked
+      // processes (measured: 42 s against 55 s of CPU for the 50 files).
+      pool: "threads",
       exclude: ["node_modules/**", ...SLOW_FOLDERS.map((folder) => `${folder}/**`), ...slowTestFiles("test")],
     },
   }),
