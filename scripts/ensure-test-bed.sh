@@ -5,6 +5,8 @@
 #   bash scripts/ensure-test-bed.sh           the offline test bed (npm run demo, npm run bench):
 #                                             Dovecot, a real IMAP server speaking XOAUTH2, and
 #                                             openssl for its throw-away certificates
+#   bash scripts/ensure-test-bed.sh --bench   all of that, and getmail6, the peer `npm run bench`
+#                                             measures mailfetchd against
 #   bash scripts/ensure-test-bed.sh --suite   all of that, and what the rest of `npm test` runs:
 #                                             Chromium (the status page is tested in a real
 #                                             headless browser) and Prometheus's promtool (the
@@ -13,14 +15,20 @@
 # `npm test` (pretest) and .ci/run both call it with --suite, so the two cannot drift.
 set -euo pipefail
 suite=false
+bench=false
 case "${1:-}" in
   "") ;;
-  --suite) suite=true ;;
-  *) echo "usage: bash scripts/ensure-test-bed.sh [--suite]" >&2; exit 2 ;;
+  --bench) bench=true ;;
+  # The suite runs the bench harness too (test/bench/quick-run.test.ts), getmail6 included.
+  --suite) suite=true; bench=true ;;
+  *) echo "usage: bash scripts/ensure-test-bed.sh [--bench | --suite]" >&2; exit 2 ;;
 esac
 missing=()
 command -v dovecot >/dev/null 2>&1 || [ -x /usr/sbin/dovecot ] || missing+=(dovecot-imapd dovecot-core)
 command -v openssl >/dev/null 2>&1 || missing+=(openssl)
+if [ "$bench" = true ]; then
+  command -v getmail >/dev/null 2>&1 || missing+=(getmail6)
+fi
 if [ "$suite" = true ]; then
   # test/http/operating-surface.test.ts launches exactly this path (playwright-core drives it).
   [ -x /usr/bin/chromium ] || missing+=(chromium)

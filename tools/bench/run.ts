@@ -49,22 +49,57 @@ service imap {
 }
 `;
 
-function parseOptions(): BenchOptions {
-  const { values } = parseArgs({
-    options: {
-      quick: { type: "boolean", default: false },
+const USAGE = `usage: npm run bench -- [options]
+
+Measures mailfetchd on the test bed (Dovecot over TLS, the identity stand-in, real disks) beside
+its ceilings and getmail6, and writes the figures into BENCHMARKS.md (a full run only).
+
+scenarios (--only, comma-separated; all by default):
+  drain    backlog drain: 1 queue and 10 queues against bare imapflow, imapflow + mailparser
+           on 2 workers, and getmail6 (when installed: apt-get install getmail6)
+  latency  new-mail latency over IDLE and polling
+  many     many queues in steady state (1,000 at full scale)
+  big      one big message among small mail
+  worst    worst-case parse cost per input class, and fairness between queues
+
+options:
+  --scale N     volumes times N (default 1, ~30 min; 0.1 for a shorter look)
+  --reps N      repetitions of each measurement (default 3)
+  --only LIST   run only these scenarios; nothing is written unless --out is given
+  --out FILE    write the report here instead of BENCHMARKS.md
+  --cpu-prof D  run the drain's mailfetchd under node --cpu-prof, profiles into directory D
+  --quick       smoke run of the harness on tiny volumes (CI); nothing is written
+  --help        this text`;
+
+/** A mistyped option is the caller's mistake: say what is wrong and how to call, no stack trace. */
+class UsageError extends Error {}
+
+function parseOptions(): BenchOptions | undefined {
+  let values;
+  try {
+    ({ values } = parseArgs({
+      options: {
+        help: { type: "boolean", short: "h", default: false },
+        quick: { type: "boolean", default: false },
       scale: { type: "string" },
       reps: { type: "string" },
       only: { type: "string" },
-      "cpu-prof": { type: "string" },
-      out: { type: "string" },
-    },
-  });
+        "cpu-prof": { type: "string" },
+        out: { type: "string" },
+      },
+    }));
+  } catch (error) {
+    throw new UsageError((error as Error).message);
+  }
+  if (values.help) {
+    console.log(USAGE);
+    return undefined;
+  }
   const quick = values.quick ?? false;
   const scale = Number(values.scale ?? (quick ? 0.01 : 1));
-  if (!(scale > 0)) throw new Error("--scale takes a positive number, e.g. 0.1");
+  if (!(scale > 0)) throw new UsageError("--scale takes a positive number, e.g. 0.1");
   const only = (values.only ?? "").split(",").filter(Boolean);
-  for (const name of only) if (!(SCENARIOS as readonly string[]).includes(name)) throw new Error(`--only: unknown scenario ${name}; choose from ${SCENARIOS.join(", ")}`);
+  for (const name of only) if (!(SCENARIOS as readonly string[]).includes(name)) throw new UsageError(`--only: unknown scenario ${name}; choose from ${SCENARIOS.join(", ")}`);
   return {
     quick,
     scale,
@@ -78,6 +113,9 @@ function parseOptions(): BenchOptions {
 
 async function main(): Promise<void> {
   const options = parseOptions();
+  if (options === undefined) return;
+  const repetitions = options.repetitions;
+  if (!Number.isInteger(repetitions) || repetitions < 1) throw new UsageError("--reps takes a whole number of at least 1, e.g. 3");
   const startedAt = new Date();
   const log = (message: string) => console.error(`[bench ${((Date.now() - startedAt.getTime()) / 1000).toFixed(0).padStart(4)} s] ${message}`);
   const wants = (name: (typeof SCENARIOS)[number]) => options.only.length === 0 || options.only.includes(name);
@@ -156,6 +194,11 @@ async function warmUp(bed: TestBed, mailbox: DrainMailbox): Promise<void> {
 }
 
 main().catch((error: unknown) => {
+  if (error instanceof UsageError) {
+    console.error(`bench: ${error.message}\n\n${USAGE}`);
+    process.exitCode = 2;
+    return;
+  }
   console.error(error);
   process.exitCode = 1;
 });
