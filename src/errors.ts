@@ -35,6 +35,14 @@ export type ErrorCode =
   | "IMAP_FOLDER_NOT_FOUND"
   | "IMAP_THROTTLED"
   | "IMAP_UNAVAILABLE"
+  // Microsoft Graph
+  | "GRAPH_AUTH_REJECTED"
+  | "GRAPH_ACCESS_DENIED"
+  | "GRAPH_NOT_FOUND"
+  | "GRAPH_MAILBOX_NOT_ENABLED"
+  | "GRAPH_THROTTLED"
+  | "GRAPH_UNAVAILABLE"
+  | "GRAPH_BAD_LINK"
   // storage and delivery
   | "SPOOL_WRITE_FAILED"
   | "HANDLER_FAILED"

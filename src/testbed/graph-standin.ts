@@ -11,7 +11,7 @@
  *   PR_MESSAGE_SIZE (singleValueExtendedProperties, 'Long 0xe08') when $expand asks for it.
  *   Removals come as `@removed` (without changeType=created). A delta round is a snapshot: mail
  *   put in while it is being paged comes in the next round;
- * - `messages/{id}/$value` (raw MIME, streamed), PATCH `messages/{id}` (isRead), POST
+ * - `messages/{id}/$value` (raw MIME, streamed), `messages/{id}?$select=internetMessageHeaders`, PATCH `messages/{id}` (isRead), POST
  *   `messages/{id}/move`, DELETE `messages/{id}` (to Deleted Items, as Graph does);
  * - ids: immutable ids with `Prefer: IdType="ImmutableId"`, else ids that change when a message
  *   moves (Graph's default); both are accepted in paths.
@@ -413,6 +413,10 @@ class GraphStandInServer implements GraphStandIn {
         }
         return sendJson(response, 200, this.messageJson(message, immutableIds, false));
       }
+      if (method === "GET") {
+        const json = this.messageJson(message, immutableIds, false);
+        return sendJson(response, 200, /internetMessageHeaders/.test(url.searchParams.get("$select") ?? "") ? { ...json, internetMessageHeaders: headersOf(message.raw) } : json);
+      }
       if (method === "DELETE") {
         this.moveTo(mailbox, message, findFolder(mailbox, "deleteditems")!);
         this.actions.push({ mailbox: mailbox.address, action: "delete", id: message.id, at: Date.now() });
@@ -569,6 +573,17 @@ function findFolder(mailbox: Mailbox, ref: string, options: { byName?: boolean }
   }
   if (options.byName === false) return undefined;
   return [...mailbox.folders.values()].find((folder) => folder.displayName.toLowerCase() === lower);
+}
+
+/** The header block as Graph's internetMessageHeaders: one entry per field, unfolded. */
+function headersOf(raw: Buffer): Array<{ name: string; value: string }> {
+  const text = raw.subarray(0, 256 * 1024).toString("latin1");
+  const end = text.search(/\r?\n\r?\n/);
+  const block = (end < 0 ? text : text.slice(0, end)).replace(/\r?\n[ \t]+/g, " ");
+  return block.split(/\r?\n/).flatMap((line) => {
+    const colon = line.indexOf(":");
+    return colon > 0 ? [{ name: line.slice(0, colon), value: line.slice(colon + 1).trim() }] : [];
+  });
 }
 
 function folderJson(folder: Folder): object {
