@@ -338,10 +338,11 @@ class GraphStandInServer implements GraphStandIn {
       mailbox.peak = Math.max(mailbox.peak, mailbox.inFlight);
       const counted = mailbox;
       response.once("close", () => counted.inFlight--);
-      if (this.responseDelayMs > 0) await sleep(this.responseDelayMs);
+      // Judged on arrival, as Graph does: the requests already in flight count.
       if (mailbox.inFlight > GRAPH_MAILBOX_CONCURRENCY) {
         throw new GraphError(429, "ApplicationThrottled", "Application is over its MailboxConcurrency limit.", { "Retry-After": "1" });
       }
+      if (this.responseDelayMs > 0) await sleep(this.responseDelayMs);
       this.takeThrottle(mailbox.address);
       const status = await this.route(mailbox, request.method ?? "GET", route, url, body, immutableIds, request, response);
       record(status);
