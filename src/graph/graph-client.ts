@@ -132,8 +132,12 @@ export class GraphClient {
   /** A JSON answer (undefined for 204). */
   async json<T>(call: GraphRequest): Promise<T> {
     const response = await this.send(call);
-    const text = await readAll(response.body);
-    response.release();
+    let text: Buffer;
+    try {
+      text = await readAll(response.body);
+    } finally {
+      response.release();
+    }
     return (text.length > 0 ? JSON.parse(text.toString("utf8")) : undefined) as T;
   }
 

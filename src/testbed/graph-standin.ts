@@ -10,7 +10,8 @@
  *   ($select, $expand, changeType=created) are encoded into the links, as Graph does. Items carry
  *   PR_MESSAGE_SIZE (singleValueExtendedProperties, 'Long 0xe08') when $expand asks for it.
  *   Removals come as `@removed` (without changeType=created). A delta round is a snapshot: mail
- *   put in while it is being paged comes in the next round;
+ *   put in while it is being paged comes in the next round; a skip token resumes after the last
+ *   change served, whatever was moved or deleted meanwhile;
  * - `messages/{id}/$value` (raw MIME, streamed), `messages/{id}?$select=internetMessageHeaders`, PATCH `messages/{id}` (isRead), POST
  *   `messages/{id}/move`, DELETE `messages/{id}` (to Deleted Items, as Graph does);
  * - ids: immutable ids with `Prefer: IdType="ImmutableId"`, else ids that change when a message
@@ -162,7 +163,11 @@ interface DeltaState {
   readonly fromSeq: number;
   /** Snapshot bound of the round: what changed after it comes next round. */
   readonly toSeq: number;
-  readonly offset: number;
+  /**
+   * The change key of the last item served in this round (starts at fromSeq): a skip token
+   * resumes after it, not at a position in a list that moves and deletes change meanwhile.
+   */
+  readonly afterKey: number;
   readonly createdOnly: boolean;
   readonly withSize: boolean;
   expired?: DeltaExpiry;
@@ -440,7 +445,7 @@ class GraphStandInServer implements GraphStandIn {
       }
       if (known.expired) throw new GraphError(400, known.expired, known.expired === "resyncRequired" ? "A full resync is required." : "The sync state could not be found.");
       // A delta token starts a new round: its snapshot bound is now.
-      state = deltaToken !== null ? { ...known, toSeq: mailbox.seq, offset: 0, expired: undefined } : known;
+      state = deltaToken !== null ? { ...known, toSeq: mailbox.seq, afterKey: known.fromSeq, expired: undefined } : known;
     } else {
       const folder = findFolder(mailbox, folderRef, { byName: false });
       if (!folder) throw new GraphError(404, "ErrorItemNotFound", "The specified object was not found in the store.");
@@ -449,37 +454,40 @@ class GraphStandInServer implements GraphStandIn {
         folderId: folder.id,
         fromSeq: 0,
         toSeq: mailbox.seq,
-        offset: 0,
+        afterKey: 0,
         createdOnly: url.searchParams.get("changeType") === "created",
         withSize: /singleValueExtendedProperties/i.test(url.searchParams.get("$expand") ?? ""),
       };
     }
     const pageSize = Number(/odata\.maxpagesize\s*=\s*(\d+)/i.exec(headerOf(request, "prefer") ?? "")?.[1] ?? DEFAULT_PAGE_SIZE);
-    const inRound = (seq: number) => seq > state.fromSeq && seq <= state.toSeq;
-    const changed = [...mailbox.messages.values()]
-      .filter((m) => m.folderId === state.folderId && m.seq > 0 && (state.createdOnly ? inRound(m.createdSeq) : inRound(m.seq)))
-      .sort((a, b) => a.seq - b.seq);
-    const items: object[] = [];
+    // Each change has a key (its seq; with changeType=created, the seq of its arrival in the folder).
+    const keyOf = (m: Message) => (state.createdOnly ? m.createdSeq : m.seq);
+    const ahead = (key: number) => key > state.afterKey && key <= state.toSeq;
+    const changes: Array<{ key: number; json: object }> = [
+      ...[...mailbox.messages.values()]
+        .filter((m) => m.folderId === state.folderId && m.seq > 0 && ahead(keyOf(m)))
+        .map((m) => ({ key: keyOf(m), json: this.messageJson(m, immutableIds, state.withSize) })),
+      ...(state.createdOnly || state.fromSeq === 0
+        ? []
+        : mailbox.removed.filter((r) => r.folderId === state.folderId && ahead(r.seq)).map((r) => ({ key: r.seq, json: { id: r.id, "@removed": { reason: "deleted" } } }))),
+    ].sort((a, b) => a.key - b.key);
+    const served = changes.slice(0, pageSize);
+    const next = changes.length > pageSize;
+    const page = served.map((change) => change.json);
     if (deltaToken !== null && this.replays > 0) {
       // Graph may serve items of earlier rounds again.
-      const earlier = [...mailbox.messages.values()].filter((m) => m.folderId === state.folderId && m.seq > 0 && m.seq <= state.fromSeq);
-      items.push(...earlier.slice(-this.replays).map((m) => this.messageJson(m, immutableIds, state.withSize)));
+      const earlier = [...mailbox.messages.values()].filter((m) => m.folderId === state.folderId && m.seq > 0 && keyOf(m) <= state.fromSeq);
+      page.unshift(...earlier.slice(-this.replays).map((m) => this.messageJson(m, immutableIds, state.withSize)));
       this.replays = 0;
     }
-    items.push(...changed.map((m) => this.messageJson(m, immutableIds, state.withSize)));
-    if (!state.createdOnly && state.fromSeq > 0) {
-      items.push(...mailbox.removed.filter((r) => r.folderId === state.folderId && inRound(r.seq)).map((r) => ({ id: r.id, "@removed": { reason: "deleted" } })));
-    }
-    const page = items.slice(state.offset, state.offset + pageSize);
-    const next = state.offset + pageSize < items.length;
     const token = newId("tok");
     const base = this.deltaUrl(mailbox, state.folderId);
     let link: Record<string, string>;
     if (next) {
-      this.deltaStates.set(token, { ...state, offset: state.offset + pageSize });
+      this.deltaStates.set(token, { ...state, afterKey: served.at(-1)!.key });
       link = { "@odata.nextLink": `${base}?$skiptoken=${token}` };
     } else {
-      this.deltaStates.set(token, { ...state, fromSeq: state.toSeq, offset: 0 });
+      this.deltaStates.set(token, { ...state, fromSeq: state.toSeq, afterKey: state.toSeq });
       link = { "@odata.deltaLink": `${base}?$deltatoken=${token}` };
       // Late arrivals become visible now: the next round shows them, older than what it already showed.
       for (const late of mailbox.late.splice(0)) late.seq = late.createdSeq = ++mailbox.seq;

@@ -197,6 +197,19 @@ describe("Graph stand-in: delta, $value and actions", () => {
     expect((await call("GET", `/v1.0/users/${box}/messages/${ids[1]}/$value`, token)).status).toBe(200);
   });
 
+  it("resumes a skip token after the last item served, even when served items were moved out meanwhile", async () => {
+    const mover = "mover@contoso.example";
+    identity.addUser({ username: mover, password: PASSWORD });
+    graph.addMailbox(mover);
+    const token = String((await postForm(`${identity.authority}/oauth2/v2.0/token`, { grant_type: "password", client_id: CLIENT_ID, username: mover, password: PASSWORD, scope: `${GRAPH}/Mail.ReadWrite` }, { ca })).body.access_token);
+    const ids = [1, 2, 3, 4].map((n) => graph.putMessage(mover, "inbox", mime(n)));
+    const first = await call("GET", deltaPath(mover), token, { prefer: 'IdType="ImmutableId", odata.maxpagesize=2' });
+    expect(first.json.value.map((i: { id: string }) => i.id)).toEqual(ids.slice(0, 2));
+    for (const id of ids.slice(0, 2)) await call("POST", `/v1.0/users/${mover}/messages/${id}/move`, token, { body: { destinationId: "archive" } });
+    const second = await call("GET", first.json["@odata.nextLink"] as string, token, { prefer: 'IdType="ImmutableId", odata.maxpagesize=2' });
+    expect(second.json.value.map((i: { id: string }) => i.id)).toEqual(ids.slice(2));
+  });
+
   it("expires delta tokens three ways: 410 with a Location, syncStateNotFound, resyncRequired", async () => {
     const token = String((await postForm(`${identity.authority}/oauth2/v2.0/token`, { grant_type: "password", client_id: CLIENT_ID, username: box, password: PASSWORD, scope: `${GRAPH}/Mail.ReadWrite` }, { ca })).body.access_token);
     for (const how of ["gone", "syncStateNotFound", "resyncRequired"] as const) {
