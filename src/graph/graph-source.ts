@@ -176,6 +176,11 @@ export class GraphSource implements MailSource {
     return Buffer.from(`${lines.join("")}\r\n`, "utf8");
   }
 
+  /** For `check`: the queue's folder looked up over Graph (mailbox, permission and folder in one call); its id. */
+  lookUpFolder(): Promise<string> {
+    return this.folderId(this.queue.folder);
+  }
+
   /** The round's first link: the folder's messages, new ones only, with their size. */
   private async firstDeltaLink(): Promise<string> {
     const folderId = await this.folderId(this.queue.folder);

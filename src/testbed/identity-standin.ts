@@ -131,6 +131,14 @@ export interface AccessTokenInfo {
   readonly expiresAt: number;
 }
 
+/** What `.default` grants when setConsentedPermissions was not called: both sources' permissions. */
+const DEFAULT_CONSENT = [
+  "https://outlook.office.com/IMAP.AccessAsUser.All",
+  "https://graph.microsoft.com/Mail.ReadWrite",
+  "https://graph.microsoft.com/Mail.ReadWrite.Shared",
+  "https://graph.microsoft.com/User.Read",
+];
+
 const DEFAULT_TENANT_ID = "4a1b2c3d-0000-4000-8000-00000000aaaa";
 const DEFAULT_ACCESS_TOKEN_LIFETIME_S = 4_500;
 /** MSAL considers a token expired this long before `expires_in` says (msal-common: DEFAULT_TOKEN_RENEWAL_OFFSET_SEC). */
@@ -261,7 +269,7 @@ class StandIn implements IdentityStandIn {
   }
 
   setConsentedPermissions(scopes: readonly string[] | undefined): void {
-    this.consented = scopes ? new Set(scopes.map((scope) => scope.toLowerCase())) : undefined;
+    this.consented = scopes ? new Set(scopes) : undefined;
   }
 
   accessTokenInfo(token: string): AccessTokenInfo | undefined {
@@ -460,10 +468,20 @@ class StandIn implements IdentityStandIn {
     if (scopes.resources.size > 1) return errorAnswer(28000, { ...context, param: scope });
     // A bare permission ("User.Read") is Graph's.
     const fullScope = (scope: string) => (scope.includes("://") ? scope : `https://graph.microsoft.com/${scope}`).toLowerCase();
-    if (this.consented && scopes.resourceScopes.some((scope) => !this.consented!.has(fullScope(scope)))) return errorAnswer(65001, context);
+    const consented = [...(this.consented ?? DEFAULT_CONSENT)];
+    // "<resource>/.default" asks for everything the app has consent for at that resource.
+    const expanded = scopes.resourceScopes.flatMap((scope) => {
+      if (!/\/\.default$/i.test(scope)) return [scope];
+      const resource = fullScope(scope).replace(/\.default$/, "");
+      const exchange = (text: string) => text.startsWith("https://outlook.office");
+      return consented.filter((granted) => granted.toLowerCase().startsWith(resource) || (exchange(resource) && exchange(granted.toLowerCase())));
+    });
+    if (expanded.length === 0 && scopes.resourceScopes.length > 0) return errorAnswer(65001, context);
+    const isConsented = (scope: string) => consented.some((granted) => granted.toLowerCase() === fullScope(scope));
+    if (this.consented && expanded.some((scope) => !isConsented(scope))) return errorAnswer(65001, context);
     const clientId = context.clientId ?? "";
     const expiresAt = Date.now() + this.accessTokenLifetimeS * 1000;
-    const permissions = scopes.resourceScopes.map(permissionName);
+    const permissions = expanded.map(permissionName);
     const accessToken =
       scopes.audience === "graph" ? mintGraphAccessToken({ username: user.username, objectId: user.objectId, tenantId: this.tenantId, scp: permissions, expiresAt }) : mintAccessToken();
     this.accessTokens.set(accessToken, { username: user.username, audience: scopes.audience, permissions, expiresAt });
@@ -471,7 +489,8 @@ class StandIn implements IdentityStandIn {
     const expiresIn = this.accessTokenLifetimeS + (this.padExpiresIn ? MSAL_RENEWAL_OFFSET_S : 0);
     const body: Record<string, unknown> = {
       token_type: "Bearer",
-      scope: scopes.resourceScopes.join(" "),
+      // ".default" is answered with the permissions it stands for, as Entra ID does.
+      scope: expanded.join(" "),
       expires_in: expiresIn,
       ext_expires_in: expiresIn,
       access_token: accessToken,
