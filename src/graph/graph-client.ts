@@ -154,7 +154,7 @@ export class GraphClient {
 
   private async send(call: GraphRequest): Promise<{ body: IncomingMessage; release: () => void }> {
     const url = this.resolve(call.target);
-    let token = await this.options.tokens.getAccessToken();
+    let token = await this.accessToken();
     let refreshed = false;
     let throttled = 0;
     for (let transient = 0; ; ) {
@@ -180,7 +180,7 @@ export class GraphClient {
       if (status === 401 && !refreshed) {
         // A token can be revoked or expire server-side before its stated expiry: one fresh token, once.
         refreshed = true;
-        token = await this.options.tokens.getAccessToken({ forceRefresh: true });
+        token = await this.accessToken({ forceRefresh: true });
         continue;
       }
       if (isThrottled(failure)) {
@@ -196,6 +196,25 @@ export class GraphClient {
         continue;
       }
       throw this.fail(failure, call.doing, token.token);
+    }
+  }
+
+  /**
+   * The token layer's consent error names IMAP's permission (the default source); a Graph
+   * queue's operator needs Graph's.
+   */
+  private async accessToken(options?: { forceRefresh?: boolean }): Promise<{ token: string }> {
+    try {
+      return await this.options.tokens.getAccessToken(options);
+    } catch (error) {
+      if (!(error instanceof MailfetchdError) || error.code !== "IDENTITY_NO_CONSENT") throw error;
+      const permission = this.options.context.shared ? "Mail.ReadWrite and Mail.ReadWrite.Shared" : "Mail.ReadWrite";
+      throw new MailfetchdError(error.message, {
+        code: error.code,
+        retryable: error.retryable,
+        cause: error,
+        fix: `Grant admin consent (admin guide section 2.2 step 10.5) for the delegated Microsoft Graph permission ${permission} (step 10.3), which a source: graph queue uses.`,
+      });
     }
   }
 

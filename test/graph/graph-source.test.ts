@@ -223,6 +223,18 @@ describe("Graph failures carry the operator's fix", () => {
     expect(asked).toBe(2);
   });
 
+  it("no consent for Graph: the sign-in's error names Graph's permission, not IMAP's", async () => {
+    const { source, sink } = graphQueue();
+    fx.bed.identity.setConsentedPermissions(["https://outlook.office.com/IMAP.AccessAsUser.All"]);
+    try {
+      const error = await failure(source.sync(sink()));
+      expect(error.code).toBe("IDENTITY_NO_CONSENT");
+      expect(error.fix).toContain("Microsoft Graph permission Mail.ReadWrite");
+    } finally {
+      fx.bed.identity.setConsentedPermissions(undefined);
+    }
+  });
+
   it("a missing folder, and a mailbox not enabled for REST, each with its own code", async () => {
     const missing = graphQueue({ folder: "NoSuchFolder" });
     expect((await failure(missing.source.sync(missing.sink()))).code).toBe("GRAPH_NOT_FOUND");
