@@ -116,6 +116,8 @@ export interface GraphStandIn {
   /** The next delta round (a request with a delta token) serves `count` items already served again, first. */
   replayInNextDelta(count: number): void;
   setValueBehaviour(behaviour: ValueBehaviour | undefined): void;
+  /** While down, every request has its connection destroyed without an answer (an outage). */
+  setDown(down: boolean): void;
   /** Every answer is delayed this long, so concurrent requests overlap measurably. */
   setResponseDelay(ms: number): void;
   readonly actions: ReadonlyArray<GraphAction>;
@@ -205,6 +207,7 @@ class GraphStandInServer implements GraphStandIn {
   private replays = 0;
   private valueBehaviour?: ValueBehaviour & { remaining: number };
   private responseDelayMs = 0;
+  private down = false;
 
   constructor(private readonly options: GraphStandInOptions) {}
 
@@ -291,6 +294,10 @@ class GraphStandInServer implements GraphStandIn {
     this.valueBehaviour = behaviour ? { ...behaviour, remaining: behaviour.times ?? Number.POSITIVE_INFINITY } : undefined;
   }
 
+  setDown(down: boolean): void {
+    this.down = down;
+  }
+
   setResponseDelay(ms: number): void {
     this.responseDelayMs = ms;
   }
@@ -317,6 +324,10 @@ class GraphStandInServer implements GraphStandIn {
     let mailbox: Mailbox | undefined;
     const record = (status: number) =>
       this.requests.push({ method: request.method ?? "", path: url.pathname, mailbox: mailbox?.address, status, immutableIds, at: Date.now() });
+    if (this.down && !url.pathname.startsWith("/_testbed/")) {
+      response.destroy();
+      return;
+    }
     try {
       const body = await readBody(request);
       if (url.pathname.startsWith("/_testbed/")) {

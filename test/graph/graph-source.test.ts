@@ -160,6 +160,22 @@ describe("Graph as a MailSource", () => {
     expect(requestsOf(queue).length).toBe(requestsBefore); // nothing sent while it waits
   });
 
+  it("an outage of Graph fails the sync as retryable (GRAPH_UNAVAILABLE) and loses nothing", async () => {
+    const { queue, source, sink } = graphQueue({ afterSpool: "delete" });
+    const ids = put(queue, 5, "outage");
+    fx.bed.graph.setDown(true);
+    try {
+      const error = await failure(source.sync(sink()));
+      expect([error.code, error.retryable]).toEqual(["GRAPH_UNAVAILABLE", true]);
+    } finally {
+      fx.bed.graph.setDown(false);
+    }
+    expect(spooledItems(queue)).toEqual([]);
+    await source.sync(sink());
+    expect(spooledItems(queue)).toEqual(ids);
+    expect(fx.bed.graph.messages(queue.address, "deleteditems").map((m) => m.id).sort()).toEqual([...ids].sort());
+  });
+
   it("never has more than 3 requests in flight for a mailbox, even when two queues read it", async () => {
     const { queue, source, sink } = graphQueue({ afterSpool: "seen" });
     fx.bed.graph.addFolder(queue.address, "Second");
