@@ -205,6 +205,13 @@ export class GraphSource implements MailSource {
       const found = await this.client.json<{ value: Array<{ id: string }> }>({ target: `${this.mailboxPath}/mailFolders?$filter=${filter}`, doing: `looking up the folder '${name}'` });
       id = found.value[0]?.id;
     }
+    if (!id && name !== this.queue.folder) {
+      throw new MailfetchdError(`Queue ${this.queue.name}: the folder '${name}' (afterSpool: move) does not exist in ${this.queue.address}; spooled messages stay where they are until it does.`, {
+        code: "GRAPH_NOT_FOUND",
+        retryable: false,
+        fix: "Create the folder at the top of the mailbox, or correct the queue's moveTo (a well-known name such as archive, or a top-level folder's display name).",
+      });
+    }
     if (!id) {
       throw classifyGraphFailure(
         { status: 404, code: "ErrorItemNotFound" },

@@ -253,9 +253,15 @@ describe("Graph failures carry the operator's fix", () => {
     }
   });
 
-  it("a missing folder, and a mailbox not enabled for REST, each with its own code", async () => {
+  it("a missing folder or moveTo folder, and a mailbox not enabled for REST, each with its own code and fix", async () => {
     const missing = graphQueue({ folder: "NoSuchFolder" });
-    expect((await failure(missing.source.sync(missing.sink()))).code).toBe("GRAPH_NOT_FOUND");
+    const error = await failure(missing.source.sync(missing.sink()));
+    expect([error.code, error.fix]).toEqual(["GRAPH_NOT_FOUND", expect.stringContaining("Correct the queue's `folder`")]);
+    const noTarget = graphQueue({ afterSpool: "move", moveTo: "Nowhere" });
+    put(noTarget.queue, 1, "no-target");
+    const moveError = await failure(noTarget.source.sync(noTarget.sink()));
+    expect([moveError.code, moveError.fix]).toEqual(["GRAPH_NOT_FOUND", expect.stringContaining("moveTo")]);
+    expect(spooledItems(noTarget.queue)).toHaveLength(1);
     const off = graphQueue();
     fx.bed.graph.setRestDisabled(off.queue.address, true);
     expect((await failure(off.source.sync(off.sink()))).code).toBe("GRAPH_MAILBOX_NOT_ENABLED");
