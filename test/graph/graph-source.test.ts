@@ -160,6 +160,24 @@ describe("Graph as a MailSource", () => {
     expect(requestsOf(queue).length).toBe(requestsBefore); // nothing sent while it waits
   });
 
+  it("parks a message whose $value breaks off in 5 syncs as a headers-only dead letter; the others are spooled", async () => {
+    const { queue, source, sink } = graphQueue();
+    const before = put(queue, 1, "before-broken");
+    const broken = fx.bed.graph.putMessage(queue.address, "inbox", Buffer.concat([Buffer.from("Subject: breaks\r\nMessage-ID: <breaks@example.test>\r\n\r\n"), Buffer.alloc(600_000, "c")]));
+    const after = put(queue, 1, "after-broken");
+    fx.bed.graph.setValueBehaviour({ above: 500_000, fail: "broken" });
+    try {
+      for (let attempt = 1; attempt <= 5; attempt++) expect((await failure(source.sync(sink()))).code).toBe("GRAPH_UNAVAILABLE");
+      await source.sync(sink());
+    } finally {
+      fx.bed.graph.setValueBehaviour(undefined);
+    }
+    expect(spooledItems(queue)).toEqual([...before, broken, ...after]);
+    const row = fx.db.prepare("SELECT headers_only FROM messages WHERE queue = ? AND item_id = ?").get(queue.name, broken) as { headers_only: number };
+    expect(row.headers_only).toBe(1);
+    expect(fx.logLines.some((l) => l.includes("could not serve this message's MIME"))).toBe(true);
+  });
+
   it("an outage of Graph fails the sync as retryable (GRAPH_UNAVAILABLE) and loses nothing", async () => {
     const { queue, source, sink } = graphQueue({ afterSpool: "delete" });
     const ids = put(queue, 5, "outage");
