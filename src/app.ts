@@ -14,6 +14,7 @@ import { createCommandHandler } from "./handlers/command.js";
 import { createDirectoryHandler } from "./handlers/directory.js";
 import { createWebhookHandler } from "./handlers/webhook.js";
 import { ImapMailbox } from "./imap/imap-mailbox.js";
+import { GraphSource } from "./graph/graph-source.js";
 import { ImapSource } from "./imap/imap-source.js";
 import type { Handler, Logger, TokenProvider } from "./interfaces.js";
 import type { MailSource, SourceWatch } from "./source/mail-source.js";
@@ -299,11 +300,14 @@ async function stopPipeline(pipeline: QueuePipeline): Promise<void> {
   await pipeline.deliverer.stop();
 }
 
-/** The queue's mail source, by its `source` key (the config accepts only "imap" so far). */
+/** The queue's mail source, by its `source` key. */
 function createSource(queue: QueueConfig, tokens: TokenProvider, fetchBudget: MemoryBudget, logger: Logger): MailSource {
   switch (queue.source) {
     case "imap":
       return new ImapSource(queue, new ImapMailbox(queue, tokens, logger, fetchBudget), logger);
+    case "graph":
+      // Streams each message into the spool: nothing is held whole, so no fetch budget is taken.
+      return new GraphSource(queue, tokens, logger);
   }
 }
 

@@ -15,7 +15,9 @@ import { IdentityHttpClient, type ConcurrencyLimiter } from "../tokens/identity-
 import { MsalTokenProvider, type TokenAcquired } from "../tokens/msal-token-provider.js";
 import type { TokenCacheStore } from "../tokens/token-cache-store.js";
 import { probeImap } from "./imap-probe.js";
-import { judgeTokenAudience } from "./token-audience.js";
+import { GraphSource } from "../graph/graph-source.js";
+import { judgeSources, readGrantedPermissions } from "./source-permissions.js";
+import { judgeTokenAudience, readJwtClaims } from "./token-audience.js";
 
 export type StepStatus = "pass" | "fail" | "skip";
 
@@ -39,7 +41,14 @@ export const STEPS = {
   folder: "folder exists",
 } as const;
 
-const ORDER = Object.values(STEPS);
+/** A `source: graph` queue's last links: its token is for Graph, its mailbox is reached over Graph. */
+export const GRAPH_STEPS = {
+  audience: "token audience is Graph",
+  mailbox: "Graph mailbox and folder reachable",
+} as const;
+
+const IMAP_ORDER: readonly string[] = Object.values(STEPS);
+const GRAPH_ORDER: readonly string[] = [...IMAP_ORDER.slice(0, IMAP_ORDER.indexOf(STEPS.audience)), GRAPH_STEPS.audience, GRAPH_STEPS.mailbox];
 
 /** Which step a token request's error is about; the sign-in otherwise. */
 const STEP_OF_CODE: Partial<Record<ErrorCode, string>> = {
@@ -60,6 +69,7 @@ export interface CheckQueueOptions {
 /** Runs the chain; true when every step passed. */
 export async function checkQueue(options: CheckQueueOptions): Promise<boolean> {
   const { queue } = options;
+  const ORDER = queue.source === "graph" ? GRAPH_ORDER : IMAP_ORDER;
   const results: StepResult[] = [];
   const emit = (result: StepResult) => {
     results.push(result);
@@ -67,7 +77,7 @@ export async function checkQueue(options: CheckQueueOptions): Promise<boolean> {
   };
   /** Fails `step`: the steps before it that are not reported yet passed, the ones after it are skipped. */
   const failAt = (step: string, error: MailfetchdError): false => {
-    const index = ORDER.indexOf(step as (typeof ORDER)[number]);
+    const index = ORDER.indexOf(step);
     for (const earlier of ORDER.slice(results.length, index)) emit({ step: earlier, status: "pass" });
     emit({ step, status: "fail", detail: error.message, fix: error.fix });
     for (const later of ORDER.slice(index + 1)) emit({ step: later, status: "skip", detail: "not checked: an earlier step failed" });
@@ -92,6 +102,11 @@ export async function checkQueue(options: CheckQueueOptions): Promise<boolean> {
     if (step === STEPS.signIn) {
       for (const unknown of [STEPS.app, STEPS.publicClient, STEPS.consent]) emit({ step: unknown, status: "skip", detail: "not determined: the sign-in failed first" });
     }
+    if (step === STEPS.consent) {
+      // The queue's permission is not consented: say which source the consented ones allow.
+      const sources = judgeSources(queue, await readGrantedPermissions(options));
+      if (!sources.ok) return failAt(step, new MailfetchdError(`${error.message} ${sources.detail}.`, { code: error.code, retryable: false, fix: sources.fix }));
+    }
     return failAt(step, error);
   }
   const how = { cache: "cached token", refresh: `stored sign-in of ${acquired.result.account?.username ?? queue.signIn.user}, refreshed`, password: `password sign-in as ${queue.signIn.user}` }[acquired.method];
@@ -99,6 +114,8 @@ export async function checkQueue(options: CheckQueueOptions): Promise<boolean> {
   emit({ step: STEPS.publicClient, status: "pass" });
   emit({ step: STEPS.consent, status: "pass" });
   emit({ step: STEPS.signIn, status: "pass", detail: how });
+
+  if (queue.source === "graph") return checkGraph(queue, acquired.result.accessToken, options, emit, failAt);
 
   // 7: the audience, from the token's claims when it is a readable JWT.
   const audience = judgeTokenAudience(acquired.result.accessToken, acquired.result.scopes);
@@ -112,6 +129,29 @@ export async function checkQueue(options: CheckQueueOptions): Promise<boolean> {
   if (!folder.ok) return failAt(STEPS.folder, folder.error);
   emit({ step: STEPS.folder, status: "pass", detail: folder.detail });
   return results.every((r) => r.status === "pass");
+}
+
+/** 7-8 of a Graph queue: a Graph token with the mail permission, then the folder looked up over Graph. */
+async function checkGraph(queue: QueueConfig, accessToken: string, options: CheckQueueOptions, emit: (result: StepResult) => void, failAt: (step: string, error: MailfetchdError) => false): Promise<boolean> {
+  const claims = readJwtClaims(accessToken);
+  const aud = typeof claims?.aud === "string" ? claims.aud.replace(/\/+$/, "").toLowerCase() : undefined;
+  if (aud !== undefined && aud !== "https://graph.microsoft.com" && aud !== "00000003-0000-0000-c000-000000000000") {
+    return failAt(GRAPH_STEPS.audience, new MailfetchdError(`the token is for ${String(claims!.aud)}, not Microsoft Graph`, { code: "GRAPH_AUTH_REJECTED", retryable: false, fix: "Remove identity.scopes from the queue: a source: graph queue asks for https://graph.microsoft.com/Mail.ReadWrite by default." }));
+  }
+  const sources = judgeSources(queue, { graph: typeof claims?.scp === "string" ? claims.scp.split(" ") : undefined, exchange: undefined });
+  if (claims && !sources.ok) {
+    const granted = await readGrantedPermissions(options);
+    const judged = judgeSources(queue, granted);
+    return failAt(GRAPH_STEPS.audience, new MailfetchdError(judged.detail, { code: "GRAPH_ACCESS_DENIED", retryable: false, fix: judged.fix }));
+  }
+  emit({ step: GRAPH_STEPS.audience, status: "pass", detail: claims ? `aud ${String(claims.aud)}, scp ${String(claims.scp)}` : "the token is opaque (not a readable JWT); Graph will judge it" });
+  try {
+    const folderId = await new GraphSource(queue, { getAccessToken: async () => ({ token: accessToken, expiresOn: new Date(Date.now() + 60_000) }) }, options.logger).lookUpFolder();
+    emit({ step: GRAPH_STEPS.mailbox, status: "pass", detail: `${queue.address}, folder '${queue.folder}' (${folderId.slice(0, 12)}…) at ${queue.graph.host}` });
+    return true;
+  } catch (error) {
+    return failAt(GRAPH_STEPS.mailbox, error instanceof MailfetchdError ? error : new MailfetchdError(String(error), { code: "GRAPH_UNAVAILABLE", retryable: true }));
+  }
 }
 
 async function discover(queue: QueueConfig, limiter: ConcurrencyLimiter): Promise<{ error?: undefined } | { error: MailfetchdError; step: string }> {

@@ -15,7 +15,10 @@ import {
   configSchema,
   DEFAULT_AUTHORITY_HOST,
   DEFAULT_IMAP_HOST,
+  DEFAULT_GRAPH_HOST,
   DEFAULT_SCOPES,
+  GRAPH_MAIL_SCOPE,
+  GRAPH_SHARED_MAIL_SCOPE,
   parseByteSize,
   parseInterval,
   type Config,
@@ -150,11 +153,14 @@ function resolveConfig(raw: RawConfig, baseDir: string): Config {
 
     const identity = { ...raw.identity, ...q.identity };
     const imap = { ...raw.imap, ...q.imap };
+    const graph = { ...raw.graph, ...q.graph };
+    const source = q.source ?? "imap";
+    const signInUser = (q.signIn?.user ?? q.address).toLowerCase();
     if (!identity.tenantId) problems.push(`  ${at}.identity.tenantId: missing: write the Directory (tenant) ID (admin guide, section 2.2 step 8) here or in the top-level identity block`);
     if (!identity.clientId) problems.push(`  ${at}.identity.clientId: missing: write the Application (client) ID (admin guide, section 2.2 step 7) here or in the top-level identity block`);
 
-    const scopes = identity.scopes ?? DEFAULT_SCOPES;
-    const scopeProblem = checkScopes(scopes);
+    const scopes = identity.scopes ?? defaultScopes(source, q.address.toLowerCase(), signInUser);
+    const scopeProblem = source === "graph" ? checkGraphScopes(scopes, q.address.toLowerCase() !== signInUser) : checkScopes(scopes);
     if (scopeProblem) problems.push(`  ${at}.identity.scopes: ${scopeProblem}`);
 
     const pollText = q.poll ?? raw.poll ?? "60s";
@@ -170,7 +176,7 @@ function resolveConfig(raw: RawConfig, baseDir: string): Config {
     return {
       name: q.name,
       address: q.address.toLowerCase(),
-      signIn: { user: (q.signIn?.user ?? q.address).toLowerCase(), password },
+      signIn: { user: signInUser, password },
       identity: {
         tenantId: identity.tenantId ?? "",
         clientId: identity.clientId ?? "",
@@ -178,7 +184,8 @@ function resolveConfig(raw: RawConfig, baseDir: string): Config {
         ca: readCa(`${at}.identity.caFile`, identity.caFile),
         scopes,
       },
-      source: q.source ?? "imap",
+      source,
+      graph: { host: new URL(graph.host ?? DEFAULT_GRAPH_HOST).origin, ca: readCa(`${at}.graph.caFile`, graph.caFile) },
       imap: {
         host: imap.host ?? DEFAULT_IMAP_HOST,
         port: imap.port ?? 993,
@@ -297,6 +304,33 @@ export function checkScopes(scopes: readonly string[]): string | undefined {
   }
   if (exchange.length !== resource.length) {
     return `only Exchange scopes may be requested together (Microsoft refuses a request spanning two resources, AADSTS28000): remove ${resource.filter((s) => !exchange.includes(s)).join(", ")}`;
+  }
+  if (!scopes.includes("offline_access")) {
+    return "add offline_access: without it there is no refresh token and the mailbox signs in with its password every hour";
+  }
+  return undefined;
+}
+
+/**
+ * What a queue asks the identity platform for when `identity.scopes` is not set: Exchange's IMAP
+ * permission for IMAP; Graph's Mail.ReadWrite for Graph, plus Mail.ReadWrite.Shared when the
+ * queue mailbox is not the sign-in user's own. One resource per token request either way.
+ */
+export function defaultScopes(source: "imap" | "graph", address: string, signInUser: string): string[] {
+  if (source === "imap") return DEFAULT_SCOPES;
+  return address === signInUser ? [GRAPH_MAIL_SCOPE, "offline_access"] : [GRAPH_MAIL_SCOPE, GRAPH_SHARED_MAIL_SCOPE, "offline_access"];
+}
+
+/** The mirror of checkScopes for a `source: graph` queue: Graph scopes only, with the mail permission it needs. */
+export function checkGraphScopes(scopes: readonly string[], sharedMailbox: boolean): string | undefined {
+  const resource = scopes.filter((s) => !["offline_access", "openid", "profile", "email"].includes(s));
+  const graph = resource.filter((s) => /^https:\/\/graph\.microsoft\.com\//i.test(s));
+  if (graph.length !== resource.length) {
+    return `a source: graph queue requests Microsoft Graph scopes only (one resource per token, AADSTS28000): remove ${resource.filter((s) => !graph.includes(s)).join(", ")}`;
+  }
+  const needed = sharedMailbox ? GRAPH_SHARED_MAIL_SCOPE : GRAPH_MAIL_SCOPE;
+  if (!graph.some((s) => s.toLowerCase() === needed.toLowerCase())) {
+    return `add ${needed}${sharedMailbox ? " (the queue mailbox is not the sign-in user's own)" : ""}, or remove identity.scopes to use the default`;
   }
   if (!scopes.includes("offline_access")) {
     return "add offline_access: without it there is no refresh token and the mailbox signs in with its password every hour";

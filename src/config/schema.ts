@@ -13,6 +13,11 @@ import { envEntryProblem, headerEntryProblem } from "./handler-rules.js";
 export const DEFAULT_SCOPES = ["https://outlook.office.com/IMAP.AccessAsUser.All", "offline_access"];
 export const DEFAULT_AUTHORITY_HOST = "https://login.microsoftonline.com";
 export const DEFAULT_IMAP_HOST = "outlook.office365.com";
+export const DEFAULT_GRAPH_HOST = "https://graph.microsoft.com";
+/** The delegated Graph permission a `source: graph` queue needs for the sign-in user's own mailbox. */
+export const GRAPH_MAIL_SCOPE = "https://graph.microsoft.com/Mail.ReadWrite";
+/** ... and for another mailbox (a shared mailbox the sign-in user has Full Access to). */
+export const GRAPH_SHARED_MAIL_SCOPE = "https://graph.microsoft.com/Mail.ReadWrite.Shared";
 
 const INTERVAL = /^(\d+)\s*(ms|s|m|h|d)$/;
 
@@ -79,6 +84,15 @@ const imapBlock = z
     caFile: z.string().min(1).optional(),
     /** `tls: false` to a server other than loopback sends the token in clear text: refused unless this is true (logged as a warning at start). */
     allowCleartext: z.boolean().optional(),
+  })
+  .strict();
+
+const graphBlock = z
+  .object({
+    /** Default https://graph.microsoft.com; national clouds and the test bed differ. Links on any other host are never followed. */
+    host: z.url({ protocol: /^https$/, error: "write an https:// URL such as https://graph.microsoft.com" }).optional(),
+    /** Extra CA certificates (PEM) trusted for the Graph host, e.g. a TLS-inspecting proxy. */
+    caFile: z.string().min(1).optional(),
   })
   .strict();
 
@@ -159,9 +173,10 @@ const queue = z
     address: email,
     signIn: signIn.optional(),
     identity: identityBlock.optional(),
-    /** Where the queue's mail comes from (src/source/mail-source.ts). Only "imap" so far, the default. */
-    source: z.enum(["imap"], { error: "write imap (the default): it is the only mail source so far" }).optional(),
+    /** Where the queue's mail comes from (src/source/mail-source.ts): "imap" (the default) or "graph" (Microsoft Graph). */
+    source: z.enum(["imap", "graph"], { error: "write imap (the default) or graph" }).optional(),
     imap: imapBlock.optional(),
+    graph: graphBlock.optional(),
     folder: z.string().min(1).optional(),
     /**
      * What happens on the server once a message is durably spooled: keep (default), seen
@@ -196,6 +211,7 @@ export const configSchema = z
       .optional(),
     identity: identityBlock.optional(),
     imap: imapBlock.optional(),
+    graph: graphBlock.optional(),
     poll: schedule.optional(),
     retention: z
       .object({
@@ -294,7 +310,13 @@ export interface QueueConfig {
     readonly scopes: readonly string[];
   };
   /** The mail source adapter the composition root builds for the queue. */
-  readonly source: "imap";
+  readonly source: "imap" | "graph";
+  /** Used by `source: graph` queues. */
+  readonly graph: {
+    /** Origin without a trailing slash, e.g. https://graph.microsoft.com. */
+    readonly host: string;
+    readonly ca?: string;
+  };
   readonly imap: {
     readonly host: string;
     readonly port: number;

@@ -1,11 +1,11 @@
 /**
  * Where a message sits at its source, in terms every part of the daemon past the source can
  * use without knowing the source: its kind, its folder, and an item id that only the source's
- * adapter reads. IMAP encodes UIDVALIDITY and UID in the item (src/imap/imap-location.ts); a
- * Graph source will put its immutable message id there.
+ * adapter reads. IMAP encodes UIDVALIDITY and UID in the item (src/imap/imap-location.ts); the
+ * Graph source puts the message's immutable id there (src/graph/graph-source.ts).
  */
 
-/** The mail sources there are; a queue's `source` names one ("imap" is the only one accepted so far). */
+/** The mail sources there are; a queue's `source` names one (src/imap/, src/graph/). */
 export type SourceKind = "imap" | "graph";
 
 export interface MessageLocation {

@@ -17,6 +17,12 @@ export function spoolKeyMaterial(location: MessageLocation): readonly string[] {
   return [location.kind, location.folder, location.item];
 }
 
+/*
+ * Graph: the spool key comes from kind, folder and the immutable id (which survives moves
+ * within the mailbox). Its cursor is a delta link, which cannot be moved back to one message:
+ * cursorBefore answers undefined for it.
+ */
+
 /**
  * The cursor position that makes the next sync fetch `location` again, or undefined when the
  * cursor need not (or cannot) move: a source without such a cursor fetches a message marked

@@ -92,6 +92,8 @@ export function queueStateOf(code: ErrorCode): Exclude<QueueState, "ok" | "start
     case "IDENTITY_CONDITIONAL_ACCESS":
     case "IDENTITY_ACCOUNT_DISABLED":
     case "IMAP_NOT_CONNECTED":
+    case "GRAPH_ACCESS_DENIED":
+    case "GRAPH_MAILBOX_NOT_ENABLED":
       return "needs-admin";
     case "IDENTITY_USER_NOT_FOUND":
     case "IDENTITY_APP_NOT_FOUND":
@@ -100,6 +102,9 @@ export function queueStateOf(code: ErrorCode): Exclude<QueueState, "ok" | "start
     case "IDENTITY_SCOPE_MIXED":
     case "IMAP_AUTH_REJECTED":
     case "IMAP_FOLDER_NOT_FOUND":
+    case "GRAPH_AUTH_REJECTED":
+    case "GRAPH_NOT_FOUND":
+    case "GRAPH_BAD_LINK":
     case "CONFIG_INVALID":
     case "CONFIG_NOT_FOUND":
     case "SECRET_UNREADABLE":

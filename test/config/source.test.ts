@@ -1,4 +1,4 @@
-/** The queue's `source` key: "imap" by default, the only source accepted so far; anything else is named with its fix. */
+/** The queue's `source` key: "imap" by default or "graph"; anything else is named with its fix. Each source gets its own default scopes. */
 import { mkdtempSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import path from "node:path";
@@ -38,11 +38,27 @@ describe("queues[].source", () => {
   it("refuses a source mailfetchd does not have, naming the key and what to write", () => {
     let message = "";
     try {
-      parseConfig(config("source: graph"), path.join(dir, "config.yaml"));
+      parseConfig(config("source: ews"), path.join(dir, "config.yaml"));
     } catch (error) {
       expect(error).toBeInstanceOf(ConfigError);
       message = (error as Error).message;
     }
-    expect(message).toContain("queues[0].source: write imap (the default): it is the only mail source so far");
+    expect(message).toContain("queues[0].source: write imap (the default) or graph");
+  });
+
+  it("gives a graph queue Graph's scopes (Mail.ReadWrite; .Shared for another user's mailbox) and the Graph host", () => {
+    const own = parseConfig(config("source: graph"), path.join(dir, "config.yaml")).queues[0]!;
+    expect(own.source).toBe("graph");
+    expect(own.identity.scopes).toEqual(["https://graph.microsoft.com/Mail.ReadWrite", "offline_access"]);
+    expect(own.graph.host).toBe("https://graph.microsoft.com");
+    const shared = parseConfig(config("source: graph\n    graph: { host: 'https://graph.example.test/' }").replace("passwordFile: pw", "passwordFile: pw\n      user: agent@contoso.com"), path.join(dir, "config.yaml")).queues[0]!;
+    expect(shared.identity.scopes).toContain("https://graph.microsoft.com/Mail.ReadWrite.Shared");
+    expect(shared.graph.host).toBe("https://graph.example.test");
+    expect(parseConfig(config(""), path.join(dir, "config.yaml")).queues[0]!.identity.scopes).toEqual(["https://outlook.office.com/IMAP.AccessAsUser.All", "offline_access"]);
+  });
+
+  it("refuses IMAP scopes on a graph queue, naming what to write", () => {
+    const withImapScopes = config("source: graph\n    identity: { scopes: [https://outlook.office.com/IMAP.AccessAsUser.All, offline_access] }");
+    expect(() => parseConfig(withImapScopes, path.join(dir, "config.yaml"))).toThrow(/Microsoft Graph scopes only.*remove https:\/\/outlook\.office\.com\/IMAP\.AccessAsUser\.All/);
   });
 });

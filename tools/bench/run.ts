@@ -21,16 +21,18 @@ import { startTestBed, type TestBed } from "../testbed/test-bed.js";
 import { fetchAccessToken } from "./access-token.js";
 import type { BenchContext, BenchOptions, ScenarioReport } from "./context.js";
 import { mailOwner, maildirOf } from "./context.js";
-import { linkCorpus, planCorpus, writeCorpus } from "./corpus.js";
+import { linkCorpus, planCorpus, renderCorpusMessage, writeCorpus } from "./corpus.js";
 import { renderReport, writeReport } from "./report.js";
 import { bigMessageScenario } from "./scenarios/big-message.js";
 import { drainScenario, type DrainMailbox } from "./scenarios/drain.js";
+import { graphDrainScenario } from "./scenarios/graph-drain.js";
 import { latencyScenario } from "./scenarios/latency.js";
 import { manyQueuesScenario } from "./scenarios/many-queues.js";
 import { worstCaseScenario } from "./scenarios/worst-case.js";
 import { MB } from "./stats.js";
 
-const SCENARIOS = ["drain", "latency", "many", "big", "worst"] as const;
+const SCENARIOS = ["drain", "graph", "latency", "many", "big", "worst"] as const;
+const CORPUS_SEED = "bench-corpus-1";
 const REPORT_FILE = path.join(REPO_ROOT, "BENCHMARKS.md");
 
 /** 1,000 IDLE sessions need 1,000 imap processes; TLS is proxied by imap-login, so one process serves many. */
@@ -57,6 +59,7 @@ its ceilings and getmail6, and writes the figures into BENCHMARKS.md (a full run
 scenarios (--only, comma-separated; all by default):
   drain    backlog drain: 1 queue and 10 queues against bare imapflow, imapflow + mailparser
            on 2 workers, and getmail6 (when installed: apt-get install getmail6)
+  graph    the drain corpus over Microsoft Graph (the stand-in) next to IMAP
   latency  new-mail latency over IDLE and polling
   many     many queues in steady state (1,000 at full scale)
   big      one big message among small mail
@@ -126,7 +129,13 @@ async function main(): Promise<void> {
   const ctx: BenchContext = { bed, options, workDir, log };
   const reports: ScenarioReport[] = [];
   try {
-    if (wants("drain")) reports.push(await drainScenario(ctx, await prepareDrain(ctx)));
+    const drain = wants("drain") || wants("graph") ? await prepareDrain(ctx) : undefined;
+    if (wants("drain")) reports.push(await drainScenario(ctx, drain!));
+    if (wants("graph")) {
+      // The same bytes as in Dovecot (the corpus is deterministic), for the Graph stand-in.
+      const messages = planCorpus(drain!.messages, CORPUS_SEED).map((entry) => renderCorpusMessage(entry, CORPUS_SEED, drain!.single.address));
+      reports.push(await graphDrainScenario(ctx, { imap: drain!.single, messages }));
+    }
     if (wants("latency")) {
       const mailbox = { name: "live", address: "live@bench.test", password: "live-password-1" };
       const messages = options.quick ? 10 : Math.max(20, Math.round(200 * options.scale));
@@ -171,7 +180,7 @@ async function prepareDrain(ctx: BenchContext): Promise<{ single: DrainMailbox; 
   for (const m of [single, ...spread]) bed.identity.addUser({ username: m.address, password: m.password });
   const owner = await mailOwner();
   ctx.log(`corpus: generating ${count} messages`);
-  const corpus = await writeCorpus(maildirOf(bed, single.address), planCorpus(count, "bench-corpus-1"), "bench-corpus-1", single.address, owner);
+  const corpus = await writeCorpus(maildirOf(bed, single.address), planCorpus(count, CORPUS_SEED), CORPUS_SEED, single.address, owner);
   await linkCorpus(corpus.files, spread.map((m) => maildirOf(bed, m.address)), owner);
   ctx.log(`corpus: ${corpus.messages} messages, ${(corpus.bytes / MB).toFixed(0)} MB; Dovecot indexing it`);
   for (const m of [single, ...spread]) await warmUp(bed, m);

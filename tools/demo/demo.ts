@@ -1,9 +1,10 @@
 /**
  * `npm run demo`: mailfetchd's main job on the embedded default, for a newcomer without a
- * Microsoft 365 tenant. It starts the local test bed (a real Dovecot speaking XOAUTH2 and the
- * project's stand-in for the Microsoft identity platform), puts sample mail in a queue
- * mailbox, runs the daemon until every message is delivered by the directory handler, and
- * shows what an agent's system receives.
+ * Microsoft 365 tenant. It starts the local test bed (a real Dovecot speaking XOAUTH2, the
+ * project's stand-ins for the Microsoft identity platform and for Microsoft Graph), puts sample
+ * mail in a queue mailbox, runs the daemon until every message is delivered by the directory
+ * handler, and shows what an agent's system receives. `npm run demo -- --source graph` fetches
+ * the queue over Microsoft Graph instead of IMAP.
  */
 import { existsSync, readdirSync, readFileSync, rmSync } from "node:fs";
 import path from "node:path";
@@ -16,22 +17,32 @@ import { startTestBed } from "../testbed/test-bed.js";
 const QUEUE = { name: "support", address: "support@demo.example", password: "demo-password-1" };
 const COUNT = 8;
 const workDir = path.resolve(process.env.MAILFETCHD_DEMO_DIR ?? ".demo");
+const sourceArgument = process.argv.indexOf("--source");
+const source = sourceArgument >= 0 ? process.argv[sourceArgument + 1] : "imap";
+if (source !== "imap" && source !== "graph") {
+  console.error(`--source ${source ?? ""}: write imap (the default) or graph`);
+  process.exit(2);
+}
 
 async function main(): Promise<void> {
   rmSync(workDir, { recursive: true, force: true });
-  console.log("Starting the local test bed (Dovecot + identity stand-in)...");
+  console.log("Starting the local test bed (Dovecot, identity and Graph stand-ins)...");
   const bed = await startTestBed({ dir: workDir });
   try {
     bed.identity.addUser({ username: QUEUE.address, password: QUEUE.password });
+    bed.graph.addMailbox(QUEUE.address);
     const outDir = path.join(workDir, "out");
     const configFile = bed.writeDaemonConfig({
       stateDir: path.join(workDir, "state"),
       logLevel: "warn",
       poll: "1s",
-      queues: [{ ...QUEUE, handlers: [{ type: "directory", path: outDir }] }],
+      queues: [{ ...QUEUE, options: { source }, handlers: [{ type: "directory", path: outDir }] }],
     });
-    for (const message of sampleMessages(COUNT, { seed: "demo", to: QUEUE.address })) await bed.dovecot.deliver(QUEUE.address, message.raw);
-    console.log(`Put ${COUNT} sample messages in ${QUEUE.address}. Running mailfetchd with ${path.relative(process.cwd(), configFile)}...`);
+    for (const message of sampleMessages(COUNT, { seed: "demo", to: QUEUE.address })) {
+      if (source === "graph") bed.graph.putMessage(QUEUE.address, "inbox", message.raw);
+      else await bed.dovecot.deliver(QUEUE.address, message.raw);
+    }
+    console.log(`Put ${COUNT} sample messages in ${QUEUE.address} (source: ${source}). Running mailfetchd with ${path.relative(process.cwd(), configFile)}...`);
 
     const config = loadConfig(configFile);
     const secrets = new SecretRegistry();
@@ -61,6 +72,7 @@ async function main(): Promise<void> {
   } finally {
     await bed.dovecot.close();
     await bed.identity.close();
+    await bed.graph.close();
   }
 }
 

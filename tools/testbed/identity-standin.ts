@@ -8,6 +8,11 @@
  * - refresh tokens rotate on every use (see REFRESH TOKEN REUSE below);
  * - a token for a scope that is not Exchange's (bare "IMAP.AccessAsUser.All", a Graph scope)
  *   is issued, but Dovecot rejects it: introspection answers active:false;
+ * - a token for Graph scopes ("https://graph.microsoft.com/Mail.ReadWrite", bare "User.Read") is a
+ *   JWT with aud https://graph.microsoft.com and `scp` (the permissions asked for), which the Graph
+ *   stand-in (graph-standin.ts) checks on every request through `accessTokenInfo`;
+ * - `setConsentedPermissions` limits what the app registration has consent for: asking for
+ *   anything else answers AADSTS65001, as Entra ID does;
  * - access tokens really die after their lifetime (setAccessTokenLifetime), while `expires_in`
  *   says lifetime + 300 s, because MSAL treats every token as expired 300 s early. So MSAL
  *   refreshes exactly when the token dies, and a 2-second lifetime makes a 2-second test.
@@ -33,10 +38,12 @@ import {
   clientInfo,
   mintAccessToken,
   mintDeviceCode,
+  mintGraphAccessToken,
   mintIdToken,
   mintRefreshToken,
   mintUserCode,
   objectIdOf,
+  permissionName,
   readScopes,
   type Audience,
 } from "./identity-tokens.js";
@@ -96,6 +103,14 @@ export interface IdentityStandIn {
   revokeRefreshTokens(username: string): void;
   /** Like 90 days without use: later refreshes get AADSTS700082. */
   expireRefreshTokens(username: string): void;
+  /**
+   * The permissions the app registration has admin consent for, as scopes
+   * ("https://outlook.office.com/IMAP.AccessAsUser.All", "https://graph.microsoft.com/Mail.ReadWrite");
+   * undefined (the default): whatever is asked for.
+   */
+  setConsentedPermissions(scopes: readonly string[] | undefined): void;
+  /** What an access token this stand-in issued is for; undefined for one it never issued. */
+  accessTokenInfo(token: string): AccessTokenInfo | undefined;
   readonly tokenRequests: ReadonlyArray<TokenRequestRecord>;
   /** The highest number of token requests in flight at once. */
   readonly maxConcurrentTokenRequests: number;
@@ -107,6 +122,22 @@ export interface IdentityStandIn {
   readonly secretsIssued: ReadonlyArray<string>;
   close(): Promise<void>;
 }
+
+export interface AccessTokenInfo {
+  readonly username: string;
+  readonly audience: Audience;
+  /** The permissions granted (scp), without resource prefix: "Mail.ReadWrite". */
+  readonly permissions: readonly string[];
+  readonly expiresAt: number;
+}
+
+/** What `.default` grants when setConsentedPermissions was not called: both sources' permissions. */
+const DEFAULT_CONSENT = [
+  "https://outlook.office.com/IMAP.AccessAsUser.All",
+  "https://graph.microsoft.com/Mail.ReadWrite",
+  "https://graph.microsoft.com/Mail.ReadWrite.Shared",
+  "https://graph.microsoft.com/User.Read",
+];
 
 const DEFAULT_TENANT_ID = "4a1b2c3d-0000-4000-8000-00000000aaaa";
 const DEFAULT_ACCESS_TOKEN_LIFETIME_S = 4_500;
@@ -121,11 +152,7 @@ interface User {
   readonly objectId: string;
 }
 
-interface IssuedAccessToken {
-  readonly username: string;
-  readonly audience: Audience;
-  readonly expiresAt: number;
-}
+type IssuedAccessToken = AccessTokenInfo;
 
 interface IssuedRefreshToken {
   readonly username: string;
@@ -184,6 +211,7 @@ class StandIn implements IdentityStandIn {
   private padExpiresIn = true;
   private down = false;
   private introspectionDown = false;
+  private consented?: Set<string>;
   private tokenRequestsInFlight = 0;
 
   constructor(private readonly options: IdentityStandInOptions) {
@@ -238,6 +266,14 @@ class StandIn implements IdentityStandIn {
 
   setDown(down: boolean): void {
     this.down = down;
+  }
+
+  setConsentedPermissions(scopes: readonly string[] | undefined): void {
+    this.consented = scopes ? new Set(scopes) : undefined;
+  }
+
+  accessTokenInfo(token: string): AccessTokenInfo | undefined {
+    return this.accessTokens.get(token);
   }
 
   setIntrospectionDown(down: boolean): void {
@@ -430,18 +466,31 @@ class StandIn implements IdentityStandIn {
   private issueTokens(user: User, scope: string, context: AadstsContext): Answer {
     const scopes = readScopes(scope);
     if (scopes.resources.size > 1) return errorAnswer(28000, { ...context, param: scope });
-    const clientId = context.clientId ?? "";
-    const accessToken = mintAccessToken();
-    this.accessTokens.set(accessToken, {
-      username: user.username,
-      audience: scopes.audience,
-      expiresAt: Date.now() + this.accessTokenLifetimeS * 1000,
+    // A bare permission ("User.Read") is Graph's.
+    const fullScope = (scope: string) => (scope.includes("://") ? scope : `https://graph.microsoft.com/${scope}`).toLowerCase();
+    const consented = [...(this.consented ?? DEFAULT_CONSENT)];
+    // "<resource>/.default" asks for everything the app has consent for at that resource.
+    const expanded = scopes.resourceScopes.flatMap((scope) => {
+      if (!/\/\.default$/i.test(scope)) return [scope];
+      const resource = fullScope(scope).replace(/\.default$/, "");
+      const exchange = (text: string) => text.startsWith("https://outlook.office");
+      return consented.filter((granted) => granted.toLowerCase().startsWith(resource) || (exchange(resource) && exchange(granted.toLowerCase())));
     });
+    if (expanded.length === 0 && scopes.resourceScopes.length > 0) return errorAnswer(65001, context);
+    const isConsented = (scope: string) => consented.some((granted) => granted.toLowerCase() === fullScope(scope));
+    if (this.consented && expanded.some((scope) => !isConsented(scope))) return errorAnswer(65001, context);
+    const clientId = context.clientId ?? "";
+    const expiresAt = Date.now() + this.accessTokenLifetimeS * 1000;
+    const permissions = expanded.map(permissionName);
+    const accessToken =
+      scopes.audience === "graph" ? mintGraphAccessToken({ username: user.username, objectId: user.objectId, tenantId: this.tenantId, scp: permissions, expiresAt }) : mintAccessToken();
+    this.accessTokens.set(accessToken, { username: user.username, audience: scopes.audience, permissions, expiresAt });
     this.secrets.push(accessToken);
     const expiresIn = this.accessTokenLifetimeS + (this.padExpiresIn ? MSAL_RENEWAL_OFFSET_S : 0);
     const body: Record<string, unknown> = {
       token_type: "Bearer",
-      scope: scopes.resourceScopes.join(" "),
+      // ".default" is answered with the permissions it stands for, as Entra ID does.
+      scope: expanded.join(" "),
       expires_in: expiresIn,
       ext_expires_in: expiresIn,
       access_token: accessToken,

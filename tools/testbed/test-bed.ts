@@ -1,6 +1,6 @@
 /**
  * The whole offline test bed in one call: throw-away certificates, the identity stand-in
- * (HTTPS) and a Dovecot speaking only XOAUTH2 (TLS), plus a writer for a daemon config
+ * (HTTPS), the Graph stand-in (HTTPS) and a Dovecot speaking only XOAUTH2 (TLS), plus a writer for a daemon config
  * pointing at them. Used by the end-to-end tests, the demo and the benchmarks.
  */
 import { execFile } from "node:child_process";
@@ -13,6 +13,7 @@ import { stringify } from "yaml";
 import { writeNewKeyFile } from "../../src/state/secret-box.js";
 import { createTestCertificates, type TestCertificates } from "./certs.js";
 import { startDovecot, type Dovecot } from "./dovecot.js";
+import { startGraphStandIn, type GraphStandIn } from "./graph-standin.js";
 import { startIdentityStandIn, type IdentityStandIn, type IdentityStandInOptions } from "./identity-standin.js";
 
 const run = promisify(execFile);
@@ -43,6 +44,8 @@ export interface TestBed {
   readonly dir: string;
   readonly certs: TestCertificates;
   readonly identity: IdentityStandIn;
+  /** Microsoft Graph's mail API, checking tokens with the identity stand-in; add mailboxes with addMailbox. */
+  readonly graph: GraphStandIn;
   readonly dovecot: Dovecot & {
     countMessages(user: string, folder?: string): Promise<number>;
     /** Runs doveadm against this Dovecot, e.g. ["fetch", "-u", user, "uid flags", "mailbox", "INBOX"]. */
@@ -73,10 +76,17 @@ export async function startTestBed(options: { dir?: string; dovecotConfig?: stri
     refreshTokenReuse: options.refreshTokenReuse,
   });
   let dovecot: Dovecot;
+  let graph: GraphStandIn;
+  try {
+    graph = await startGraphStandIn({ certFile: certs.certFile, keyFile: certs.keyFile, tokens: (token) => identity.accessTokenInfo(token) });
+  } catch (error) {
+    await identity.close();
+    throw error;
+  }
   try {
     dovecot = await startDovecot({ dir: path.join(dir, "dovecot"), introspectionUrl: identity.introspectionUrl, certFile: certs.certFile, keyFile: certs.keyFile, extraConfig: options.dovecotConfig });
   } catch (error) {
-    await identity.close();
+    await Promise.allSettled([identity.close(), graph.close()]);
     throw error;
   }
   const configFile = path.join(dir, "dovecot", "dovecot.conf");
@@ -90,6 +100,7 @@ export async function startTestBed(options: { dir?: string; dovecotConfig?: stri
     dir,
     certs,
     identity,
+    graph,
     dovecot: Object.assign(dovecot, { countMessages, doveadm }),
     writeDaemonConfig(input, file = path.join(dir, "config.yaml")) {
       const keyFile = path.join(dir, "token.key");
@@ -103,6 +114,7 @@ export async function startTestBed(options: { dir?: string; dovecotConfig?: stri
         log: { level: input.logLevel ?? "info" },
         identity: { tenantId: identity.tenantId, clientId: TEST_CLIENT_ID, authority: identity.authority, caFile: certs.caFile },
         imap: { host: dovecot.host, port: dovecot.port, tls: true, caFile: certs.caFile },
+        graph: { host: graph.origin, caFile: certs.caFile },
         poll: input.poll ?? "2s",
         http: input.http,
         queues: input.queues.map((q) => {
@@ -120,7 +132,7 @@ export async function startTestBed(options: { dir?: string; dovecotConfig?: stri
       return file;
     },
     async close() {
-      await Promise.allSettled([dovecot.close(), identity.close()]);
+      await Promise.allSettled([dovecot.close(), identity.close(), graph.close()]);
       await rm(dir, { recursive: true, force: true });
     },
   };

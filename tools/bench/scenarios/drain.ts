@@ -31,7 +31,7 @@ export interface DrainInput {
   readonly bytes: number;
 }
 
-interface Measure {
+export interface Measure {
   readonly messages: number;
   readonly ms: number;
   readonly maxRssBytes: number;
@@ -126,14 +126,15 @@ async function ceiling(ctx: BenchContext, mailbox: DrainMailbox, token: string, 
   });
 }
 
-async function mailfetchd(ctx: BenchContext, mailboxes: readonly DrainMailbox[], expected: number, label: string): Promise<Measure> {
+/** One drain by the daemon as its own process; `queueOptions` are added to every queue (e.g. `source: graph`). */
+export async function mailfetchd(ctx: BenchContext, mailboxes: readonly DrainMailbox[], expected: number, label: string, queueOptions: Readonly<Record<string, unknown>> = {}): Promise<Measure> {
   const dir = path.join(ctx.workDir, label);
   const configFile = ctx.bed.writeDaemonConfig(
     {
       stateDir: path.join(dir, "state"),
       logLevel: "warn",
       poll: "1h",
-      queues: mailboxes.map((m) => ({ ...m, options: { idle: false, maxMessageSize: "100MB" }, handlers: [{ type: "directory", path: path.join(dir, "out") }] })),
+      queues: mailboxes.map((m) => ({ ...m, options: { idle: false, maxMessageSize: "100MB", ...queueOptions }, handlers: [{ type: "directory", path: path.join(dir, "out") }] })),
     },
     path.join(ctx.workDir, `${label}.yaml`),
   );
