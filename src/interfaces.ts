@@ -47,8 +47,11 @@ interface SourcedMessage {
 export interface FetchedMessage extends SourcedMessage {
   /** The whole message; only its header block when `tooLarge` is set. */
   readonly raw: Buffer;
-  /** Set when the message was above the queue's size cap and was not downloaded. */
-  readonly tooLarge?: { readonly limit: number };
+  /**
+   * Set when only the header block was kept: the message was above the queue's size cap and was
+   * not downloaded, or (`reason`) the source could not serve its body. It is parked as a dead letter.
+   */
+  readonly tooLarge?: { readonly limit: number; readonly reason?: string };
 }
 
 /**

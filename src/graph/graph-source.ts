@@ -20,6 +20,7 @@ import type { Logger, TokenProvider } from "../interfaces.js";
 import type { MailSource } from "../source/mail-source.js";
 import type { MessageLocation, OwedAction } from "../source/message-location.js";
 import type { SpoolSink } from "../source/spool-sink.js";
+import { GRAPH_FULL_ROUND } from "../source/source-kinds.js";
 import { GRAPH_REQUESTS_PER_MAILBOX, GraphAnswerError, GraphClient } from "./graph-client.js";
 import { classifyGraphFailure, isExpiredDelta } from "./graph-errors.js";
 
@@ -78,6 +79,13 @@ export class GraphSource implements MailSource {
     // Actions a crash left owed go first: they are for mail that is durable already.
     await this.takeActions(sink);
     let link = await sink.cursor(folder);
+    if (link === GRAPH_FULL_ROUND) {
+      // An operator retried a parked message (`deadletters retry`): the folder is read again and
+      // the message's body is tried afresh, however often it failed before.
+      this.logger.info({ folder }, "reading the folder again for a dead letter an operator retried; messages already spooled are skipped");
+      this.valueFailures.clear();
+      link = undefined;
+    }
     if (link && !this.client.isOwnLink(link)) {
       this.logger.warn({ folder }, "the stored delta link is not on the configured Graph host (graph.host changed): reading the folder again; messages already spooled are not delivered again");
       link = undefined;
@@ -130,7 +138,14 @@ export class GraphSource implements MailSource {
           if (size > limit) this.logger.error({ item: item.id, size, limit }, "message above maxMessageSize: not downloaded, parked as dead letter");
           else this.logger.error({ item: item.id, size, failures }, "Graph could not serve this message's MIME ($value) in several syncs: parked as a headers-only dead letter");
           const raw = await this.headersOf(item.id);
-          await sink.accept({ location, size, internalDate, raw, tooLarge: { limit: size > limit ? limit : Math.max(0, size - 1) } });
+          const tooLarge =
+            size > limit
+              ? { limit }
+              : {
+                  limit,
+                  reason: `Microsoft Graph could not serve this message's content ($value) in ${failures} syncs (timeouts, server errors or broken transfers): only its headers were kept, and it stays in the mailbox untouched. Handle it in the mailbox, or run \`mailfetchd deadletters retry\` for it once Graph serves it again (the folder is then read again).`,
+                };
+          await sink.accept({ location, size, internalDate, raw, tooLarge });
           continue;
         }
         const accepted = sink.accept({ location, size, internalDate, content: this.download(item.id, size) });

@@ -20,8 +20,10 @@ export function spoolKeyMaterial(location: MessageLocation): readonly string[] {
 /*
  * Graph: the spool key comes from kind, folder and the immutable id (which survives moves
  * within the mailbox). Its cursor is a delta link, which cannot be moved back to one message:
- * cursorBefore answers undefined for it.
+ * the cursor before a Graph message is the empty position, which makes the next sync read the
+ * folder from its start (GRAPH_FULL_ROUND); messages spooled before are skipped by location.
  */
+export const GRAPH_FULL_ROUND = "";
 
 /**
  * The cursor position that makes the next sync fetch `location` again, or undefined when the
@@ -29,5 +31,7 @@ export function spoolKeyMaterial(location: MessageLocation): readonly string[] {
  * for re-fetching on its own.
  */
 export function cursorBefore(location: MessageLocation, position: string | undefined): string | undefined {
-  return location.kind === "imap" ? imapCursorBefore(position, location.item) : undefined;
+  if (location.kind === "imap") return imapCursorBefore(position, location.item);
+  if (location.kind === "graph") return GRAPH_FULL_ROUND;
+  return undefined;
 }

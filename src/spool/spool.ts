@@ -175,7 +175,7 @@ export class Spool {
       contentSha256: written?.sha256 ?? "",
       handlers: options.handlers,
       // A message too large to download is parked at once: handlers cannot have it, an operator must decide.
-      ...(message.tooLarge ? { headersOnly: { stableId: stableIdFromHeaders(queue.address, head, message.size), reason: tooLargeReason(message.size, message.tooLarge.limit) } } : {}),
+      ...(message.tooLarge ? { headersOnly: { stableId: stableIdFromHeaders(queue.address, head, message.size), reason: message.tooLarge.reason ?? tooLargeReason(message.size, message.tooLarge.limit) } } : {}),
       // The server copy of a message that was not downloaded is left alone. Any other is
       // durable by now: written above, or spooled from this very location before.
       ...(options.serverAction && !message.tooLarge ? { serverAction: options.serverAction } : {}),

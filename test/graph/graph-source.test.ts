@@ -176,6 +176,18 @@ describe("Graph as a MailSource", () => {
     const row = fx.db.prepare("SELECT headers_only FROM messages WHERE queue = ? AND item_id = ?").get(queue.name, broken) as { headers_only: number };
     expect(row.headers_only).toBe(1);
     expect(fx.logLines.some((l) => l.includes("could not serve this message's MIME"))).toBe(true);
+    // The dead letter says why: Graph did not serve it (not the size cap).
+    const [parked] = (await spool.deadLetters(queue.name)).filter((d) => d.source.item === broken);
+    expect(parked?.reason).toMatch(/Microsoft Graph could not serve this message's content/);
+    expect(parked?.reason).not.toMatch(/maxMessageSize/);
+
+    // `deadletters retry` once Graph serves it again: the next sync fetches it whole, into the same row.
+    expect(await spool.retryDeadLetter(queue.name, parked!.id)).toBeGreaterThan(0);
+    await source.sync(sink());
+    const refetched = fx.db.prepare("SELECT headers_only, awaiting_refetch FROM messages WHERE queue = ? AND item_id = ?").all(queue.name, broken) as Array<{ headers_only: number; awaiting_refetch: number }>;
+    expect(refetched).toEqual([{ headers_only: 0, awaiting_refetch: 0 }]);
+    expect(spooledItems(queue)).toEqual([...before, broken, ...after]);
+    expect(await spool.deadLetterCount(queue.name)).toBe(0);
   });
 
   it("an outage of Graph fails the sync as retryable (GRAPH_UNAVAILABLE) and loses nothing", async () => {
