@@ -37,6 +37,8 @@ export type ErrorCode =
   | "IMAP_UNAVAILABLE"
   // storage and delivery
   | "SPOOL_WRITE_FAILED"
+  | "STATE_UNAVAILABLE"
+  | "STATE_FENCED"
   | "HANDLER_FAILED"
   | "HANDLER_REJECTED"
   // operating surface (HTTP, status, healthcheck)

@@ -298,5 +298,7 @@ export interface StateStore {
   readonly queueStatus: QueueStatusStore;
   readonly activity: ActivityStore;
   readonly tokenCaches: TokenCacheRows;
+  /** Rejects (STATE_UNAVAILABLE) when the store cannot be read now: the readiness probe (/readyz). */
+  ping(): Promise<void>;
   close(): Promise<void>;
 }
