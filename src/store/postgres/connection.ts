@@ -94,12 +94,26 @@ function passwordOf(url: string | undefined): string | undefined {
 
 /** The store's handle on PostgreSQL: queries and transactions with its errors. */
 export class Connection {
+  private readied?: Promise<void>;
+
+  /** `prepare` runs once before the first statement (the schema's migration), again after it failed. */
   constructor(
     readonly pool: pg.Pool,
     private readonly url: string | undefined,
+    private readonly prepare: () => Promise<void> = async () => undefined,
   ) {}
 
+  /** Resolves once `prepare` has succeeded; a failure is retried by the next call (PostgreSQL back). */
+  ready(): Promise<void> {
+    this.readied ??= this.prepare().catch((error: unknown) => {
+      this.readied = undefined;
+      throw error;
+    });
+    return this.readied;
+  }
+
   async query<T extends pg.QueryResultRow>(doing: string, sql: string, values: unknown[] = []): Promise<T[]> {
+    await this.ready();
     try {
       return (await this.pool.query<T>(sql, values)).rows;
     } catch (cause) {
@@ -109,6 +123,7 @@ export class Connection {
 
   /** Runs `work` in one transaction on one connection; rolls back on any error. */
   async transaction<T>(doing: string, work: (client: pg.PoolClient) => Promise<T>): Promise<T> {
+    await this.ready();
     let client: pg.PoolClient;
     try {
       client = await this.pool.connect();

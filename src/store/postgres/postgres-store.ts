@@ -23,8 +23,6 @@ export interface PostgresStoreOptions extends PostgresConnectionOptions {
   readonly fence?: QueueFence;
   /** Told about connections that break while idle (PostgreSQL restarted): logged, never fatal. */
   readonly onIdleError?: (error: Error) => void;
-  /** Create or migrate the schema (default true); false: a database at an older schema is refused. */
-  readonly migrate?: boolean;
 }
 
 export interface PostgresStateStore extends StateStore {
@@ -33,15 +31,26 @@ export interface PostgresStateStore extends StateStore {
   readonly leases: PostgresQueueLeases;
 }
 
+/** Opens the store and migrates its schema now: rejects when PostgreSQL cannot be reached. */
 export async function openPostgresStore(options: PostgresStoreOptions): Promise<PostgresStateStore> {
-  const pool = createPool(options, options.onIdleError ?? (() => undefined));
-  const db = new Connection(pool, options.url);
+  const store = createPostgresStore(options);
   try {
-    if (options.migrate !== false) await migrate(pool, options.url);
+    await store.ping();
   } catch (error) {
-    await pool.end().catch(() => undefined);
+    await store.close().catch(() => undefined);
     throw error;
   }
+  return store;
+}
+
+/**
+ * The store at once, connecting and migrating on its first call (src/store/open-store.ts opens
+ * stores synchronously): a daemon started while PostgreSQL is down comes up, reports the store
+ * unavailable, and carries on when PostgreSQL answers.
+ */
+export function createPostgresStore(options: PostgresStoreOptions): PostgresStateStore {
+  const pool = createPool(options, options.onIdleError ?? (() => undefined));
+  const db = new Connection(pool, options.url, async () => void (await migrate(pool, options.url)));
   const messages = new PostgresMessages(db, options.fence);
   return {
     kind: "postgres",

@@ -6,7 +6,7 @@
  * The parser reads files: localFile() writes a private scratch copy that release() removes.
  */
 import { createHash, randomBytes } from "node:crypto";
-import { mkdtemp, rm, writeFile } from "node:fs/promises";
+import { mkdir, mkdtemp, rm, writeFile } from "node:fs/promises";
 import { join } from "node:path";
 import type { QueueFence } from "../../cluster/ports.js";
 import { StreamSourceError } from "../../spool/spool-file-writer.js";
@@ -80,6 +80,7 @@ export class PostgresRawMessages implements RawMessageStore {
 
   async localFile(queue: string, key: string): Promise<{ readonly path: string; release(): Promise<void> }> {
     const bytes = await this.read(queue, key);
+    await mkdir(this.scratchDir, { recursive: true, mode: 0o700 });
     const dir = await mkdtemp(join(this.scratchDir, `raw-${randomBytes(3).toString("hex")}-`));
     const path = join(dir, "message.eml");
     await writeFile(path, bytes, { mode: 0o600 });
