@@ -10,7 +10,7 @@ import { createHash } from "node:crypto";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { MailfetchdError } from "../../src/errors.js";
 import { StreamSourceError } from "../../src/spool/spool-file-writer.js";
-import { openPostgresStore, type PostgresStateStore } from "../../src/store/postgres/postgres-store.js";
+import { createPostgresStore, openPostgresStore, type PostgresStateStore } from "../../src/store/postgres/postgres-store.js";
 import { POSTGRES_MIGRATIONS } from "../../src/store/postgres/migrations.js";
 import { startPostgres, type Postgres } from "../../src/testbed/postgres.js";
 
@@ -101,6 +101,23 @@ describe("PostgreSQL store", () => {
     }
     await store.ping();
     expect((await store.queueStatus.get("q1"))?.state).toBe("ok");
+  }, 60_000);
+
+  it("comes up during an outage and creates its schema at its first call once PostgreSQL is back", async () => {
+    const url = await postgres.createDatabase();
+    await postgres.stop();
+    let store: PostgresStateStore;
+    try {
+      store = createPostgresStore({ url });
+      opened.push(store);
+      await expect(store.ping()).rejects.toMatchObject({ code: "STATE_UNAVAILABLE", retryable: true });
+      await expect(store.deliveries.backlog("q1")).rejects.toMatchObject({ code: "STATE_UNAVAILABLE" });
+    } finally {
+      await postgres.start();
+    }
+    expect(await store.deliveries.backlog("q1")).toBe(0);
+    const versions = await postgres.query<{ version: number }>("SELECT version FROM mailfetchd_schema", [], databaseOf(url));
+    expect(versions).toHaveLength(POSTGRES_MIGRATIONS.length);
   }, 60_000);
 
   it("refuses to open with a wrong password, naming neither password", async () => {
