@@ -5,6 +5,8 @@
  * deadline, because anything unfinished is safe to abandon: the spool holds it. reload()
  * applies a new config without a restart: queues added, removed or changed are started or
  * stopped one by one; the state (cursors, spool, token caches) stays where it is.
+ * The state store is opened here (src/store/open-store.ts chooses the adapter) and its ports
+ * are handed down; nothing below sees which store it is.
  */
 import { cleartextUses } from "./config/cleartext.js";
 import type { Config, HandlerConfig, QueueConfig } from "./config/schema.js";
@@ -23,10 +25,10 @@ import { DaemonEvents } from "./events.js";
 import { OperatingSurface } from "./http/operating-surface.js";
 import { handlerName, Poller } from "./queue/poller.js";
 import { QueueActivity } from "./state/queue-activity.js";
-import { QueueStatusStore } from "./state/queue-status-store.js";
 import { SpoolRetention } from "./spool/retention.js";
 import { Spool } from "./spool/spool.js";
-import { openStateDatabase, type StateDatabase } from "./state/database.js";
+import { openStateStore } from "./store/open-store.js";
+import type { QueueStatusStore, StateStore } from "./store/ports.js";
 import { SecretBox } from "./state/secret-box.js";
 import { ConcurrencyLimiter } from "./tokens/identity-http-client.js";
 import { MsalTokenProvider } from "./tokens/msal-token-provider.js";
@@ -67,7 +69,8 @@ interface SharedParts {
 const RESTART_ONLY = ["stateDir", "keyFile", "http", "delivery"] as const;
 
 export class Daemon {
-  private readonly db: StateDatabase;
+  /** Everything kept between runs, behind the store ports (src/store/ports.ts). */
+  private readonly state: StateStore;
   private readonly pipelines = new Map<string, QueuePipeline>();
   private readonly shared: SharedParts;
   readonly events = new DaemonEvents();
@@ -92,13 +95,12 @@ export class Daemon {
     secrets: SecretRegistry,
   ) {
     const box = SecretBox.fromFile(config.keyFile);
-    this.db = openStateDatabase(config.stateDir);
-    const store = new TokenCacheStore(this.db, box, (queue, values) => values.forEach((v, i) => secrets.set(`${queue}:token:${i}`, v)));
-    const spool = (this.spool = new Spool(this.db, config.stateDir));
-    const status = (this.status = new QueueStatusStore(this.db));
-    status.retain(config.queues.map((q) => q.name));
+    const state = (this.state = openStateStore(config));
+    const store = new TokenCacheStore(state.tokenCaches, box, (queue, values) => values.forEach((v, i) => secrets.set(`${queue}:token:${i}`, v)));
+    const spool = (this.spool = new Spool(state, config.stateDir));
+    const status = (this.status = state.queueStatus);
     const events = this.events;
-    this.activity = new QueueActivity(this.db, logger.child({ component: "activity" }));
+    this.activity = new QueueActivity(state.activity, logger.child({ component: "activity" }));
     this.activity.listen(events);
     this.retention = this.createRetention();
     // Parsing in worker threads: a 50 MB message never stalls the other queues' event loop.
@@ -115,11 +117,12 @@ export class Daemon {
         http: config.http,
         events,
         status,
-        spool,
+        retention: state.retention,
+        tokenCaches: state.tokenCaches,
         activity: this.activity,
         stateDir: config.stateDir,
         queues: () => this.config.queues.map((q) => ({ name: q.name, handlers: q.handlers.map(handlerName) })),
-        probeState: () => void this.db.prepare("SELECT 1").get(),
+        probeState: () => state.ping(),
         logger,
       });
     }
@@ -135,9 +138,10 @@ export class Daemon {
   }
 
   private async startOnce(): Promise<void> {
+    await this.status.retain(this.config.queues.map((q) => q.name));
     await this.surface?.listen();
     for (const pipeline of this.pipelines.values()) startPipeline(pipeline);
-    this.signIns.start();
+    await this.signIns.start();
     this.retention.start();
     void this.spool.removeStaleScratch().then((removed) => {
       if (removed > 0) this.logger.info({ removed }, "removed parse scratch directories left by an earlier crash");
@@ -178,9 +182,9 @@ export class Daemon {
       if (this.started) startPipeline(pipeline);
     }
     this.config = applied;
-    this.shared.status.retain(applied.queues.map((q) => q.name));
+    await this.shared.status.retain(applied.queues.map((q) => q.name));
     this.signIns = this.createSignInWatcher();
-    if (this.started) this.signIns.start();
+    if (this.started) await this.signIns.start();
     if (JSON.stringify(previous.retention) !== JSON.stringify(applied.retention)) {
       await this.retention.stop();
       this.retention = this.createRetention();
@@ -214,7 +218,8 @@ export class Daemon {
       limiter,
       logger: log,
       onToken: (expiresOn, info) => {
-        status.recordTokenExpiry(queue.name, expiresOn);
+        // Advisory (status shows it): a failing store must not fail the token that was obtained.
+        status.recordTokenExpiry(queue.name, expiresOn).catch((error: unknown) => log.debug({ err: error }, "could not record the token's expiry"));
         events.emit("token-acquired", { queue: queue.name, expiresOn });
         refresher?.tokenObtained(expiresOn, info);
       },
@@ -270,11 +275,11 @@ export class Daemon {
     }
     // After the deliverers: a parse still running past the deadline is abandoned (redone at the next start).
     await this.parser.close().catch((error: unknown) => this.logger.error({ err: error }, "stopping the parser threads failed"));
-    this.activity.close();
+    await this.activity.close();
     try {
-      this.db.close();
+      await this.state.close();
     } catch (error) {
-      this.logger.error({ err: error }, "closing the state database failed");
+      this.logger.error({ err: error }, "closing the state store failed");
     }
     this.logger.info("mailfetchd stopped");
   }

@@ -9,7 +9,7 @@ import { checkQueue, type StepResult } from "../check/check-chain.js";
 import { loadConfig } from "../config/load.js";
 import type { Config } from "../config/schema.js";
 import { describeError } from "../errors.js";
-import { openStateDatabase } from "../state/database.js";
+import { openStateStore } from "../store/open-store.js";
 import { SecretBox } from "../state/secret-box.js";
 import { ConcurrencyLimiter } from "../tokens/identity-http-client.js";
 import { TokenCacheStore } from "../tokens/token-cache-store.js";
@@ -50,10 +50,10 @@ export function registerCheck(program: Command): void {
     }
     line({ step: "token cache key readable", status: "pass", detail: `${config.keyFile} (encrypting key ${box.activeKeyId})` });
 
-    const db = openStateDatabase(config.stateDir);
+    const state = openStateStore(config);
     let allPassed = true;
     try {
-      const store = new TokenCacheStore(db, box);
+      const store = new TokenCacheStore(state.tokenCaches, box);
       const logger = commandLogger(config);
       const limiter = new ConcurrencyLimiter(1);
       for (const queue of queues) {
@@ -61,7 +61,7 @@ export function registerCheck(program: Command): void {
         allPassed &&= passed;
       }
     } finally {
-      db.close();
+      await state.close();
     }
     process.exitCode = allPassed ? EXIT.OK : EXIT.FAILURE;
   });

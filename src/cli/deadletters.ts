@@ -1,7 +1,7 @@
 /**
  * `mailfetchd deadletters list|show|retry|drop`: the messages a handler rejected for good, or
  * that could not be fetched (too large), with their reasons. Works while the daemon runs
- * (the state database is shared safely); a running daemon picks requeued messages up within
+ * (the state store is shared safely); a running daemon picks requeued messages up within
  * a minute (its deliverer looks at least that often).
  */
 import type { Command } from "commander";
@@ -9,22 +9,22 @@ import { loadConfig } from "../config/load.js";
 import { MailfetchdError } from "../errors.js";
 import { readHeaders } from "../spool/stable-id.js";
 import { Spool, type DeadLetter } from "../spool/spool.js";
-import { openStateDatabase } from "../state/database.js";
+import { openStateStore } from "../store/open-store.js";
 import { configPathOf, withConfigOption } from "./common.js";
 
-/** Runs `use` on the spool of the configured state directory, closing it afterwards. */
+/** Runs `use` on the spool of the configured state store, closing it afterwards. */
 async function withSpool<T>(options: { config?: string }, use: (spool: Spool) => T | Promise<T>): Promise<T> {
   const config = loadConfig(configPathOf(options));
-  const db = openStateDatabase(config.stateDir);
+  const store = openStateStore(config);
   try {
-    return await use(new Spool(db, config.stateDir));
+    return await use(new Spool(store, config.stateDir));
   } finally {
-    db.close();
+    await store.close();
   }
 }
 
-function find(spool: Spool, id: string, queue?: string): DeadLetter[] {
-  const letters = spool.deadLetters(queue).filter((l) => l.id === id);
+async function find(spool: Spool, id: string, queue?: string): Promise<DeadLetter[]> {
+  const letters = (await spool.deadLetters(queue)).filter((l) => l.id === id);
   if (letters.length === 0) {
     throw new MailfetchdError(`No dead letter with id ${id}${queue ? ` in queue ${queue}` : ""}.`, {
       code: "NOT_FOUND",
@@ -42,8 +42,8 @@ export function registerDeadLetters(program: Command): void {
     .option("-q, --queue <name>", "only this queue")
     .option("--json", "JSON instead of a table")
     .action((options: { config?: string; queue?: string; json?: boolean }) =>
-      withSpool(options, (spool) => {
-        const letters = spool.deadLetters(options.queue);
+      withSpool(options, async (spool) => {
+        const letters = await spool.deadLetters(options.queue);
         if (options.json) {
           process.stdout.write(`${JSON.stringify(letters, null, 2)}\n`);
           return;
@@ -62,7 +62,7 @@ export function registerDeadLetters(program: Command): void {
     .option("-q, --queue <name>", "the queue, if the id is in several")
     .action((id: string, options: { config?: string; queue?: string }) =>
       withSpool(options, async (spool) => {
-        const letters = find(spool, id, options.queue);
+        const letters = await find(spool, id, options.queue);
         const first = letters[0]!;
         const raw = await spool.readRaw(first.queue, first.spoolKey).catch(() => undefined);
         const headers = raw ? readHeaders(raw) : new Map<string, string>();
@@ -85,14 +85,14 @@ export function registerDeadLetters(program: Command): void {
       }),
     );
 
-  const decide = (verb: "retry" | "drop", description: string, act: (spool: Spool, queue: string, id: string, handler?: string) => number, done: string) =>
+  const decide = (verb: "retry" | "drop", description: string, act: (spool: Spool, queue: string, id: string, handler?: string) => Promise<number>, done: string) =>
     withConfigOption(group.command(`${verb} <id>`).description(description))
       .option("-q, --queue <name>", "the queue, if the id is in several")
       .option("--handler <name>", "only for this handler")
       .action((id: string, options: { config?: string; queue?: string; handler?: string }) =>
-        withSpool(options, (spool) => {
-          const letters = find(spool, id, options.queue);
-          const count = act(spool, letters[0]!.queue, id, options.handler);
+        withSpool(options, async (spool) => {
+          const letters = await find(spool, id, options.queue);
+          const count = await act(spool, letters[0]!.queue, id, options.handler);
           process.stdout.write(`${done} ${count} deliver${count === 1 ? "y" : "ies"} of ${id}.\n`);
         }),
       );

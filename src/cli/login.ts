@@ -5,7 +5,7 @@
  */
 import type { Command } from "commander";
 import { loadConfig } from "../config/load.js";
-import { openStateDatabase } from "../state/database.js";
+import { openStateStore } from "../store/open-store.js";
 import { SecretBox } from "../state/secret-box.js";
 import { signInWithDeviceCode } from "../tokens/device-code-sign-in.js";
 import { ConcurrencyLimiter } from "../tokens/identity-http-client.js";
@@ -25,9 +25,9 @@ export function registerLogin(program: Command): void {
     if (!queue) return;
     // Before the sign-in, so a missing key is reported before anyone types a code.
     const box = SecretBox.fromFile(config.keyFile);
-    const db = openStateDatabase(config.stateDir);
+    const state = openStateStore(config);
     try {
-      const store = new TokenCacheStore(db, box);
+      const store = new TokenCacheStore(state.tokenCaches, box);
       process.stdout.write(`Signing in queue ${queue.name} (mailbox ${queue.address}). Sign in as ${queue.signIn.user}.\n`);
       const signedIn = await signInWithDeviceCode({
         queue,
@@ -43,7 +43,7 @@ export function registerLogin(program: Command): void {
         );
       }
     } finally {
-      db.close();
+      await state.close();
     }
   });
 }

@@ -5,19 +5,19 @@
  */
 import type { Command } from "commander";
 import { loadConfig } from "../config/load.js";
-import { openStateDatabase } from "../state/database.js";
-import { removeTokenCache } from "../tokens/token-cache-store.js";
+import { openStateStore } from "../store/open-store.js";
 import { configPathOf, withConfigOption } from "./common.js";
 
 export function registerLogout(program: Command): void {
   withConfigOption(
     program.command("logout").argument("<queue>", "the queue's name").description("remove a queue's stored sign-in (token cache)"),
-  ).action((queueName: string, options: { config?: string }) => {
+  ).action(async (queueName: string, options: { config?: string }) => {
     const config = loadConfig(configPathOf(options));
     const queue = config.queues.find((q) => q.name === queueName);
-    const db = openStateDatabase(config.stateDir);
+    // No key needed: the row is removed as it is, sealed.
+    const state = openStateStore(config);
     try {
-      const removed = removeTokenCache(db, queueName);
+      const removed = await state.tokenCaches.remove(queueName);
       process.stdout.write(removed ? `Removed the stored sign-in of queue ${queueName}.\n` : `Queue ${queueName} had no stored sign-in.\n`);
       if (!queue) {
         process.stdout.write(`Note: the config has no queue named '${queueName}'.\n`);
@@ -29,7 +29,7 @@ export function registerLogout(program: Command): void {
         process.stdout.write(`The daemon waits in needs-sign-in for this queue until \`mailfetchd login ${queueName}\`.\n`);
       }
     } finally {
-      db.close();
+      await state.close();
     }
   });
 }

@@ -1,5 +1,5 @@
 /**
- * `mailfetchd status`: every configured queue's health, read from the state database (safe
+ * `mailfetchd status`: every configured queue's health, read from the state store (safe
  * while the daemon runs): state, token expiry, last successful fetch, backlog, dead letters,
  * and the last error with its fix. `--json` prints the same as JSON.
  * Exit 0: every queue is ok; 1: some queue needs attention (not ok, or dead letters waiting),
@@ -9,11 +9,8 @@ import { describeBytes } from "../metrics/size-format.js";
 import type { Command } from "commander";
 import { loadConfig } from "../config/load.js";
 import { attentionHints, currentError, healthToJson, needsAttention, readQueueHealth, type QueueHealth } from "../metrics/queue-health.js";
-import { openStateReadOnly } from "../metrics/state-reader.js";
 import { describeLastSuccess, describeTokenExpiry, relativeTime } from "../metrics/time-format.js";
-import { QueueStatusStore } from "../state/queue-status-store.js";
-import { Spool } from "../spool/spool.js";
-import { QueueActivity } from "../state/queue-activity.js";
+import { openStateStoreReadOnly } from "../store/open-store.js";
 import { configPathOf, EXIT, withConfigOption } from "./common.js";
 
 export function registerStatus(program: Command): void {
@@ -22,17 +19,17 @@ export function registerStatus(program: Command): void {
       .command("status")
       .description("each queue's state, token expiry, last successful fetch, backlog, dead letters and last error with its fix (exit 1 when any needs attention)")
       .option("--json", "print JSON instead of a table"),
-  ).action((options: { config?: string; json?: boolean }) => {
+  ).action(async (options: { config?: string; json?: boolean }) => {
     const config = loadConfig(configPathOf(options));
     const queues = config.queues.map((q) => q.name);
-    const db = openStateReadOnly(config.stateDir);
+    const store = openStateStoreReadOnly(config);
     let health: QueueHealth[];
     try {
-      health = db
-        ? readQueueHealth({ status: new QueueStatusStore(db), spool: new Spool(db, config.stateDir), activity: new QueueActivity(db) }, queues)
+      health = store
+        ? await readQueueHealth({ status: store.queueStatus, retention: store.retention, tokenCaches: store.tokenCaches }, queues)
         : queues.map((queue): QueueHealth => ({ queue, state: "unknown", consecutiveFailures: 0, backlog: 0, deadLetters: 0, spoolBytes: 0 }));
     } finally {
-      db?.close();
+      await store?.close();
     }
     const now = new Date();
     const ok = health.every((h) => !needsAttention(h));
@@ -40,7 +37,7 @@ export function registerStatus(program: Command): void {
       process.stdout.write(`${JSON.stringify({ generatedAt: now.toISOString(), ok, queues: health.map(healthToJson) }, null, 2)}\n`);
     } else {
       process.stdout.write(renderTable(health, now));
-      if (!db) process.stdout.write(`\nNo state yet in ${config.stateDir}: the daemon has not run with this config. Start it: mailfetchd run (or systemctl start mailfetchd).\n`);
+      if (!store) process.stdout.write(`\nNo state yet in ${config.stateDir}: the daemon has not run with this config. Start it: mailfetchd run (or systemctl start mailfetchd).\n`);
     }
     process.exitCode = ok ? EXIT.OK : EXIT.FAILURE;
   });

@@ -43,11 +43,11 @@ export interface HttpSurfaceOptions {
   readonly readiness: ReadinessTracker;
   /** The configured queues now (a reload may change them). */
   readonly queues: () => readonly string[];
-  readonly health: () => QueueHealth[];
+  readonly health: () => Promise<QueueHealth[]>;
   /** Per queue, the last 24 hours' activity for the status page's charts. */
-  readonly charts: () => ReadonlyMap<string, readonly HourActivity[]>;
+  readonly charts: () => Promise<ReadonlyMap<string, readonly HourActivity[]>>;
   /** Throws when the state database cannot be read. */
-  readonly probeState: () => void;
+  readonly probeState: () => Promise<void>;
   readonly version: string;
   readonly logger: Logger;
 }
@@ -156,7 +156,7 @@ async function handle(options: HttpSurfaceOptions, request: IncomingMessage, res
       send(response, 200, "text/plain; charset=utf-8", "ok\n");
       return;
     case "/readyz": {
-      const readiness = options.readiness.check(options.queues(), options.probeState);
+      const readiness = await options.readiness.check(options.queues(), options.probeState);
       send(response, readiness.ready ? 200 : 503, "text/plain; charset=utf-8", readiness.ready ? "ready\n" : `not ready: ${readiness.reason}\n`);
       return;
     }
@@ -166,15 +166,15 @@ async function handle(options: HttpSurfaceOptions, request: IncomingMessage, res
     case "/":
     case "/status": {
       const now = new Date();
-      const ready = options.readiness.check(options.queues(), options.probeState).ready;
+      const ready = (await options.readiness.check(options.queues(), options.probeState)).ready;
       response.setHeader("content-security-policy", STATUS_PAGE_CSP);
       response.setHeader("x-frame-options", "DENY");
-      send(response, 200, "text/html; charset=utf-8", renderStatusPage(options.health(), { now, version: options.version, ready, charts: options.charts() }));
+      send(response, 200, "text/html; charset=utf-8", renderStatusPage(await options.health(), { now, version: options.version, ready, charts: await options.charts() }));
       return;
     }
     case "/status.json": {
-      const readiness = options.readiness.check(options.queues(), options.probeState);
-      const body = { generatedAt: new Date().toISOString(), version: options.version, ready: readiness.ready, queues: options.health().map(healthToJson) };
+      const readiness = await options.readiness.check(options.queues(), options.probeState);
+      const body = { generatedAt: new Date().toISOString(), version: options.version, ready: readiness.ready, queues: (await options.health()).map(healthToJson) };
       send(response, 200, "application/json; charset=utf-8", `${JSON.stringify(body, null, 2)}\n`);
       return;
     }

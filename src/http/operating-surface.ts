@@ -2,7 +2,7 @@
  * What the composition root needs of the HTTP surface in three calls: built with the daemon
  * (so metrics count from the first event), listen() before the first fetch (a port in use
  * stops the start with its fix), markStopping() then close() on the way down (before the
- * state database closes: the pages read it).
+ * state store closes: the pages read it).
  */
 import { packageVersion } from "../support/package-version.js";
 import type { HttpConfig } from "../config/schema.js";
@@ -20,10 +20,10 @@ export interface OperatingSurfaceOptions extends HealthSources {
   /** The configured queues now (a reload may change them). */
   readonly queues: () => ReadonlyArray<{ readonly name: string; readonly handlers: readonly string[] }>;
   /** The status page's 24-hour charts (src/state/queue-activity.ts). */
-  readonly activity: HealthSources["activity"] & { lastDay(queues: readonly string[]): ReadonlyMap<string, readonly HourActivity[]> };
+  readonly activity: { lastDay(queues: readonly string[]): Promise<ReadonlyMap<string, readonly HourActivity[]>> };
   readonly stateDir: string;
-  /** Throws when the state database cannot be read. */
-  readonly probeState: () => void;
+  /** Rejects when the state store cannot be read. */
+  readonly probeState: () => Promise<void>;
   readonly logger: Logger;
 }
 

@@ -29,11 +29,11 @@ export class ReadinessTracker {
     this.events.off("fetch-failed", this.onCycle);
   }
 
-  /** `probeState` throws when the state database cannot be read. */
-  check(queues: readonly string[], probeState: () => void): Readiness {
+  /** `probeState` rejects when the state store cannot be read. */
+  async check(queues: readonly string[], probeState: () => Promise<void>): Promise<Readiness> {
     if (this.stopping) return { ready: false, reason: "stopping" };
     try {
-      probeState();
+      await probeState();
     } catch (error) {
       return { ready: false, reason: `the state database cannot be read (${(error as Error).message})` };
     }

@@ -60,7 +60,7 @@ export class IdleWatcher {
     private readonly onNewMail: () => void,
     private readonly logger: Logger,
     /** Called with the folder as each new session found it: the caller catches up if it must. */
-    private readonly onSessionOpen?: (folder: ProbedFolder) => void,
+    private readonly onSessionOpen?: (folder: ProbedFolder) => void | Promise<void>,
   ) {}
 
   start(): void {
@@ -144,7 +144,7 @@ export class IdleWatcher {
       this.ready = true;
       // Mail may have arrived while no session was held: the EXAMINE's answer tells.
       const folder = opened.uidNext !== undefined && opened.uidValidity !== undefined ? { uidValidity: String(opened.uidValidity), uidNext: opened.uidNext, messages: opened.exists ?? 0 } : undefined;
-      if (this.onSessionOpen && folder) this.onSessionOpen(folder);
+      if (this.onSessionOpen && folder) await this.onSessionOpen(folder);
       else this.onNewMail();
       const lifetime = tokenExpiresOn.getTime() - Date.now() - TOKEN_REFRESH_MARGIN_MS - Math.random() * 60_000;
       // Up to 5 minutes early at random: 1,000 sessions opened together must not all renew (and

@@ -83,7 +83,7 @@ export class ImapMailbox {
       throw classifyImapError(error, this.queue.name, { folder, host: this.queue.imap.host });
     }
     const state: ImapFolderState = { folder, uidValidity: String(mailbox.uidValidity), uidNext: mailbox.uidNext };
-    const cursor = parseImapCursor(target.cursor(folder));
+    const cursor = parseImapCursor(await target.cursor(folder));
     let lastUid = cursor?.lastUid ?? 0;
     if (!cursor || cursor.uidValidity !== state.uidValidity) {
       if (cursor) {
@@ -94,10 +94,10 @@ export class ImapMailbox {
       }
       lastUid = 0;
       // The folder's UIDVALIDITY is new (or first seen): it is read again from UID 1.
-      target.restart(folder, imapCursorPosition({ uidValidity: state.uidValidity, lastUid: 0 }));
-      const stale = target.pendingActions(folder).filter((owed) => parseImapItem(owed.item)?.uidValidity !== state.uidValidity);
+      await target.restart(folder, imapCursorPosition({ uidValidity: state.uidValidity, lastUid: 0 }));
+      const stale = (await target.pendingActions(folder)).filter((owed) => parseImapItem(owed.item)?.uidValidity !== state.uidValidity);
       // Actions owed under an old UIDVALIDITY cannot be addressed any more: the UIDs mean nothing now.
-      const dropped = stale.length > 0 ? target.dropActions(folder, stale.map((owed) => owed.item)) : 0;
+      const dropped = stale.length > 0 ? await target.dropActions(folder, stale.map((owed) => owed.item)) : 0;
       if (dropped > 0) this.logger.warn({ dropped }, "server-side actions owed under the old UIDVALIDITY cannot be taken any more");
     }
 
@@ -230,7 +230,7 @@ export class ImapMailbox {
   private async takeActions(client: ImapFlow, target: SpoolSink, uidValidity: string): Promise<number> {
     const folder = this.queue.folder;
     // Only this UIDVALIDITY's: an action owed under another one is dropped when the change is seen.
-    const pending = target.pendingActions(folder).flatMap((owed) => {
+    const pending = (await target.pendingActions(folder)).flatMap((owed) => {
       const location = parseImapItem(owed.item);
       return location?.uidValidity === uidValidity ? [{ ...owed, uid: location.uid }] : [];
     });
@@ -253,7 +253,7 @@ export class ImapMailbox {
         // UID EXPUNGE where UIDPLUS is offered, so only these messages are expunged.
         await client.messageDelete(range, { uid: true });
       }
-      target.actionsDone(folder, actions.map((a) => a.item));
+      await target.actionsDone(folder, actions.map((a) => a.item));
       this.logger.debug({ action, count: uids.length }, "server-side action taken");
     }
     return pending.length;

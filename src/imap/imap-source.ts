@@ -33,7 +33,7 @@ export class ImapSource implements MailSource {
   }
 
   watch(signals: WatchSignals, spool: SpoolView): SourceWatch {
-    const watcher = new IdleWatcher(this.queue, this.mailbox, () => signals.newMail(), this.logger, (folder) => signals.sessionOpened(this.spoolHasAll(folder, spool)));
+    const watcher = new IdleWatcher(this.queue, this.mailbox, () => signals.newMail(), this.logger, async (folder) => signals.sessionOpened(await this.spoolHasAll(folder, spool)));
     this.watcher = watcher;
     return {
       start: () => watcher.start(),
@@ -49,13 +49,13 @@ export class ImapSource implements MailSource {
    * above it (UIDNEXT - 1 <= lastUid), no server-side action owed. A cursor moved back
    * (`deadletters retry` of a too-large message) is below UIDNEXT - 1: false, so a full cycle.
    */
-  private spoolHasAll(seen: ProbedFolder, spool: SpoolView): boolean {
+  private async spoolHasAll(seen: ProbedFolder, spool: SpoolView): Promise<boolean> {
     const { folder, afterSpool } = this.queue;
     try {
-      const cursor = parseImapCursor(spool.cursor(folder));
+      const cursor = parseImapCursor(await spool.cursor(folder));
       if (!cursor || cursor.uidValidity !== seen.uidValidity || seen.uidNext - 1 > cursor.lastUid) return false;
       // A `keep` queue's folder is opened read-only: actions are never taken there, so none can be owed.
-      return afterSpool.action === "keep" || spool.pendingActions(folder).length === 0;
+      return afterSpool.action === "keep" || (await spool.pendingActions(folder)).length === 0;
     } catch {
       return false; // the full cycle meets the same storage failure and reports it
     }

@@ -9,8 +9,8 @@
 import { statfsSync } from "node:fs";
 import { collectDefaultMetrics, Counter, Gauge, Histogram, Registry } from "prom-client";
 import type { DaemonEventMap, DaemonEvents } from "../events.js";
-import type { QueueState } from "../state/queue-status-store.js";
-import { readQueueHealth, type HealthSources } from "./queue-health.js";
+import type { QueueState } from "../store/ports.js";
+import { readQueueHealth, type HealthSources, type QueueHealth } from "./queue-health.js";
 
 /** Every state a queue can be in, so a state gauge reads 0 for the others (alerting on `== 1`). */
 const QUEUE_STATES: readonly (QueueState | "unknown")[] = ["unknown", "starting", "ok", "retrying", "needs-password", "needs-sign-in", "needs-admin", "misconfigured"];
@@ -121,7 +121,7 @@ export class DaemonMetrics {
   private defineScrapeGauges(registers: Registry[]): void {
     const sources = this.sources;
     const health = () => readQueueHealth(sources, sources.queues().map((q) => q.name));
-    // One read of the database per scrape, shared by the gauges below.
+    // One read of the state store per scrape, shared by the gauges below.
     let snapshot: { scrape: number; health: ReturnType<typeof health> } | undefined;
     const current = () => {
       if (snapshot?.scrape !== this.scrapes) snapshot = { scrape: this.scrapes, health: health() };
@@ -129,15 +129,16 @@ export class DaemonMetrics {
     };
     const seconds = (date: Date | undefined) => (date ? date.getTime() / 1000 : undefined);
 
-    const gauge = (name: string, help: string, labelNames: string[], fill: (g: Gauge) => void) =>
+    const gauge = (name: string, help: string, labelNames: string[], fill: (g: Gauge, health: QueueHealth[]) => void) =>
       new Gauge({
         name,
         help,
         labelNames,
         registers,
-        collect() {
+        async collect() {
+          const values = await current();
           this.reset();
-          fill(this);
+          fill(this, values);
         },
       });
 
@@ -145,18 +146,18 @@ export class DaemonMetrics {
       "mailfetchd_queue_state",
       "1 for the queue's current state, 0 for the others",
       ["queue", "state"],
-      (g) => {
-        for (const q of current()) for (const state of QUEUE_STATES) g.set({ queue: q.queue, state }, q.state === state ? 1 : 0);
+      (g, queues) => {
+        for (const q of queues) for (const state of QUEUE_STATES) g.set({ queue: q.queue, state }, q.state === state ? 1 : 0);
       },
     );
-    gauge("mailfetchd_token_expiry_timestamp_seconds", "When the queue's current access token expires (Unix time); it is refreshed before", ["queue"], (g) => {
-      for (const q of current()) {
+    gauge("mailfetchd_token_expiry_timestamp_seconds", "When the queue's current access token expires (Unix time); it is refreshed before", ["queue"], (g, queues) => {
+      for (const q of queues) {
         const value = seconds(q.tokenExpiresAt);
         if (value !== undefined) g.set({ queue: q.queue }, value);
       }
     });
-    gauge("mailfetchd_last_success_timestamp_seconds", "When the queue's last fetch cycle succeeded (Unix time)", ["queue"], (g) => {
-      for (const q of current()) {
+    gauge("mailfetchd_last_success_timestamp_seconds", "When the queue's last fetch cycle succeeded (Unix time)", ["queue"], (g, queues) => {
+      for (const q of queues) {
         const value = seconds(q.lastSuccessAt);
         if (value !== undefined) g.set({ queue: q.queue }, value);
       }
@@ -167,32 +168,32 @@ export class DaemonMetrics {
       "mailfetchd_last_success_age_seconds",
       "Seconds since the queue's last successful fetch cycle (since this daemon started, when it never had one)",
       ["queue"],
-      (g) => {
-        for (const q of current()) g.set({ queue: q.queue }, age(q.lastSuccessAt ?? this.startedAt));
+      (g, queues) => {
+        for (const q of queues) g.set({ queue: q.queue }, age(q.lastSuccessAt ?? this.startedAt));
       },
     );
-    gauge("mailfetchd_oldest_undelivered_age_seconds", "Seconds the oldest message waiting for a handler has been in the spool (0: none waits; dead letters not included)", ["queue"], (g) => {
-      for (const q of current()) g.set({ queue: q.queue }, q.oldestUndeliveredAt ? age(q.oldestUndeliveredAt) : 0);
+    gauge("mailfetchd_oldest_undelivered_age_seconds", "Seconds the oldest message waiting for a handler has been in the spool (0: none waits; dead letters not included)", ["queue"], (g, queues) => {
+      for (const q of queues) g.set({ queue: q.queue }, q.oldestUndeliveredAt ? age(q.oldestUndeliveredAt) : 0);
     });
     gauge(
       "mailfetchd_refresh_token_age_seconds",
       "Seconds since the queue's stored sign-in (refresh token) was last used; Microsoft revokes it after 90 days unused. Absent without a stored sign-in",
       ["queue"],
-      (g) => {
-        for (const q of current()) if (q.signInRenewedAt) g.set({ queue: q.queue }, age(q.signInRenewedAt));
+      (g, queues) => {
+        for (const q of queues) if (q.signInRenewedAt) g.set({ queue: q.queue }, age(q.signInRenewedAt));
       },
     );
-    gauge("mailfetchd_consecutive_failures", "Fetch cycles failed in a row", ["queue"], (g) => {
-      for (const q of current()) g.set({ queue: q.queue }, q.consecutiveFailures);
+    gauge("mailfetchd_consecutive_failures", "Fetch cycles failed in a row", ["queue"], (g, queues) => {
+      for (const q of queues) g.set({ queue: q.queue }, q.consecutiveFailures);
     });
-    gauge("mailfetchd_spool_backlog", "Deliveries spooled and waiting for a handler", ["queue"], (g) => {
-      for (const q of current()) g.set({ queue: q.queue }, q.backlog);
+    gauge("mailfetchd_spool_backlog", "Deliveries spooled and waiting for a handler", ["queue"], (g, queues) => {
+      for (const q of queues) g.set({ queue: q.queue }, q.backlog);
     });
-    gauge("mailfetchd_spool_bytes", "Bytes of raw messages held in the spool (delivered ones until retention prunes them)", ["queue"], (g) => {
-      for (const q of current()) g.set({ queue: q.queue }, q.spoolBytes);
+    gauge("mailfetchd_spool_bytes", "Bytes of raw messages held in the spool (delivered ones until retention prunes them)", ["queue"], (g, queues) => {
+      for (const q of queues) g.set({ queue: q.queue }, q.spoolBytes);
     });
-    gauge("mailfetchd_dead_letters", "Deliveries parked for good, waiting for an operator (mailfetchd deadletters)", ["queue"], (g) => {
-      for (const q of current()) g.set({ queue: q.queue }, q.deadLetters);
+    gauge("mailfetchd_dead_letters", "Deliveries parked for good, waiting for an operator (mailfetchd deadletters)", ["queue"], (g, queues) => {
+      for (const q of queues) g.set({ queue: q.queue }, q.deadLetters);
     });
     // The spool, the state database and parse scratch files share state.dir's file system.
     const filesystem = () => {

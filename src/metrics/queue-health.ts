@@ -2,7 +2,7 @@
  * Each configured queue's health at a glance, read from the state database: what the status
  * page, /status.json, /metrics and `mailfetchd status` all show, so they never disagree.
  */
-import type { QueueState, QueueStatus } from "../state/queue-status-store.js";
+import type { QueueState, QueueStatusStore, RetentionStore, TokenCacheRows } from "../store/ports.js";
 
 /** "unknown": no fetch has been recorded for the queue yet (the daemon never ran it). */
 export type HealthState = QueueState | "unknown";
@@ -26,21 +26,33 @@ export interface QueueHealth {
   readonly signInRenewedAt?: Date;
 }
 
-/** Where the numbers come from; the daemon's QueueStatusStore and Spool, or read-only copies. */
+/**
+ * Where the numbers come from: the state store's ports (the daemon's store, or one opened
+ * read-only by `status`). Each is asked once for every queue, never once per queue.
+ */
 export interface HealthSources {
-  readonly status: { get(queue: string): QueueStatus | undefined };
-  /** Every queue's totals in one go (src/spool/spool.ts queueTotals). */
-  readonly spool: { queueTotals(): ReadonlyMap<string, { readonly backlog: number; readonly deadLetters: number; readonly spoolBytes: number }> };
-  /** One query each for every queue (src/state/queue-activity.ts). */
-  readonly activity: { oldestUndelivered(): ReadonlyMap<string, Date>; signInRenewed(): ReadonlyMap<string, Date> };
+  readonly status: Pick<QueueStatusStore, "all">;
+  /** Totals and the oldest waiting message of every queue, in grouped queries. */
+  readonly retention: Pick<RetentionStore, "totals" | "oldestUndelivered">;
+  /**
+   * When each stored sign-in was last written: MSAL writes the cache on every token response,
+   * so this is when the refresh token was last used (and rotated). Microsoft revokes a refresh
+   * token unused for 90 days (AADSTS700082).
+   */
+  readonly tokenCaches: Pick<TokenCacheRows, "versions">;
 }
 
-export function readQueueHealth(sources: HealthSources, queues: readonly string[]): QueueHealth[] {
-  const oldestUndelivered = sources.activity.oldestUndelivered();
-  const signInRenewed = sources.activity.signInRenewed();
-  const totals = sources.spool.queueTotals();
+export async function readQueueHealth(sources: HealthSources, queues: readonly string[]): Promise<QueueHealth[]> {
+  const [statuses, oldestUndelivered, versions, totals] = await Promise.all([
+    sources.status.all(),
+    sources.retention.oldestUndelivered(),
+    sources.tokenCaches.versions(),
+    sources.retention.totals(),
+  ]);
+  const byQueue = new Map(statuses.map((status) => [status.queue, status]));
   return queues.map((queue) => {
-    const status = sources.status.get(queue);
+    const status = byQueue.get(queue);
+    const renewed = versions.get(queue);
     const total = totals.get(queue);
     return {
       queue,
@@ -53,7 +65,7 @@ export function readQueueHealth(sources: HealthSources, queues: readonly string[
       deadLetters: total?.deadLetters ?? 0,
       spoolBytes: total?.spoolBytes ?? 0,
       oldestUndeliveredAt: oldestUndelivered.get(queue),
-      signInRenewedAt: signInRenewed.get(queue),
+      signInRenewedAt: renewed === undefined ? undefined : new Date(renewed),
     };
   });
 }

@@ -82,7 +82,7 @@ export class Deliverer {
     let storageFailures = 0;
     while (!signal.aborted) {
       try {
-        const due = this.spool.dueDeliveries(this.queue.name, Date.now(), BATCH);
+        const due = await this.spool.dueDeliveries(this.queue.name, Date.now(), BATCH);
         if (due.length === 0) {
           await this.idle(signal);
           continue;
@@ -100,8 +100,8 @@ export class Deliverer {
     }
   }
 
-  private idle(signal: AbortSignal): Promise<void> {
-    const next = this.spool.nextDueAt(this.queue.name);
+  private async idle(signal: AbortSignal): Promise<void> {
+    const next = await this.spool.nextDueAt(this.queue.name);
     const waitMs = next === undefined ? 60_000 : Math.max(0, next - Date.now());
     const woken = new AbortController();
     this.wakeUp = () => woken.abort();
@@ -114,7 +114,7 @@ export class Deliverer {
       await this.deliverEach(groups, signal);
     } finally {
       // Before the next look for due deliveries, which must not see these as still pending.
-      this.flushDelivered();
+      await this.flushDelivered();
     }
   }
 
@@ -124,18 +124,18 @@ export class Deliverer {
    * commit costs a repeat of those deliveries, which at-least-once allows and the stable id
    * makes recognisable; it never loses one.
    */
-  private recordDelivered(delivery: DueDelivery): void {
+  private async recordDelivered(delivery: DueDelivery): Promise<void> {
     this.unrecorded.push(delivery);
     this.unrecordedSince ??= Date.now();
-    if (this.unrecorded.length >= RECORD_BATCH || Date.now() - this.unrecordedSince >= RECORD_WITHIN_MS) this.flushDelivered();
+    if (this.unrecorded.length >= RECORD_BATCH || Date.now() - this.unrecordedSince >= RECORD_WITHIN_MS) await this.flushDelivered();
   }
 
-  private flushDelivered(): void {
+  private async flushDelivered(): Promise<void> {
     if (this.unrecorded.length === 0) return;
     const batch = this.unrecorded;
     this.unrecorded = [];
     this.unrecordedSince = undefined;
-    this.spool.markDeliveredMany(batch);
+    await this.spool.markDeliveredMany(batch);
   }
 
   /**
@@ -187,7 +187,7 @@ export class Deliverer {
     try {
       const parsed = await this.parse(group[0]!, scratchDir);
       if (signal.aborted || parsed === undefined) return;
-      const stableId = this.stableIdOf(group[0]!, parsed);
+      const stableId = await this.stableIdOf(group[0]!, parsed);
       if (stableId === undefined) return;
       await this.deliverMessage(group, stableId, parsed, signal);
     } finally {
@@ -200,10 +200,10 @@ export class Deliverer {
    * body could not be parsed, its exact bytes). Undefined when the message turns out to be a
    * repeat of another message in the spool: its deliveries are done, the other copy is delivered.
    */
-  private stableIdOf(delivery: DueDelivery, parsed: ParsedMessage): string | undefined {
+  private async stableIdOf(delivery: DueDelivery, parsed: ParsedMessage): Promise<string | undefined> {
     if (delivery.stableId !== undefined) return delivery.stableId;
     const contentId = stableIdOfParsed(this.queue.address, parsed.contentFingerprint, delivery.contentSha256);
-    const { stableId, repeatOf } = this.spool.assignStableId(this.queue.name, delivery, contentId);
+    const { stableId, repeatOf } = await this.spool.assignStableId(this.queue.name, delivery, contentId);
     if (repeatOf === undefined) return stableId;
     this.logger.info({ messageId: stableId, item: delivery.location.item, repeatOf }, "same content as a message already in the spool; not delivered again");
     this.events.emit("repeat-recognised", { queue: this.queue.name, id: stableId });
@@ -217,7 +217,14 @@ export class Deliverer {
    */
   private async parse(delivery: DueDelivery, scratchDir: string): Promise<ParsedMessage | undefined> {
     try {
-      if (this.parser.parseFile) return await this.parser.parseFile(this.spool.rawFile(this.queue.name, delivery.spoolKey), { scratchDir, queue: this.queue.name });
+      if (this.parser.parseFile) {
+        const local = await this.spool.rawFile(this.queue.name, delivery.spoolKey);
+        try {
+          return await this.parser.parseFile(local.path, { scratchDir, queue: this.queue.name });
+        } finally {
+          await local.release();
+        }
+      }
       return await this.parser.parse(await this.spool.readRaw(this.queue.name, delivery.spoolKey));
     } catch (error) {
       if (this.stopping.signal.aborted) return undefined;
@@ -228,27 +235,33 @@ export class Deliverer {
     }
   }
 
-  /** The spool file as a RawMessage; rejects when it is missing or unreadable. */
-  private async rawMessage(spoolKey: string): Promise<RawMessage> {
-    const file = this.spool.rawFile(this.queue.name, spoolKey);
-    const { size } = await stat(file);
-    await access(file, constants.R_OK);
-    return rawMessageFromFile(file, size);
+  /** The spool file as a RawMessage, and its release once the handlers are done; rejects when it is missing or unreadable. */
+  private async rawMessage(spoolKey: string): Promise<{ raw: RawMessage; release(): Promise<void> }> {
+    const local = await this.spool.rawFile(this.queue.name, spoolKey);
+    try {
+      const { size } = await stat(local.path);
+      await access(local.path, constants.R_OK);
+      return { raw: rawMessageFromFile(local.path, size), release: () => local.release() };
+    } catch (error) {
+      await local.release();
+      throw error;
+    }
   }
 
   private async deliverMessage(group: DueDelivery[], id: string, parsed: ParsedMessage, signal: AbortSignal): Promise<void> {
     const first = group[0]!;
     const log = this.logger.child({ messageId: id });
     let raw: RawMessage;
+    let release: () => Promise<void>;
     try {
       // The spool file itself, not its bytes: handlers read it only if they need it in memory.
-      raw = await this.rawMessage(first.spoolKey);
+      ({ raw, release } = await this.rawMessage(first.spoolKey));
     } catch (error) {
       // The spool file is written before the row that points at it; a missing file means the
       // state directory was tampered with. Park the pair rather than loop on it.
       for (const delivery of group) {
         const reason = `spool file unreadable: ${describeError(error)}`;
-        this.spool.markDead(delivery.seq, delivery.handler, reason);
+        await this.spool.markDead(delivery.seq, delivery.handler, reason);
         this.events.emit("dead-lettered", { queue: this.queue.name, id, handler: delivery.handler, reason });
       }
       log.error({ err: error }, "spooled message file is unreadable; parked as dead letter");
@@ -265,11 +278,20 @@ export class Deliverer {
       raw,
       parsed: forHandlers,
     };
+    try {
+      await this.deliverToHandlers(group, id, message, log, signal);
+    } finally {
+      await release();
+    }
+  }
+
+  private async deliverToHandlers(group: DueDelivery[], id: string, message: Parameters<Handler["deliver"]>[0], log: Logger, signal: AbortSignal): Promise<void> {
+    const first = group[0]!;
     for (const delivery of group) {
       const handler = this.handlers.get(delivery.handler);
       if (!handler) {
         const reason = `handler '${delivery.handler}' is no longer configured`;
-        this.spool.markDead(delivery.seq, delivery.handler, reason);
+        await this.spool.markDead(delivery.seq, delivery.handler, reason);
         this.events.emit("dead-lettered", { queue: this.queue.name, id, handler: delivery.handler, reason });
         continue;
       }
@@ -277,7 +299,7 @@ export class Deliverer {
       const started = Date.now();
       try {
         await handler.deliver(message, { signal, logger: log.child({ handler: handler.name }), attempt });
-        this.recordDelivered(delivery);
+        await this.recordDelivered(delivery);
         const durationMs = Date.now() - started;
         log.debug({ handler: handler.name, attempt, ms: durationMs, item: first.location.item }, "delivered");
         this.events.emit("delivered", { queue: this.queue.name, id, handler: handler.name, attempt, durationMs, arrivedAt: first.internalDate });
@@ -286,11 +308,11 @@ export class Deliverer {
         if (isRetryable(error)) {
           // The failing party's own estimate (Retry-After) is a floor: sooner is sure to fail again.
           const delay = Math.max(backoffDelay(attempt, RETRY), error instanceof MailfetchdError ? (error.retryAfterMs ?? 0) : 0);
-          this.spool.markRetry(delivery.seq, delivery.handler, reason, Date.now() + delay);
+          await this.spool.markRetry(delivery.seq, delivery.handler, reason, Date.now() + delay);
           log.warn({ handler: handler.name, attempt, retryInMs: delay, reason }, "delivery failed; will retry");
           this.events.emit("delivery-failed", { queue: this.queue.name, id, handler: handler.name, attempt, retryInMs: delay, reason });
         } else {
-          this.spool.markDead(delivery.seq, delivery.handler, reason);
+          await this.spool.markDead(delivery.seq, delivery.handler, reason);
           log.error({ handler: handler.name, attempt, reason }, "handler rejected the message; parked as dead letter");
           this.events.emit("dead-lettered", { queue: this.queue.name, id, handler: handler.name, reason });
         }

@@ -18,7 +18,7 @@ import type { DaemonEvents } from "../events.js";
 import type { Logger } from "../interfaces.js";
 import type { MailSource } from "../source/mail-source.js";
 import type { Spool } from "../spool/spool.js";
-import type { QueueState, QueueStatusStore } from "../state/queue-status-store.js";
+import type { QueueState, QueueStatusStore } from "../store/ports.js";
 import { queueStateOf } from "../tokens/identity-errors.js";
 import { cycleWhenSessionOpens, decidePoll, firstSafetyNet, nextPollDelay, scheduleAfterRecovery } from "./poll-policy.js";
 import { QueueSpoolSink } from "./queue-spool-sink.js";
@@ -146,7 +146,7 @@ export class Poller {
       await this.cycle;
       return;
     }
-    this.succeeded(0, 0, { probed: true });
+    await this.succeeded(0, 0, { probed: true });
   }
 
   /**
@@ -201,14 +201,14 @@ export class Poller {
     const sink = this.newSink();
     try {
       await this.deps.source.sync(sink);
-      this.succeeded(sink.fetched, sink.spooled);
+      await this.succeeded(sink.fetched, sink.spooled);
     } catch (raw) {
-      this.failed(toFetchError(raw));
+      await this.failed(toFetchError(raw));
     }
   }
 
   /** `probed`: a poll the IDLE session answered (nothing new, no connection of its own): a successful look all the same. */
-  private succeeded(fetched: number, spooled: number, how: { probed?: true } = {}): void {
+  private async succeeded(fetched: number, spooled: number, how: { probed?: true } = {}): Promise<void> {
     const at = new Date();
     const { logger, status, events } = this.deps;
     if (this.consecutiveFailures > 0) {
@@ -220,7 +220,7 @@ export class Poller {
     this.consecutiveFailures = 0;
     this.lastError = undefined;
     try {
-      status.recordSuccess(this.queue.name, at);
+      await status.recordSuccess(this.queue.name, at);
     } catch (storageError) {
       logger.warn({ err: storageError }, "could not record the queue's status");
     }
@@ -231,14 +231,14 @@ export class Poller {
     else logger.debug({ fetched }, "poll: nothing new");
   }
 
-  private failed(error: MailfetchdError): void {
+  private async failed(error: MailfetchdError): Promise<void> {
     const at = new Date();
     const { logger, status, events } = this.deps;
     const changed = this.lastError?.code !== error.code;
     const state = queueStateOf(error.code);
     this.lastError = error;
     try {
-      this.consecutiveFailures = status.recordFailure(this.queue.name, state, error, at);
+      this.consecutiveFailures = await status.recordFailure(this.queue.name, state, error, at);
     } catch (storageError) {
       // The state database may be the very thing failing (disk full): keep counting in memory.
       this.consecutiveFailures++;
@@ -262,6 +262,10 @@ export class Poller {
 
 /** Anything thrown by a cycle, as a MailfetchdError: storage failures are named as such. */
 function toFetchError(raw: unknown): MailfetchdError {
+  // The state store failed under the sync (disk full, read-only, unreachable): named as a spool write failure, as always.
+  if (raw instanceof MailfetchdError && raw.code === "STATE_UNAVAILABLE") {
+    return new MailfetchdError(raw.message, { code: "SPOOL_WRITE_FAILED", retryable: true, fix: raw.fix, cause: raw });
+  }
   if (raw instanceof MailfetchdError) return raw;
   const code = (raw as { code?: unknown })?.code;
   if (typeof code === "string" && code.startsWith("SQLITE_")) {

@@ -33,12 +33,12 @@ export class QueueSpoolSink implements SpoolSink {
     };
   }
 
-  cursor(folder: string): string | undefined {
+  cursor(folder: string): Promise<string | undefined> {
     return this.spool.cursor(this.queue.name, this.kind, folder);
   }
 
-  restart(folder: string, position: string): void {
-    this.spool.restartCursor(this.queue.name, this.kind, folder, position);
+  restart(folder: string, position: string): Promise<void> {
+    return this.spool.restartCursor(this.queue.name, this.kind, folder, position);
   }
 
   async accept(message: FetchedMessage | StreamedMessage): Promise<void> {
@@ -57,15 +57,15 @@ export class QueueSpoolSink implements SpoolSink {
     return this.spool.advanceCursor(this.queue.name, this.kind, folder, position);
   }
 
-  pendingActions(folder: string): OwedAction[] {
+  pendingActions(folder: string): Promise<OwedAction[]> {
     return this.spool.pendingServerActions(this.queue.name, this.kind, folder);
   }
 
-  actionsDone(folder: string, items: readonly string[]): void {
-    this.spool.serverActionsDone(this.queue.name, this.kind, folder, items);
+  async actionsDone(folder: string, items: readonly string[]): Promise<void> {
+    await this.spool.serverActionsDone(this.queue.name, this.kind, folder, items);
   }
 
-  dropActions(folder: string, items: readonly string[]): number {
+  dropActions(folder: string, items: readonly string[]): Promise<number> {
     return this.spool.serverActionsDone(this.queue.name, this.kind, folder, items);
   }
 }

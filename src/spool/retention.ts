@@ -38,12 +38,12 @@ export class SpoolRetention {
   private async prune(now: number): Promise<{ pruned: number; forgotten: number }> {
     let pruned = 0;
     for (;;) {
-      const batch = this.spool.prunable(now - this.retention.keepDeliveredMs, BATCH);
+      const batch = await this.spool.prunable(now - this.retention.keepDeliveredMs, BATCH);
       for (const message of batch) await this.spool.prune(message);
       pruned += batch.length;
       if (batch.length < BATCH) break;
     }
-    const forgotten = this.spool.forget(now - this.retention.forgetAfterMs);
+    const forgotten = await this.spool.forget(now - this.retention.forgetAfterMs);
     if (pruned > 0 || forgotten > 0) this.logger.info({ pruned, forgotten }, "spool retention ran");
     return { pruned, forgotten };
   }

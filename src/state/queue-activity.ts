@@ -1,16 +1,16 @@
 /**
- * What the operators' pictures need beyond the queue status row: per queue and UTC hour, how
- * many deliveries a handler accepted and how many attempts failed (the status page's 24-hour
- * chart), the oldest message not yet delivered, and when each stored sign-in was last renewed.
+ * The status page's 24-hour chart: per queue and UTC hour, how many deliveries a handler
+ * accepted and how many attempts failed. (The oldest message not yet delivered and when each
+ * stored sign-in was last renewed come straight from the store's ports: src/metrics/queue-health.ts.)
  *
- * Counts are kept in memory and written in one transaction every FLUSH_MS and on close: one
- * small write every few seconds rather than one per delivery. They are advisory (a picture):
- * a crash costs at most the last few seconds of the chart, never a message.
- * The read queries work on a read-only database too (`mailfetchd status`).
+ * Counts are kept in memory and written through the ActivityStore (src/store/ports.ts) in one
+ * transaction every FLUSH_MS and on close: one small write every few seconds rather than one
+ * per delivery. They are advisory (a picture): a crash costs at most the last few seconds of
+ * the chart, never a message. Reading works on a read-only store too (`mailfetchd status`).
  */
 import type { DaemonEvents } from "../events.js";
 import type { Logger } from "../interfaces.js";
-import type { StateDatabase } from "./database.js";
+import type { ActivityStore, HourCounts } from "../store/ports.js";
 
 export const HOUR_MS = 3_600_000;
 /** The chart's span, in hours. */
@@ -40,7 +40,7 @@ export class QueueActivity {
   private readonly unsubscribe: Array<() => void> = [];
 
   constructor(
-    private readonly db: StateDatabase,
+    private readonly store: ActivityStore,
     private readonly logger?: Logger,
     private readonly now: () => number = Date.now,
   ) {}
@@ -56,7 +56,7 @@ export class QueueActivity {
     on("delivery-failed", "deliveryFailures");
     on("dead-lettered", "deliveryFailures");
     on("fetch-failed", "fetchFailures");
-    this.timer = setInterval(() => this.flush(), FLUSH_MS);
+    this.timer = setInterval(() => void this.flush(), FLUSH_MS);
     this.timer.unref();
   }
 
@@ -68,48 +68,40 @@ export class QueueActivity {
   }
 
   /** Writes the counts kept in memory; on failure (disk full) they stay for the next try. */
-  flush(): void {
+  async flush(): Promise<void> {
     if (this.unwritten.size === 0) return;
+    // Taken out before the write: counts made while it is under way go to the next one.
     const rows = [...this.unwritten];
+    this.unwritten.clear();
+    const counts: HourCounts[] = rows.map(([key, c]) => {
+      const [hour, queue] = key.split("\n") as [string, string];
+      return { hour: Number(hour), queue, ...c };
+    });
     try {
-      const add = this.db.prepare(
-        `INSERT INTO queue_activity (hour, queue, delivered, delivery_failures, fetch_failures) VALUES (?, ?, ?, ?, ?)
-         ON CONFLICT (hour, queue) DO UPDATE SET delivered = delivered + excluded.delivered,
-           delivery_failures = delivery_failures + excluded.delivery_failures, fetch_failures = fetch_failures + excluded.fetch_failures`,
-      );
-      const forget = this.db.prepare("DELETE FROM queue_activity WHERE hour < ?");
-      this.db.transaction(() => {
-        for (const [key, c] of rows) {
-          const [hour, queue] = key.split("\n") as [string, string];
-          add.run(Number(hour), queue, c.delivered, c.deliveryFailures, c.fetchFailures);
-        }
-        forget.run(Math.floor(this.now() / HOUR_MS) - KEEP_HOURS);
-      })();
-      for (const [key] of rows) this.unwritten.delete(key);
+      await this.store.add(counts, Math.floor(this.now() / HOUR_MS) - KEEP_HOURS);
     } catch (error) {
+      for (const [key, c] of rows) this.merge(key, c);
       this.logger?.warn({ err: error }, "could not write the status page's hourly counts; trying again in a few seconds");
     }
   }
 
-  /** Stops counting and writes what is left; call before the database closes. */
-  close(): void {
+  /** Stops counting and writes what is left; call before the store closes. */
+  async close(): Promise<void> {
     for (const off of this.unsubscribe.splice(0)) off();
     if (this.timer) clearInterval(this.timer);
     this.timer = undefined;
-    this.flush();
+    await this.flush();
   }
 
   /**
    * Per queue, the last CHART_HOURS hours up to the current one, oldest first (hours without
    * activity count zero). Writes what is in memory first, so the chart is exact.
    */
-  lastDay(queues: readonly string[]): Map<string, HourActivity[]> {
-    this.flush();
+  async lastDay(queues: readonly string[]): Promise<Map<string, HourActivity[]>> {
+    await this.flush();
     const current = Math.floor(this.now() / HOUR_MS);
     const first = current - CHART_HOURS + 1;
-    const rows = this.db
-      .prepare("SELECT hour, queue, delivered, delivery_failures, fetch_failures FROM queue_activity WHERE hour >= ? AND hour <= ?")
-      .all(first, current) as Array<{ hour: number; queue: string; delivered: number; delivery_failures: number; fetch_failures: number }>;
+    const rows = await this.store.hours(first, current);
     const byKey = new Map(rows.map((r) => [`${r.hour}\n${r.queue}`, r]));
     const out = new Map<string, HourActivity[]>();
     for (const queue of queues) {
@@ -119,8 +111,8 @@ export class QueueActivity {
         hours.push({
           start: new Date(hour * HOUR_MS),
           delivered: row?.delivered ?? 0,
-          deliveryFailures: row?.delivery_failures ?? 0,
-          fetchFailures: row?.fetch_failures ?? 0,
+          deliveryFailures: row?.deliveryFailures ?? 0,
+          fetchFailures: row?.fetchFailures ?? 0,
         });
       }
       out.set(queue, hours);
@@ -128,28 +120,11 @@ export class QueueActivity {
     return out;
   }
 
-  /**
-   * Per queue, when the oldest message still waiting for a handler was spooled (queues with
-   * nothing waiting are absent). Dead letters do not count: they wait for an operator, and
-   * have their own gauge and alert. One query for every queue.
-   */
-  oldestUndelivered(): Map<string, Date> {
-    const rows = this.db
-      .prepare(
-        `SELECT m.queue AS queue, MIN(m.spooled_at) AS at FROM deliveries d JOIN messages m ON m.seq = d.message_seq
-         WHERE d.state = 'pending' GROUP BY m.queue`,
-      )
-      .all() as Array<{ queue: string; at: number }>;
-    return new Map(rows.map((r) => [r.queue, new Date(r.at)]));
-  }
-
-  /**
-   * Per queue, when its stored sign-in was last written: MSAL writes the cache on every token
-   * response, so this is when the refresh token was last used (and rotated). Microsoft revokes
-   * a refresh token unused for 90 days (AADSTS700082). Queues without a stored sign-in are absent.
-   */
-  signInRenewed(): Map<string, Date> {
-    const rows = this.db.prepare("SELECT queue, updated_at FROM token_cache").all() as Array<{ queue: string; updated_at: number }>;
-    return new Map(rows.map((r) => [r.queue, new Date(r.updated_at)]));
+  private merge(key: string, add: Counts): void {
+    const counts = this.unwritten.get(key);
+    if (!counts) return void this.unwritten.set(key, { ...add });
+    counts.delivered += add.delivered;
+    counts.deliveryFailures += add.deliveryFailures;
+    counts.fetchFailures += add.fetchFailures;
   }
 }

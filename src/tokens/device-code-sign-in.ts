@@ -47,6 +47,6 @@ export async function signInWithDeviceCode(options: DeviceCodeSignInOptions): Pr
       fix: `Run \`mailfetchd login ${queue.name}\` again; if it repeats, report it as a bug.`,
     });
   }
-  options.store.write(queue.name, app.getTokenCache().serialize());
+  await options.store.write(queue.name, app.getTokenCache().serialize());
   return { username: result.account.username, expiresOn: result.expiresOn ?? undefined };
 }

@@ -6,7 +6,7 @@
  */
 import { AuthError } from "@azure/msal-node";
 import { MailfetchdError, type ErrorCode } from "../errors.js";
-import type { QueueState } from "../state/queue-status-store.js";
+import type { QueueState } from "../store/ports.js";
 import { IDENTITY_THROTTLED, IDENTITY_UNAVAILABLE, IdentityTransportError } from "./identity-http-client.js";
 
 export interface Rule {

@@ -108,7 +108,7 @@ export class MsalTokenProvider implements TokenProvider {
   }
 
   private async acquireOnce(forceRefresh: boolean): Promise<TokenAcquired> {
-    const cacheVersion = this.store.updatedAt(this.queue.name);
+    const cacheVersion = await this.store.updatedAt(this.queue.name);
     if (cacheVersion === undefined && this.cacheVersion !== undefined) {
       // `logout` removed the row; MSAL would still answer from memory (and write it back).
       this.logger.info("the stored sign-in was removed (logout): forgetting it");
@@ -124,7 +124,7 @@ export class MsalTokenProvider implements TokenProvider {
     try {
       const requestedAt = Date.now();
       const acquired = await this.acquire(forceRefresh);
-      this.cacheVersion = this.store.updatedAt(this.queue.name);
+      this.cacheVersion = await this.store.updatedAt(this.queue.name);
       const { expiresOn } = acquired.result;
       if (expiresOn) this.onToken(expiresOn, { fromNetwork: acquired.method !== "cache" });
       if (acquired.method !== "cache") this.noteFetched(acquired, requestedAt);
@@ -132,7 +132,7 @@ export class MsalTokenProvider implements TokenProvider {
     } catch (raw) {
       const error = this.classify(raw);
       if (!error.retryable) {
-        this.deadSignIn = { error, cacheVersion: this.store.updatedAt(this.queue.name), until: Date.now() + DEAD_SIGN_IN_HOLD_OFF_MS };
+        this.deadSignIn = { error, cacheVersion: await this.store.updatedAt(this.queue.name), until: Date.now() + DEAD_SIGN_IN_HOLD_OFF_MS };
       }
       throw error;
     }

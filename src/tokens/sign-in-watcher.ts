@@ -23,29 +23,44 @@ export interface SignInWatcherOptions {
 export class SignInWatcher {
   private timer?: NodeJS.Timeout;
   private readonly seen = new Map<string, number | undefined>();
+  private stopped = false;
+  private checking = false;
 
   constructor(private readonly options: SignInWatcherOptions) {}
 
-  start(): void {
-    const versions = this.options.store.allUpdatedAt();
+  /** Resolves once the versions to compare with are read; changes are looked for from then on. */
+  async start(): Promise<void> {
+    this.stopped = false;
+    const versions = await this.options.store.allUpdatedAt().catch((error: unknown) => {
+      // A locked or failing store: every row counts as changed at the first look that works.
+      this.options.logger.debug({ err: error }, "could not read the token cache versions");
+      return new Map<string, number>();
+    });
+    if (this.stopped) return;
     for (const queue of this.options.queues) this.seen.set(queue, versions.get(queue));
-    this.timer = setInterval(() => this.check(), this.options.intervalMs ?? DEFAULT_WATCH_INTERVAL_MS);
+    this.timer = setInterval(() => void this.check(), this.options.intervalMs ?? DEFAULT_WATCH_INTERVAL_MS);
     this.timer.unref();
   }
 
   stop(): void {
+    this.stopped = true;
     clearInterval(this.timer);
   }
 
-  private check(): void {
+  private async check(): Promise<void> {
+    if (this.checking) return; // a slow store: the next tick looks again
+    this.checking = true;
     let versions: Map<string, number>;
     try {
-      versions = this.options.store.allUpdatedAt();
+      versions = await this.options.store.allUpdatedAt();
     } catch (error) {
       // A locked or closing database: look again next time.
       this.options.logger.debug({ err: error }, "could not read the token cache versions");
       return;
+    } finally {
+      this.checking = false;
     }
+    if (this.stopped) return;
     for (const queue of this.options.queues) {
       const version = versions.get(queue);
       if (version === this.seen.get(queue)) continue;

@@ -12,8 +12,8 @@ import { readFileSync, writeFileSync } from "node:fs";
 import path from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { loadConfig } from "../../src/config/load.js";
-import { openStateDatabase, type StateDatabase } from "../../src/state/database.js";
-import { QueueStatusStore } from "../../src/state/queue-status-store.js";
+import type { StateDatabase } from "../../src/store/sqlite/database.js";
+import { openSqliteStore, type SqliteStateStore } from "../../src/store/sqlite/sqlite-store.js";
 import { writeNewKeyFile } from "../../src/state/secret-box.js";
 import { startTestBed, type TestBed } from "../../src/testbed/test-bed.js";
 import { DaemonProcess } from "./daemon-process.js";
@@ -28,6 +28,7 @@ let configFile: string;
 let keyFile: string;
 let stateDir: string;
 let outDir: string;
+let state: SqliteStateStore;
 let db: StateDatabase;
 const daemons: DaemonProcess[] = [];
 let mailNumber = 0;
@@ -58,12 +59,13 @@ beforeAll(async () => {
     },
   });
   expect(login.code, login.stderr).toBe(0);
-  db = openStateDatabase(stateDir);
+  state = openSqliteStore(stateDir);
+  db = state.db;
 });
 
 afterAll(async () => {
   await Promise.allSettled(daemons.map((d) => d.stop("SIGKILL")));
-  db?.close();
+  await state?.close();
   await bed?.close();
 });
 
@@ -101,8 +103,8 @@ function imapLogins(): number {
   return (readFileSync(bed.dovecot.logFile, "utf8").match(new RegExp(`Login: user=<${DESK.address}>`, "g")) ?? []).length;
 }
 
-function stateOf(queue: string): string | undefined {
-  return new QueueStatusStore(db).get(queue)?.state;
+async function stateOf(queue: string): Promise<string | undefined> {
+  return (await state.queueStatus.get(queue))?.state;
 }
 
 function keyIdOfCache(): string | undefined {
@@ -133,7 +135,7 @@ describe("the sign-in across crashes and key rotation", () => {
     // Every refresh presented the latest refresh token: none was refused as redeemed (AADSTS70000).
     expect(refreshes(400)).toBe(0);
     expect(bed.identity.tokenRequests.filter((r) => r.grantType === "password")).toEqual([]);
-    expect(stateOf(DESK.name)).toBe("ok");
+    expect(await stateOf(DESK.name)).toBe("ok");
   });
 
   it("rotates the key: reads the cache under the old key, re-seals it under the new one, then needs only the new one", async () => {
@@ -156,7 +158,7 @@ describe("the sign-in across crashes and key rotation", () => {
     await deliverMail();
     await daemon.waitFor("mail under the new key alone", () => delivered() === mailNumber);
     expect(await daemon.stop("SIGTERM")).toEqual({ code: 0, signal: null });
-    expect(stateOf(DESK.name)).toBe("ok");
+    expect(await stateOf(DESK.name)).toBe("ok");
     expect(refreshes(400)).toBe(0);
   });
 
@@ -167,8 +169,8 @@ describe("the sign-in across crashes and key rotation", () => {
     writeFileSync(keyFile, readFileSync(strangerFile, "utf8"), { mode: 0o600 });
     try {
       const daemon = startDaemon();
-      await daemon.waitFor("the queue misconfigured", () => stateOf(DESK.name) === "misconfigured");
-      const status = new QueueStatusStore(db).get(DESK.name);
+      await daemon.waitFor("the queue misconfigured", async () => (await stateOf(DESK.name)) === "misconfigured");
+      const status = await state.queueStatus.get(DESK.name);
       expect(status?.lastError?.code).toBe("SECRET_UNREADABLE");
       expect(status?.lastError?.message).toContain("sealed with key 'krotated'");
       expect(status?.lastError?.fix).toMatch(/Put the old key back/);

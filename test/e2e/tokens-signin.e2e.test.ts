@@ -11,8 +11,9 @@
 import { existsSync, readdirSync } from "node:fs";
 import path from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { openStateDatabase, type StateDatabase } from "../../src/state/database.js";
-import { QueueStatusStore } from "../../src/state/queue-status-store.js";
+import type { StateDatabase } from "../../src/store/sqlite/database.js";
+import { openSqliteStore, type SqliteStateStore } from "../../src/store/sqlite/sqlite-store.js";
+import type { QueueStatusStore } from "../../src/store/ports.js";
 import { startTestBed, type TestBed } from "../../src/testbed/test-bed.js";
 import { DaemonProcess } from "./daemon-process.js";
 import { listFiles, scanForSecrets } from "./secret-scan.js";
@@ -28,6 +29,7 @@ let configFile: string;
 let stateDir: string;
 let outDir: string;
 let daemon: DaemonProcess;
+let state: SqliteStateStore;
 let db: StateDatabase;
 let status: QueueStatusStore;
 const cliOutputs: CommandResult[] = [];
@@ -51,13 +53,14 @@ beforeAll(async () => {
   daemon = new DaemonProcess(configFile);
   daemon.start();
   await daemon.waitFor("the state database", () => existsSync(path.join(stateDir, "state.sqlite")));
-  db = openStateDatabase(stateDir);
-  status = new QueueStatusStore(db);
+  state = openSqliteStore(stateDir);
+  db = state.db;
+  status = state.queueStatus;
 });
 
 afterAll(async () => {
   await daemon?.stop("SIGKILL");
-  db?.close();
+  await state?.close();
   await bed?.close();
 });
 
@@ -70,8 +73,8 @@ function message(n: number, to: string): string {
   return `From: customer${n}@example.test\r\nTo: ${to}\r\nSubject: request ${n}\r\nMessage-ID: <request-${n}-${to}>\r\nDate: Mon, 6 Jan 2025 10:00:0${n % 10} +0000\r\n\r\nPlease help (${n}).\r\n`;
 }
 
-function stateOf(queue: string): string | undefined {
-  return status.get(queue)?.state;
+async function stateOf(queue: string): Promise<string | undefined> {
+  return (await status.get(queue))?.state;
 }
 
 /** `mailfetchd login desk`, answering the device code prompt the way the test says. */
@@ -97,10 +100,10 @@ function tokenRequestsFor(user: string): number {
 describe("signing queues in while the daemon runs", () => {
   it("a queue with no sign-in waits in needs-sign-in and names the command; the shared mailbox is fetched through its delegate", async () => {
     await bed.dovecot.deliver(SHARED.address, message(1, SHARED.address));
-    await daemon.waitFor("desk in needs-sign-in", () => stateOf(DESK.name) === "needs-sign-in");
+    await daemon.waitFor("desk in needs-sign-in", async () => (await stateOf(DESK.name)) === "needs-sign-in");
     await daemon.waitFor("the shared mailbox's message", () => delivered(SHARED.name) === 1);
 
-    expect(status.get(DESK.name)?.lastError).toMatchObject({ code: "IDENTITY_NEEDS_SIGN_IN", fix: expect.stringContaining("mailfetchd login desk") });
+    expect((await status.get(DESK.name))?.lastError).toMatchObject({ code: "IDENTITY_NEEDS_SIGN_IN", fix: expect.stringContaining("mailfetchd login desk") });
     const signIns = bed.identity.tokenRequests.filter((r) => r.grantType === "password");
     expect(signIns.map((r) => r.username)).toEqual([DELEGATE.username]);
   });
@@ -120,7 +123,7 @@ describe("signing queues in while the daemon runs", () => {
     expect(blocked.code).toBe(1);
     expect(blocked.stderr).toMatch(/blocked by a Conditional Access policy \(AADSTS53003\)\. Fix: Ask the tenant admin/);
 
-    expect(stateOf(DESK.name)).toBe("needs-sign-in");
+    expect(await stateOf(DESK.name)).toBe("needs-sign-in");
   });
 
   it("an approved login is picked up by the running daemon within seconds, without a restart", async () => {
@@ -132,7 +135,7 @@ describe("signing queues in while the daemon runs", () => {
     expect(approved.code).toBe(0);
     expect(approved.stdout).toContain(`Signed in as ${DESK.address}.`);
     await daemon.waitFor("desk's two messages", () => delivered(DESK.name) === 2, 20_000);
-    await daemon.waitFor("desk ok", () => stateOf(DESK.name) === "ok");
+    await daemon.waitFor("desk ok", async () => (await stateOf(DESK.name)) === "ok");
     // (Whether the sign-in watcher or the next poll noticed the new sign-in first depends on
     // timing; either way the queue fetched without a restart, which is what is asserted.)
     // Back on its interval, not on a long retry delay: new mail arrives within a few polls.
@@ -142,8 +145,8 @@ describe("signing queues in while the daemon runs", () => {
 
   it("a revoked sign-in puts the queue in needs-sign-in, where it sends no more requests; the next login revives it", async () => {
     bed.identity.revokeRefreshTokens(DESK.address);
-    await daemon.waitFor("desk in needs-sign-in", () => stateOf(DESK.name) === "needs-sign-in");
-    const error = status.get(DESK.name)?.lastError;
+    await daemon.waitFor("desk in needs-sign-in", async () => (await stateOf(DESK.name)) === "needs-sign-in");
+    const error = (await status.get(DESK.name))?.lastError;
     expect(error).toMatchObject({ code: "IDENTITY_SIGN_IN_EXPIRED", message: expect.stringContaining("AADSTS50173") });
     expect(error?.fix).toContain("mailfetchd login desk");
     // Logged once, as an error (the log is written asynchronously: it may trail the status row).
@@ -152,12 +155,12 @@ describe("signing queues in while the daemon runs", () => {
     const requests = tokenRequestsFor(DESK.address);
     await new Promise((resolve) => setTimeout(resolve, 5 * POLL_MS)); // five poll intervals
     expect(tokenRequestsFor(DESK.address)).toBe(requests);
-    expect(stateOf(DESK.name)).toBe("needs-sign-in");
+    expect(await stateOf(DESK.name)).toBe("needs-sign-in");
 
     await bed.dovecot.deliver(DESK.address, message(5, DESK.address));
     expect((await login((code) => bed.identity.approveDeviceCode(code, DESK.address))).code).toBe(0);
     await daemon.waitFor("desk's fourth message", () => delivered(DESK.name) === 4, 20_000);
-    expect(stateOf(DESK.name)).toBe("ok");
+    expect(await stateOf(DESK.name)).toBe("ok");
   });
 
   it("logout removes the sign-in, and the running daemon stops using it", async () => {
@@ -166,10 +169,10 @@ describe("signing queues in while the daemon runs", () => {
     expect(result.code).toBe(0);
     expect(result.stdout).toContain("Removed the stored sign-in of queue desk.");
 
-    await daemon.waitFor("desk in needs-sign-in after logout", () => status.get(DESK.name)?.lastError?.code === "IDENTITY_NEEDS_SIGN_IN", 40_000);
-    expect(stateOf(DESK.name)).toBe("needs-sign-in");
+    await daemon.waitFor("desk in needs-sign-in after logout", async () => (await status.get(DESK.name))?.lastError?.code === "IDENTITY_NEEDS_SIGN_IN", 40_000);
+    expect(await stateOf(DESK.name)).toBe("needs-sign-in");
     expect(db.prepare("SELECT count(*) AS n FROM token_cache WHERE queue = ?").get(DESK.name)).toEqual({ n: 0 });
-    expect(stateOf(SHARED.name)).toBe("ok");
+    expect(await stateOf(SHARED.name)).toBe("ok");
   });
 
   it("leaves no token, password or device code in any log line, command output, the database or the spool", async () => {

@@ -21,7 +21,8 @@ import type { DeliverableMessage, DeliveryContext } from "../../src/interfaces.j
 import { MailparserParser } from "../../src/parse/mail-parser.js";
 import { Deliverer } from "../../src/queue/deliverer.js";
 import { Spool } from "../../src/spool/spool.js";
-import { openStateDatabase, type StateDatabase } from "../../src/state/database.js";
+import { SqliteStateStore } from "../../src/store/sqlite/sqlite-store.js";
+import { openStateDatabase, type StateDatabase } from "../../src/store/sqlite/database.js";
 import { verifyStandardWebhook, WebhookReceiver, type Script } from "./webhook-receiver.js";
 import { rawMessageFromBuffer } from "../../src/spool/raw-message.js";
 import { failureOf } from "./failure-of.js";
@@ -357,7 +358,7 @@ describe("webhook handler through the Deliverer and a real spool", () => {
   async function pipeline(url: string) {
     const dir = mkdtempSync(path.join(tmpdir(), "mailfetchd-webhook-"));
     db = openStateDatabase(dir);
-    const spool = new Spool(db, dir);
+    const spool = new Spool(new SqliteStateStore(db, dir), dir);
     const events = new DaemonEvents();
     const webhook = handler(url);
     deliverer = new Deliverer(QUEUE, { spool, parser: new MailparserParser(), handlers: new Map([["webhook", webhook]]), events, logger: pino({ level: "silent" }) });
@@ -381,7 +382,7 @@ describe("webhook handler through the Deliverer and a real spool", () => {
     const before = Date.now();
     deliverer!.start();
     expect((await failed).retryInMs).toBe(30_000);
-    expect(spool.nextDueAt(QUEUE.name)).toBeGreaterThanOrEqual(before + 30_000);
+    expect(await spool.nextDueAt(QUEUE.name)).toBeGreaterThanOrEqual(before + 30_000);
   });
 
   it("a 4xx parks the message as a dead letter after one attempt", async () => {

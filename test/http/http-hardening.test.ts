@@ -45,11 +45,12 @@ async function surface(http: HttpConfig): Promise<number> {
   const started = new OperatingSurface({
     http,
     events,
-    status: { get: () => undefined },
-    spool: { queueTotals: () => new Map() },
+    status: { all: async () => [] },
+    retention: { totals: async () => new Map(), oldestUndelivered: async () => new Map() },
+    tokenCaches: { versions: async () => new Map() },
     queues: () => [],
-    probeState: () => undefined,
-    activity: { oldestUndelivered: () => new Map(), signInRenewed: () => new Map(), lastDay: () => new Map() },
+    probeState: async () => undefined,
+    activity: { lastDay: async () => new Map() },
     stateDir: tmpdir(),
     logger: pino({ level: "silent" }),
   });

@@ -118,7 +118,7 @@ describe("HTTP surface of a running daemon", () => {
     expect((await get("/livez")).body).toBe("ok\n");
     await waitFor("/readyz to answer 200", async () => (await get("/readyz")).status === 200);
     expect((await get("/readyz")).body).toBe("ready\n");
-    await waitFor("alpha's 3 messages delivered and big's dead letter", () => delivered("alpha") === 3 && daemon.spool.deadLetterCount("big") === 1);
+    await waitFor("alpha's 3 messages delivered and big's dead letter", async () => delivered("alpha") === 3 && (await daemon.spool.deadLetterCount("big")) === 1);
   });
 
   it("refuses every path without the right bearer token, and says how to send it", async () => {
@@ -143,7 +143,7 @@ describe("HTTP surface of a running daemon", () => {
     expect(byName.alpha).toMatchObject({ state: "ok", lastError: null, deadLetters: 0 });
     expect(Date.parse(byName.alpha!.tokenExpiresAt)).toBeGreaterThan(Date.now());
     expect(Date.parse(byName.alpha!.lastSuccessAt)).toBeGreaterThan(Date.now() - 60_000);
-    expect(byName.alpha!.backlog).toBe(daemon.spool.backlog("alpha"));
+    expect(byName.alpha!.backlog).toBe(await daemon.spool.backlog("alpha"));
     expect(byName.alpha!.backlog).toBeGreaterThanOrEqual(3); // the blocked handler's deliveries
     expect(byName.locked).toMatchObject({ state: "needs-password", ok: false, lastError: { code: "IDENTITY_BAD_PASSWORD" } });
     expect(byName.locked!.lastError.fix).toEqual(expect.any(String));
@@ -166,7 +166,7 @@ describe("HTTP surface of a running daemon", () => {
     expect(sample(text, 'mailfetchd_deliveries_total{queue="alpha",handler="directory"}')).toBe(3);
     expect(sample(text, 'mailfetchd_handler_duration_seconds_count{queue="alpha",handler="directory"}')).toBe(3);
     expect(sample(text, 'mailfetchd_delivery_failures_total{queue="alpha",handler="blocked"}')).toBeGreaterThanOrEqual(1);
-    expect(sample(text, 'mailfetchd_spool_backlog{queue="alpha"}')).toBe(daemon.spool.backlog("alpha"));
+    expect(sample(text, 'mailfetchd_spool_backlog{queue="alpha"}')).toBe(await daemon.spool.backlog("alpha"));
     expect(sample(text, 'mailfetchd_dead_lettered_total{queue="big",handler="directory"}')).toBe(1);
     expect(sample(text, 'mailfetchd_dead_letters{queue="big"}')).toBe(1);
     expect(sample(text, 'mailfetchd_identity_errors_total{queue="locked",code="IDENTITY_BAD_PASSWORD"}')).toBeGreaterThanOrEqual(1);
@@ -175,7 +175,7 @@ describe("HTTP surface of a running daemon", () => {
     expect(sample(text, 'mailfetchd_fetch_cycles_total{queue="alpha",result="ok"}')).toBeGreaterThanOrEqual(1);
     expect(sample(text, 'mailfetchd_queue_state{queue="locked",state="needs-password"}')).toBe(1);
     expect(sample(text, 'mailfetchd_queue_state{queue="locked",state="ok"}')).toBe(0);
-    const expiry = daemon.status.get("alpha")!.tokenExpiresAt!.getTime() / 1000;
+    const expiry = (await daemon.status.get("alpha"))!.tokenExpiresAt!.getTime() / 1000;
     expect(sample(text, 'mailfetchd_token_expiry_timestamp_seconds{queue="alpha"}')).toBe(expiry);
     expect(sample(text, 'mailfetchd_last_success_timestamp_seconds{queue="alpha"}')).toBeGreaterThan(Date.now() / 1000 - 60);
     expect(sample(text, 'mailfetchd_token_expiry_timestamp_seconds{queue="locked"}')).toBeUndefined();

@@ -26,7 +26,7 @@ beforeAll(async () => {
   fx = await startTokenFixture();
   for (const q of QUEUES) fx.bed.identity.addUser({ username: q.address, password: q.password });
   queues = fx.queues(QUEUES.map((q) => ({ ...q, options: { idle: false } }))) as QueueConfig[];
-  spool = new Spool(fx.db, path.join(fx.bed.dir, "state"));
+  spool = new Spool(fx.state, path.join(fx.bed.dir, "state"));
   for (const q of QUEUES) for (const m of sampleMessages(PER_QUEUE, { seed: q.name, to: q.address })) await fx.bed.dovecot.deliver(q.address, m.raw);
 }, 120_000);
 

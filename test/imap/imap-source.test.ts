@@ -27,7 +27,7 @@ beforeAll(async () => {
   fx = await startTokenFixture();
   fx.bed.identity.addUser({ username: QUEUE.address, password: QUEUE.password });
   [queue] = fx.queues([{ ...QUEUE, options: { folder: FOLDER, afterSpool: "seen", idle: true } }]) as [QueueConfig];
-  spool = new Spool(fx.db, path.join(fx.bed.dir, "state"));
+  spool = new Spool(fx.state, path.join(fx.bed.dir, "state"));
   await fx.bed.dovecot.createFolder(QUEUE.address, FOLDER);
 });
 
@@ -58,10 +58,10 @@ describe("IMAP as a MailSource", () => {
     const first = sink();
     await source.sync(first);
     expect([first.fetched, first.spooled]).toEqual([3, 3]);
-    const cursor = parseImapCursor(spool.cursor(queue.name, "imap", FOLDER));
+    const cursor = parseImapCursor(await spool.cursor(queue.name, "imap", FOLDER));
     expect(cursor?.lastUid).toBe(3);
     const uidValidity = cursor!.uidValidity;
-    expect(spool.dueDeliveries(queue.name, Date.now(), 10).map((d) => d.location)).toEqual(
+    expect((await spool.dueDeliveries(queue.name, Date.now(), 10)).map((d) => d.location)).toEqual(
       [1, 2, 3].map((uid) => imapLocation({ folder: FOLDER, uidValidity, uid })),
     );
     // \Seen was owed with each message and taken in the same sync.
@@ -95,7 +95,7 @@ describe("IMAP as a MailSource", () => {
     const logger = fx.logger.child({ queue: queue.name });
     const source = new ImapSource(queue, new ImapMailbox(queue, fx.provider(queue), logger), logger);
     const events = new DaemonEvents();
-    const before = parseImapCursor(spool.cursor(queue.name, "imap", FOLDER))!;
+    const before = parseImapCursor(await spool.cursor(queue.name, "imap", FOLDER))!;
     // An action owed under the old UIDVALIDITY, as a crash between spooling and acting leaves it.
     const owed = imapLocation({ folder: FOLDER, uidValidity: before.uidValidity, uid: 99 });
     const raw = Buffer.from("Subject: owed\r\n\r\nowed\r\n");
@@ -107,10 +107,10 @@ describe("IMAP as a MailSource", () => {
     const sink = new QueueSpoolSink(queue, source.kind, spool, events);
     await source.sync(sink);
 
-    const after = parseImapCursor(spool.cursor(queue.name, "imap", FOLDER))!;
+    const after = parseImapCursor(await spool.cursor(queue.name, "imap", FOLDER))!;
     expect(after.uidValidity).not.toBe(before.uidValidity);
     expect(after.lastUid).toBe(1);
     expect(sink.spooled).toBe(1);
-    expect(spool.pendingServerActions(queue.name, "imap", FOLDER)).toEqual([]);
+    expect(await spool.pendingServerActions(queue.name, "imap", FOLDER)).toEqual([]);
   });
 });

@@ -108,7 +108,7 @@ describe("Deliverer with a real spool, parse worker and handlers", () => {
     expect(readFileSync(path.join(messageDir, "message.eml")).equals(big.raw)).toBe(true);
     expect(sha256(readFileSync(path.join(messageDir, "attachments", big.attachmentFilename)))).toBe(big.attachmentSha256);
     // The spool's file is untouched by the copy, and the round's scratch directory is gone.
-    expect(readFileSync(spool.rawFile(queue.name, key)).equals(big.raw)).toBe(true);
+    expect(readFileSync((await spool.rawFile(queue.name, key)).path).equals(big.raw)).toBe(true);
     await expect.poll(() => scratchEntries(stateDir)).toEqual([]);
   });
 

@@ -15,7 +15,6 @@ import { ImapMailbox } from "../../src/imap/imap-mailbox.js";
 import { ImapSource } from "../../src/imap/imap-source.js";
 import { Poller } from "../../src/queue/poller.js";
 import { Spool } from "../../src/spool/spool.js";
-import { QueueStatusStore } from "../../src/state/queue-status-store.js";
 import { sampleMessages } from "../../src/testbed/sample-messages.js";
 import { imapCursor } from "../spool/imap-messages.js";
 import { startTokenFixture, type TokenFixture } from "../tokens/token-fixture.js";
@@ -55,14 +54,14 @@ describe("scheduled polls while the IDLE session is up", () => {
     const events = new DaemonEvents();
     const looks: Array<{ probed: boolean; spooled: number }> = [];
     events.on("fetch-succeeded", (e) => looks.push({ probed: e.probed === true, spooled: e.spooled }));
-    const spool = new Spool(fx.db, path.join(fx.bed.dir, "state"));
+    const spool = new Spool(fx.state, path.join(fx.bed.dir, "state"));
     const logger = fx.logger.child({ queue: queue.name });
     const source = new ImapSource(queue, new ImapMailbox(queue, fx.provider(queue), logger), logger);
     let signalled = 0;
     const poller = new Poller(queue, {
       source,
       spool,
-      status: new QueueStatusStore(fx.db),
+      status: fx.state.queueStatus,
       events,
       logger,
       // No safety-net cycle during the test: every full cycle seen here has a reason.
@@ -82,7 +81,7 @@ describe("scheduled polls while the IDLE session is up", () => {
       await until("four polls answered by the IDLE session", () => probedLooks() >= 4);
       expect(looks.slice(1).every((l) => l.probed)).toBe(true);
       expect(logins()).toBe(loginsBefore);
-      expect(new QueueStatusStore(fx.db).get(queue.name)?.state).toBe("ok");
+      expect((await fx.state.queueStatus.get(queue.name))?.state).toBe("ok");
 
       // New mail: IDLE signals it, nobody acts on it; the next poll's probe sees UIDNEXT move
       // past the cursor and runs a full cycle, which spools it.
@@ -94,7 +93,7 @@ describe("scheduled polls while the IDLE session is up", () => {
       expect(looks.find((l) => l.spooled === 1)?.probed).toBe(false);
       await until("the cycle's login in Dovecot's log", () => logins() > cycleLogins, 5_000);
       expect(logins()).toBe(cycleLogins + 1);
-      expect(imapCursor(spool, queue.name, queue.folder)?.lastUid).toBe(1);
+      expect((await imapCursor(spool, queue.name, queue.folder))?.lastUid).toBe(1);
       // The session did see the mail (so the watcher would have started a cycle in the daemon).
       await until("the IDLE notification", () => signalled > signalledBefore);
 
@@ -122,11 +121,11 @@ describe("scheduled polls while the IDLE session is up", () => {
     const events = new DaemonEvents();
     const looks: Array<{ spooled: number }> = [];
     events.on("fetch-succeeded", (e) => looks.push({ spooled: e.spooled }));
-    const spool = new Spool(fx.db, path.join(fx.bed.dir, "state"));
+    const spool = new Spool(fx.state, path.join(fx.bed.dir, "state"));
     const logger = fx.logger.child({ queue: queue.name });
     const source = new ImapSource(queue, new ImapMailbox(queue, fx.provider(queue), logger), logger);
     // Only the start and the sessions make cycles here: the schedule is hours away.
-    const poller = new Poller({ ...queue, poll: { intervalMs: 3_600_000 } }, { source, spool, status: new QueueStatusStore(fx.db), events, logger });
+    const poller = new Poller({ ...queue, poll: { intervalMs: 3_600_000 } }, { source, spool, status: fx.state.queueStatus, events, logger });
     const session = () => source.watch({ newMail: () => undefined, sessionOpened: (upToDate) => poller.sessionOpened(upToDate) }, poller.spoolView);
     poller.start();
     await until("the first (full) cycle", () => looks.length > 0);

@@ -18,8 +18,8 @@ export function imap(message: Imap<FetchedMessage> | Imap<StreamedMessage>): Fet
 }
 
 /** The folder's IMAP cursor as the spool holds it. */
-export function imapCursor(spool: Spool, queue: string, folder: string): ImapCursor | undefined {
-  return parseImapCursor(spool.cursor(queue, "imap", folder));
+export async function imapCursor(spool: Spool, queue: string, folder: string): Promise<ImapCursor | undefined> {
+  return parseImapCursor(await spool.cursor(queue, "imap", folder));
 }
 
 /** The UID of an IMAP location. */

@@ -6,7 +6,7 @@
 import { afterEach, describe, expect, it } from "vitest";
 import type { StreamedMessage } from "../../src/interfaces.js";
 import type { MessageLocation } from "../../src/source/message-location.js";
-import type { StateDatabase } from "../../src/state/database.js";
+import type { StateDatabase } from "../../src/store/sqlite/database.js";
 import { openTempSpool } from "./temp-spool.js";
 
 let db: StateDatabase | undefined;
@@ -32,21 +32,21 @@ describe("spool with a source other than IMAP", () => {
     const accepted = await Promise.all([spool.accept(queue, options, { location: at("AAMk-1"), size: raw(1).length, raw: raw(1) }), spool.accept(queue, options, { location: at("AAMk-2"), size: raw(2).length, raw: raw(2) })]);
     expect(accepted.map((r) => r.isNew)).toEqual([true, true]);
     // Messages without a cursor leave it alone; the round's deltaLink is committed after them.
-    expect(spool.cursor("support", "graph", "inbox")).toBeUndefined();
+    expect(await spool.cursor("support", "graph", "inbox")).toBeUndefined();
     await spool.advanceCursor("support", "graph", "inbox", DELTA_1);
-    expect(spool.cursor("support", "graph", "inbox")).toBe(DELTA_1);
+    expect(await spool.cursor("support", "graph", "inbox")).toBe(DELTA_1);
     // Cursors are per source kind: an IMAP cursor of the same folder name is another one.
-    expect(spool.cursor("support", "imap", "inbox")).toBeUndefined();
+    expect(await spool.cursor("support", "imap", "inbox")).toBeUndefined();
 
     expect((await spool.accept(queue, options, { location: at("AAMk-1"), size: raw(1).length, raw: raw(1) })).isNew).toBe(false);
-    expect(spool.dueDeliveries("support", Date.now(), 10).map((d) => d.location)).toEqual([at("AAMk-1"), at("AAMk-2")]);
-    expect(spool.pendingServerActions("support", "graph", "inbox")).toEqual([
+    expect((await spool.dueDeliveries("support", Date.now(), 10)).map((d) => d.location)).toEqual([at("AAMk-1"), at("AAMk-2")]);
+    expect(await spool.pendingServerActions("support", "graph", "inbox")).toEqual([
       { item: "AAMk-1", action: "seen", target: undefined },
       { item: "AAMk-2", action: "seen", target: undefined },
     ]);
-    expect(spool.serverActionsDone("support", "graph", "inbox", ["AAMk-1"])).toBe(1);
-    expect(spool.pendingServerActions("support", "graph", "inbox").map((a) => a.item)).toEqual(["AAMk-2"]);
-    expect(spool.deadLetters("support")).toEqual([]);
+    expect(await spool.serverActionsDone("support", "graph", "inbox", ["AAMk-1"])).toBe(1);
+    expect((await spool.pendingServerActions("support", "graph", "inbox")).map((a) => a.item)).toEqual(["AAMk-2"]);
+    expect(await spool.deadLetters("support")).toEqual([]);
   });
 
   it("does not commit a cursor behind a message that failed to spool", async () => {
@@ -57,7 +57,7 @@ describe("spool with a source other than IMAP", () => {
     const broken: StreamedMessage = { location: at("AAMk-3"), size: 100, content: failing() };
     const outcomes = await Promise.allSettled([spool.accept(queue, { handlers: ["a"] }, broken), spool.advanceCursor("support", "graph", "inbox", DELTA_2)]);
     expect(outcomes.map((o) => o.status)).toEqual(["rejected", "rejected"]);
-    expect(spool.cursor("support", "graph", "inbox")).toBe(DELTA_1);
-    expect(spool.backlog("support")).toBe(0);
+    expect(await spool.cursor("support", "graph", "inbox")).toBe(DELTA_1);
+    expect(await spool.backlog("support")).toBe(0);
   });
 });

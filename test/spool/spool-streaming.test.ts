@@ -10,7 +10,7 @@ import { afterEach, describe, expect, it } from "vitest";
 import { imapLocation } from "../../src/imap/imap-location.js";
 import type { StreamedMessage } from "../../src/interfaces.js";
 import { spoolKey } from "../../src/spool/stable-id.js";
-import type { StateDatabase } from "../../src/state/database.js";
+import type { StateDatabase } from "../../src/store/sqlite/database.js";
 import { openTempSpool } from "./temp-spool.js";
 import { acceptImap, imapCursor, uidOf, type Imap } from "./imap-messages.js";
 
@@ -40,8 +40,8 @@ describe("spool: accepts in flight and streamed messages", () => {
     const { spool } = open();
     const results = await Promise.all([1, 2, 3, 4, 5, 6, 7, 8].map((n) => acceptImap(spool, queue, { handlers: ["a"] }, fetched(n))));
     expect(results.every((r) => r.isNew)).toBe(true);
-    expect(imapCursor(spool, "support", "INBOX")).toEqual({ uidValidity: "7", lastUid: 8 });
-    expect(spool.dueDeliveries("support", Date.now(), 20).map((d) => uidOf(d))).toEqual([1, 2, 3, 4, 5, 6, 7, 8]);
+    expect(await imapCursor(spool, "support", "INBOX")).toEqual({ uidValidity: "7", lastUid: 8 });
+    expect((await spool.dueDeliveries("support", Date.now(), 20)).map((d) => uidOf(d))).toEqual([1, 2, 3, 4, 5, 6, 7, 8]);
   });
 
   it("fails the accepts behind a failed one, and the cursor stays before it", async () => {
@@ -54,8 +54,8 @@ describe("spool: accepts in flight and streamed messages", () => {
     expect(outcomes.map((o) => o.status)).toEqual(["fulfilled", "rejected", "rejected"]);
     // The download's own error, not a spool error: the IMAP side reports it.
     expect(String((outcomes[1] as PromiseRejectedResult).reason)).toMatch(/connection lost mid-download/);
-    expect(imapCursor(spool, "support", "INBOX")).toEqual({ uidValidity: "7", lastUid: 1 });
-    expect(spool.dueDeliveries("support", Date.now(), 20).map((d) => uidOf(d))).toEqual([1]);
+    expect(await imapCursor(spool, "support", "INBOX")).toEqual({ uidValidity: "7", lastUid: 1 });
+    expect((await spool.dueDeliveries("support", Date.now(), 20)).map((d) => uidOf(d))).toEqual([1]);
   });
 
   it("records two copies of a message in flight each at its own location (their content decides a repeat later)", async () => {
@@ -63,8 +63,8 @@ describe("spool: accepts in flight and streamed messages", () => {
     const [first, second] = await Promise.all([acceptImap(spool, queue, { handlers: ["a"] }, fetched(4)), acceptImap(spool, queue, { handlers: ["a"] }, { ...fetched(4), uid: 9 })]);
     expect([first!.isNew, second!.isNew]).toEqual([true, true]);
     expect(first!.key).not.toBe(second!.key);
-    expect(spool.backlog("support")).toBe(2);
-    expect(imapCursor(spool, "support", "INBOX")?.lastUid).toBe(9);
+    expect(await spool.backlog("support")).toBe(2);
+    expect((await imapCursor(spool, "support", "INBOX"))?.lastUid).toBe(9);
   });
 
   it("spools a streamed message with the id and bytes of the buffered one, leaving no temp file", async () => {

@@ -2,7 +2,8 @@ import { existsSync, readFileSync, statSync } from "node:fs";
 import path from "node:path";
 import { afterEach, describe, expect, it } from "vitest";
 import { Spool } from "../../src/spool/spool.js";
-import { openStateDatabase, type StateDatabase } from "../../src/state/database.js";
+import { SqliteStateStore } from "../../src/store/sqlite/sqlite-store.js";
+import { openStateDatabase, type StateDatabase } from "../../src/store/sqlite/database.js";
 import { openTempSpool } from "./temp-spool.js";
 import { acceptImap, imapCursor, uidOf } from "./imap-messages.js";
 
@@ -24,14 +25,14 @@ describe("spool (real SQLite file)", () => {
     const { dir, spool } = open();
     const result = await acceptImap(spool, queue, { handlers: ["a", "b"] }, fetched(5));
     expect(result.isNew).toBe(true);
-    expect(imapCursor(spool, "support", "INBOX")).toEqual({ uidValidity: "7", lastUid: 5 });
-    expect(spool.backlog("support")).toBe(2);
+    expect(await imapCursor(spool, "support", "INBOX")).toEqual({ uidValidity: "7", lastUid: 5 });
+    expect(await spool.backlog("support")).toBe(2);
     const file = path.join(dir, "spool", "support", `${result.key}.eml`);
     expect(readFileSync(file)).toEqual(raw(5));
     expect(statSync(file).mode & 0o777).toBe(0o600);
     expect(statSync(dir).mode & 0o777).toBe(0o700);
     expect(statSync(path.join(dir, "state.sqlite")).mode & 0o777).toBe(0o600);
-    const due = spool.dueDeliveries("support", Date.now(), 10);
+    const due = await spool.dueDeliveries("support", Date.now(), 10);
     expect(due.map((d) => [d.spoolKey, d.stableId, d.handler, uidOf(d)])).toEqual([
       [result.key, undefined, "a", 5],
       [result.key, undefined, "b", 5],
@@ -43,7 +44,7 @@ describe("spool (real SQLite file)", () => {
     const first = await acceptImap(spool, queue, { handlers: ["a"] }, fetched(1));
     const again = await acceptImap(spool, queue, { handlers: ["a"] }, fetched(1));
     expect(again).toEqual({ key: first.key, isNew: false });
-    expect(spool.backlog("support")).toBe(1);
+    expect(await spool.backlog("support")).toBe(1);
   });
 
   it("spools two different messages that share Message-ID, Date and From, each with its own server action", async () => {
@@ -57,8 +58,8 @@ describe("spool (real SQLite file)", () => {
     expect([a.isNew, b.isNew]).toEqual([true, true]);
     expect(a.key).not.toBe(b.key);
     expect(readFileSync(path.join(dir, "spool", "support", `${b.key}.eml`))).toEqual(two);
-    expect(spool.backlog("support")).toBe(2);
-    expect(spool.pendingServerActions("support", "imap", "INBOX").map((s) => uidOf(s))).toEqual([1, 2]);
+    expect(await spool.backlog("support")).toBe(2);
+    expect((await spool.pendingServerActions("support", "imap", "INBOX")).map((s) => uidOf(s))).toEqual([1, 2]);
   });
 
   it("gives a stable id once, and recognises a copy served again (same content) as a repeat of the earlier one", async () => {
@@ -67,48 +68,48 @@ describe("spool (real SQLite file)", () => {
     // The same message after a UIDVALIDITY change, and another message.
     await acceptImap(spool, queue, { handlers: ["a"] }, { ...fetched(1, "8"), uid: 40 });
     await acceptImap(spool, queue, { handlers: ["a"] }, { ...fetched(2, "8"), uid: 41 });
-    const [first, copy, other] = spool.dueDeliveries("support", Date.now(), 10);
-    expect(spool.assignStableId("support", first!, "m-content-1")).toEqual({ stableId: "m-content-1" });
+    const [first, copy, other] = await spool.dueDeliveries("support", Date.now(), 10);
+    expect(await spool.assignStableId("support", first!, "m-content-1")).toEqual({ stableId: "m-content-1" });
     // Once given, an id never changes.
-    expect(spool.assignStableId("support", first!, "m-something-else")).toEqual({ stableId: "m-content-1" });
-    expect(spool.assignStableId("support", copy!, "m-content-1")).toEqual({ stableId: "m-content-1", repeatOf: first!.seq });
-    expect(spool.assignStableId("support", other!, "m-content-2")).toEqual({ stableId: "m-content-2" });
-    expect(spool.dueDeliveries("support", Date.now(), 10).map((d) => [uidOf(d), d.stableId])).toEqual([
+    expect(await spool.assignStableId("support", first!, "m-something-else")).toEqual({ stableId: "m-content-1" });
+    expect(await spool.assignStableId("support", copy!, "m-content-1")).toEqual({ stableId: "m-content-1", repeatOf: first!.seq });
+    expect(await spool.assignStableId("support", other!, "m-content-2")).toEqual({ stableId: "m-content-2" });
+    expect((await spool.dueDeliveries("support", Date.now(), 10)).map((d) => [uidOf(d), d.stableId])).toEqual([
       [1, "m-content-1"],
       [41, "m-content-2"],
     ]);
-    expect(imapCursor(spool, "support", "INBOX")).toEqual({ uidValidity: "8", lastUid: 41 });
+    expect(await imapCursor(spool, "support", "INBOX")).toEqual({ uidValidity: "8", lastUid: 41 });
   });
 
   it("of two copies parsed side by side, the one given its id first is delivered, whatever their spool order", async () => {
     const { spool } = open();
     await acceptImap(spool, queue, { handlers: ["a"] }, fetched(1));
     await acceptImap(spool, queue, { handlers: ["a"] }, { ...fetched(2), uid: 2 });
-    const [first, second] = spool.dueDeliveries("support", Date.now(), 10);
-    expect(spool.assignStableId("support", second!, "m-same")).toEqual({ stableId: "m-same" });
-    expect(spool.assignStableId("support", { ...first!, contentSha256: "other-bytes" }, "m-same")).toEqual({ stableId: "m-same", repeatOf: second!.seq });
-    expect(spool.backlog("support")).toBe(1);
+    const [first, second] = await spool.dueDeliveries("support", Date.now(), 10);
+    expect(await spool.assignStableId("support", second!, "m-same")).toEqual({ stableId: "m-same" });
+    expect(await spool.assignStableId("support", { ...first!, contentSha256: "other-bytes" }, "m-same")).toEqual({ stableId: "m-same", repeatOf: second!.seq });
+    expect(await spool.backlog("support")).toBe(1);
   });
 
   it("a copy of exactly the bytes of a message spooled earlier takes that message's id, whatever its content id", async () => {
     const { spool } = open();
     await acceptImap(spool, queue, { handlers: ["a"] }, fetched(1));
     await acceptImap(spool, queue, { handlers: ["a"] }, { ...fetched(1), uid: 2 });
-    const [first, copy] = spool.dueDeliveries("support", Date.now(), 10);
-    spool.assignStableId("support", first!, "m-id-from-before");
-    expect(spool.assignStableId("support", copy!, "m-new-scheme")).toEqual({ stableId: "m-id-from-before", repeatOf: first!.seq });
+    const [first, copy] = await spool.dueDeliveries("support", Date.now(), 10);
+    await spool.assignStableId("support", first!, "m-id-from-before");
+    expect(await spool.assignStableId("support", copy!, "m-new-scheme")).toEqual({ stableId: "m-id-from-before", repeatOf: first!.seq });
   });
 
   it("schedules retries and parks dead letters", async () => {
     const { spool } = open();
     await acceptImap(spool, queue, { handlers: ["a", "b"] }, fetched(1));
-    const [a, b] = spool.dueDeliveries("support", Date.now(), 10);
-    spool.markRetry(a!.seq, "a", "down", Date.now() + 60_000);
-    spool.markDead(b!.seq, "b", "rejected");
-    expect(spool.dueDeliveries("support", Date.now(), 10)).toEqual([]);
-    expect(spool.nextDueAt("support")).toBeGreaterThan(Date.now());
-    expect(spool.backlog("support")).toBe(1);
-    expect(spool.dueDeliveries("support", Date.now() + 120_000, 10)[0]).toMatchObject({ handler: "a", attempts: 1 });
+    const [a, b] = await spool.dueDeliveries("support", Date.now(), 10);
+    await spool.markRetry(a!.seq, "a", "down", Date.now() + 60_000);
+    await spool.markDead(b!.seq, "b", "rejected");
+    expect(await spool.dueDeliveries("support", Date.now(), 10)).toEqual([]);
+    expect(await spool.nextDueAt("support")).toBeGreaterThan(Date.now());
+    expect(await spool.backlog("support")).toBe(1);
+    expect((await spool.dueDeliveries("support", Date.now() + 120_000, 10))[0]).toMatchObject({ handler: "a", attempts: 1 });
   });
 
   it("gives every queue's backlog, dead letters and spool bytes in one go, as the per-queue questions do", async () => {
@@ -117,11 +118,11 @@ describe("spool (real SQLite file)", () => {
     await acceptImap(spool, queue, { handlers: ["a", "b"] }, fetched(1));
     await acceptImap(spool, queue, { handlers: ["a"] }, fetched(2));
     await acceptImap(spool, sales, { handlers: ["a"] }, fetched(3));
-    const [first] = spool.dueDeliveries("support", Date.now(), 10);
-    spool.markDead(first!.seq, first!.handler, "rejected");
-    const totals = spool.queueTotals();
+    const [first] = await spool.dueDeliveries("support", Date.now(), 10);
+    await spool.markDead(first!.seq, first!.handler, "rejected");
+    const totals = await spool.queueTotals();
     for (const name of ["support", "sales"]) {
-      expect(totals.get(name)).toEqual({ backlog: spool.backlog(name), deadLetters: spool.deadLetterCount(name), spoolBytes: spool.diskUsage(name) });
+      expect(totals.get(name)).toEqual({ backlog: await spool.backlog(name), deadLetters: await spool.deadLetterCount(name), spoolBytes: await spool.diskUsage(name) });
     }
     expect(totals.get("support")).toEqual({ backlog: 2, deadLetters: 1, spoolBytes: raw(1).length + raw(2).length });
     expect(totals.has("nobody")).toBe(false);
@@ -132,8 +133,8 @@ describe("spool (real SQLite file)", () => {
     const { key } = await acceptImap(spool, queue, { handlers: ["a"] }, fetched(3));
     db!.close();
     db = openStateDatabase(dir);
-    const reopened = new Spool(db, dir);
-    expect(imapCursor(reopened, "support", "INBOX")).toEqual({ uidValidity: "7", lastUid: 3 });
+    const reopened = new Spool(new SqliteStateStore(db, dir), dir);
+    expect(await imapCursor(reopened, "support", "INBOX")).toEqual({ uidValidity: "7", lastUid: 3 });
     expect((await reopened.readRaw("support", key)).toString()).toContain("body 3");
     expect(existsSync(path.join(dir, "spool", "support"))).toBe(true);
   });

@@ -3,10 +3,11 @@ import { mkdtempSync } from "node:fs";
 import { tmpdir } from "node:os";
 import path from "node:path";
 import { Spool } from "../../src/spool/spool.js";
-import { openStateDatabase, type StateDatabase } from "../../src/state/database.js";
+import type { StateDatabase } from "../../src/store/sqlite/database.js";
+import { openSqliteStore, type SqliteStateStore } from "../../src/store/sqlite/sqlite-store.js";
 
-export function openTempSpool(): { dir: string; db: StateDatabase; spool: Spool } {
+export function openTempSpool(): { dir: string; db: StateDatabase; store: SqliteStateStore; spool: Spool } {
   const dir = mkdtempSync(path.join(tmpdir(), "mailfetchd-spool-"));
-  const db = openStateDatabase(dir);
-  return { dir, db, spool: new Spool(db, dir) };
+  const store = openSqliteStore(dir);
+  return { dir, db: store.db, store, spool: new Spool(store, dir) };
 }

@@ -9,10 +9,10 @@ import { tmpdir } from "node:os";
 import path from "node:path";
 import { fileURLToPath } from "node:url";
 import { describe, expect, it } from "vitest";
-import { MIGRATIONS } from "../../src/state/migrations.js";
-import { openStateDatabase } from "../../src/state/database.js";
+import { MIGRATIONS } from "../../src/store/sqlite/migrations.js";
+import { openStateDatabase } from "../../src/store/sqlite/database.js";
 
-const DATABASE_MODULE = fileURLToPath(new URL("../../dist/state/database.js", import.meta.url));
+const DATABASE_MODULE = fileURLToPath(new URL("../../dist/store/sqlite/database.js", import.meta.url));
 
 describe("state database", () => {
   it("migrates once when eight processes open a new state directory together", async () => {

@@ -9,9 +9,10 @@ import path from "node:path";
 import { afterEach, describe, expect, it } from "vitest";
 import { createHash } from "node:crypto";
 import { Spool } from "../../src/spool/spool.js";
-import { openStateDatabase, type StateDatabase } from "../../src/state/database.js";
+import { SqliteStateStore } from "../../src/store/sqlite/sqlite-store.js";
+import { openStateDatabase, type StateDatabase } from "../../src/store/sqlite/database.js";
 import { databaseAtSchema } from "./schema-at.js";
-import { MIGRATIONS } from "../../src/state/migrations.js";
+import { MIGRATIONS } from "../../src/store/sqlite/migrations.js";
 import { acceptImap, uidValidityOf } from "../spool/imap-messages.js";
 
 let db: StateDatabase | undefined;
@@ -42,18 +43,18 @@ describe("migration 5 (spool key and stable id apart)", () => {
     const dir = legacyStateDir();
     db = openStateDatabase(dir);
     expect(db.pragma("user_version", { simple: true })).toBe(MIGRATIONS.length);
-    const spool = new Spool(db, dir);
-    const [due] = spool.dueDeliveries("support", Date.now(), 10);
+    const spool = new Spool(new SqliteStateStore(db, dir), dir);
+    const [due] = await spool.dueDeliveries("support", Date.now(), 10);
     expect(due).toMatchObject({ spoolKey: LEGACY_ID, stableId: LEGACY_ID, handler: "a", location: { kind: "imap", folder: "INBOX", item: "7:3" } });
     expect((await spool.readRaw("support", due!.spoolKey)).equals(RAW)).toBe(true);
-    expect(spool.backlog("support")).toBe(1);
+    expect(await spool.backlog("support")).toBe(1);
 
     // After a UIDVALIDITY change the same bytes come again: spooled at their new location,
     // recognised as the old message, under its old id.
     await acceptImap(spool, { name: "support", address: "support@contoso.com" }, { handlers: ["a", "b"] }, { folder: "INBOX", uidValidity: "8", uid: 1, size: RAW.length, raw: RAW });
-    const copy = spool.dueDeliveries("support", Date.now(), 10).find((d) => uidValidityOf(d) === "8")!;
+    const copy = (await spool.dueDeliveries("support", Date.now(), 10)).find((d) => uidValidityOf(d) === "8")!;
     expect(copy.stableId).toBeUndefined();
-    expect(spool.assignStableId("support", copy, "m-some-content-id")).toEqual({ stableId: LEGACY_ID, repeatOf: due!.seq });
-    expect(spool.backlog("support")).toBe(1);
+    expect(await spool.assignStableId("support", copy, "m-some-content-id")).toEqual({ stableId: LEGACY_ID, repeatOf: due!.seq });
+    expect(await spool.backlog("support")).toBe(1);
   });
 });

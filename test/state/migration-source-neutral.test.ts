@@ -11,10 +11,11 @@ import path from "node:path";
 import { afterEach, describe, expect, it } from "vitest";
 import { imapLocation } from "../../src/imap/imap-location.js";
 import { Spool } from "../../src/spool/spool.js";
+import { SqliteStateStore } from "../../src/store/sqlite/sqlite-store.js";
 import { spoolKey } from "../../src/spool/stable-id.js";
-import { openStateDatabase, type StateDatabase } from "../../src/state/database.js";
+import { openStateDatabase, type StateDatabase } from "../../src/store/sqlite/database.js";
 import { databaseAtSchema } from "./schema-at.js";
-import { MIGRATIONS } from "../../src/state/migrations.js";
+import { MIGRATIONS } from "../../src/store/sqlite/migrations.js";
 import { acceptImap, imapCursor } from "../spool/imap-messages.js";
 
 let db: StateDatabase | undefined;
@@ -63,30 +64,30 @@ describe("migration to source-neutral locations", () => {
     const dir = stateDirBefore();
     db = openStateDatabase(dir);
     expect(db.pragma("user_version", { simple: true })).toBe(MIGRATIONS.length);
-    const spool = new Spool(db, dir);
+    const spool = new Spool(new SqliteStateStore(db, dir), dir);
 
-    expect(spool.cursor("support", "imap", "INBOX")).toBe("7:4");
-    expect(imapCursor(spool, "support", "INBOX")).toEqual({ uidValidity: "7", lastUid: 4 });
-    expect(spool.pendingServerActions("support", "imap", "INBOX")).toEqual([
+    expect(await spool.cursor("support", "imap", "INBOX")).toBe("7:4");
+    expect(await imapCursor(spool, "support", "INBOX")).toEqual({ uidValidity: "7", lastUid: 4 });
+    expect(await spool.pendingServerActions("support", "imap", "INBOX")).toEqual([
       { item: "6:9", action: "move", target: "Done" },
       { item: "7:3", action: "seen", target: undefined },
     ]);
 
-    const [due] = spool.dueDeliveries("support", Date.now(), 10);
+    const [due] = await spool.dueDeliveries("support", Date.now(), 10);
     expect(due).toMatchObject({ handler: "a", spoolKey: spoolKey("support", imapLocation({ folder: "INBOX", uidValidity: "7", uid: 3 })), location: { kind: "imap", folder: "INBOX", item: "7:3" } });
     expect((await spool.readRaw("support", due!.spoolKey)).equals(RAW)).toBe(true);
-    expect(spool.deadLetters("support")[0]?.source).toEqual({ kind: "imap", folder: "INBOX", item: "7:4", uidValidity: "7", uid: 4 });
+    expect((await spool.deadLetters("support"))[0]?.source).toEqual({ kind: "imap", folder: "INBOX", item: "7:4", uidValidity: "7", uid: 4 });
 
     // The location spooled before the upgrade is recognised: nothing is spooled or delivered twice.
     expect((await acceptImap(spool, QUEUE, { handlers: ["a", "b"] }, { folder: "INBOX", uidValidity: "7", uid: 3, size: RAW.length, raw: RAW })).isNew).toBe(false);
-    expect(spool.backlog("support")).toBe(1);
+    expect(await spool.backlog("support")).toBe(1);
   });
 
-  it("still rewinds the cursor for a too-large dead letter that is retried", () => {
+  it("still rewinds the cursor for a too-large dead letter that is retried", async () => {
     const dir = stateDirBefore();
     db = openStateDatabase(dir);
-    const spool = new Spool(db, dir);
-    expect(spool.retryDeadLetter("support", "mtoolarge0000000000000000000000")).toBe(1);
-    expect(imapCursor(spool, "support", "INBOX")).toEqual({ uidValidity: "7", lastUid: 3 });
+    const spool = new Spool(new SqliteStateStore(db, dir), dir);
+    expect(await spool.retryDeadLetter("support", "mtoolarge0000000000000000000000")).toBe(1);
+    expect(await imapCursor(spool, "support", "INBOX")).toEqual({ uidValidity: "7", lastUid: 3 });
   });
 });

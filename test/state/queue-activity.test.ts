@@ -6,9 +6,10 @@
  */
 import { afterEach, describe, expect, it } from "vitest";
 import { DaemonEvents } from "../../src/events.js";
-import { openStateDatabase, type StateDatabase } from "../../src/state/database.js";
-import { MIGRATIONS } from "../../src/state/migrations.js";
+import { openStateDatabase, type StateDatabase } from "../../src/store/sqlite/database.js";
+import { MIGRATIONS } from "../../src/store/sqlite/migrations.js";
 import { CHART_HOURS, HOUR_MS, QueueActivity } from "../../src/state/queue-activity.js";
+import { SqliteActivityStore } from "../../src/store/sqlite/activity.js";
 import { openTempSpool } from "../spool/temp-spool.js";
 import { imap } from "../spool/imap-messages.js";
 
@@ -23,11 +24,11 @@ let db: StateDatabase | undefined;
 afterEach(() => db?.close());
 
 describe("queue activity (real SQLite file)", () => {
-  it("counts deliveries and failures per UTC hour from the daemon's events, and shows the last 24 hours, oldest first", () => {
+  it("counts deliveries and failures per UTC hour from the daemon's events, and shows the last 24 hours, oldest first", async () => {
     const opened = openTempSpool();
     db = opened.db;
     let now = NOW;
-    const activity = new QueueActivity(db, undefined, () => now);
+    const activity = new QueueActivity(new SqliteActivityStore(db), undefined, () => now);
     const events = new DaemonEvents();
     activity.listen(events);
     try {
@@ -39,7 +40,7 @@ describe("queue activity (real SQLite file)", () => {
       // Three days ago: outside the chart, and removed at the next write.
       activity.count("support", "delivered", NOW - 72 * HOUR_MS);
 
-      const day = activity.lastDay(["support", "sales", "idle"]);
+      const day = await activity.lastDay(["support", "sales", "idle"]);
       const support = day.get("support")!;
       expect(support).toHaveLength(CHART_HOURS);
       expect(support[0]!.start.toISOString()).toBe("2026-05-19T11:00:00.000Z");
@@ -52,55 +53,56 @@ describe("queue activity (real SQLite file)", () => {
       // The next hour adds to a new row; the same hour adds to its row.
       now = NOW + HOUR_MS;
       events.emit("delivered", { queue: "support", id: "m5", handler: "directory", attempt: 1, durationMs: 5 });
-      activity.close();
+      await activity.close();
       events.emit("delivered", { queue: "support", id: "m6", handler: "directory", attempt: 1, durationMs: 5 });
-      const later = new QueueActivity(db, undefined, () => now).lastDay(["support"]).get("support")!;
+      const later = (await new QueueActivity(new SqliteActivityStore(db), undefined, () => now).lastDay(["support"])).get("support")!;
       expect(later.at(-1)).toMatchObject({ start: new Date("2026-05-20T11:00:00Z"), delivered: 1 });
       expect(later.at(-2)).toMatchObject({ delivered: 3, deliveryFailures: 2 });
     } finally {
-      activity.close();
+      await activity.close();
     }
   });
 
   it("knows each queue's oldest message still waiting for a handler (dead letters apart) and when its sign-in was last renewed", async () => {
-    const { db: opened, spool } = openTempSpool();
+    const { db: opened, spool, store } = openTempSpool();
     db = opened;
-    const activity = new QueueActivity(db);
-    expect(activity.oldestUndelivered()).toEqual(new Map());
+    // Read through the store's ports, as the status page and `status` do (src/metrics/queue-health.ts).
+    const activity = { oldestUndelivered: () => store.retention.oldestUndelivered(), signInRenewed: async () => new Map([...(await store.tokenCaches.versions())].map(([q, v]) => [q, new Date(v)])) };
+    expect(await activity.oldestUndelivered()).toEqual(new Map());
     const first = await spool.accept(queue, { handlers: ["a", "b"] }, fetched(1));
     await new Promise((resolve) => setTimeout(resolve, 5));
     const second = await spool.accept(queue, { handlers: ["a"] }, fetched(2));
     const spooledAt = (id: string) => new Date((db!.prepare("SELECT spooled_at FROM messages WHERE id = ?").get(id) as { spooled_at: number }).spooled_at);
-    expect(activity.oldestUndelivered()).toEqual(new Map([["support", spooledAt(first.key)]]));
+    expect(await activity.oldestUndelivered()).toEqual(new Map([["support", spooledAt(first.key)]]));
 
     // The first message delivered to one handler still waits for the other.
-    const due = spool.dueDeliveries("support", Date.now(), 10);
+    const due = await spool.dueDeliveries("support", Date.now(), 10);
     const firstSeq = due.find((d) => d.spoolKey === first.key)!.seq;
-    spool.markDelivered(firstSeq, "a");
-    expect(activity.oldestUndelivered().get("support")).toEqual(spooledAt(first.key));
+    await spool.markDelivered(firstSeq, "a");
+    expect((await activity.oldestUndelivered()).get("support")).toEqual(spooledAt(first.key));
     // Parked for good: an operator's matter (dead letter gauge), no longer "waiting".
-    spool.markDead(firstSeq, "b", "rejected");
-    expect(activity.oldestUndelivered().get("support")).toEqual(spooledAt(second.key));
-    spool.markDelivered(due.find((d) => d.spoolKey === second.key)!.seq, "a");
-    expect(activity.oldestUndelivered().has("support")).toBe(false);
+    await spool.markDead(firstSeq, "b", "rejected");
+    expect((await activity.oldestUndelivered()).get("support")).toEqual(spooledAt(second.key));
+    await spool.markDelivered(due.find((d) => d.spoolKey === second.key)!.seq, "a");
+    expect((await activity.oldestUndelivered()).has("support")).toBe(false);
 
-    expect(activity.signInRenewed()).toEqual(new Map());
+    expect(await activity.signInRenewed()).toEqual(new Map());
     db.prepare("INSERT INTO token_cache (queue, key_id, sealed, updated_at) VALUES (?, ?, ?, ?)").run("support", "k1", Buffer.from("sealed"), NOW);
-    expect(activity.signInRenewed()).toEqual(new Map([["support", new Date(NOW)]]));
+    expect(await activity.signInRenewed()).toEqual(new Map([["support", new Date(NOW)]]));
   });
 
   it("fills the last 24 hours' deliveries in when the table is created, so the chart is not empty after an upgrade", async () => {
     const { db: opened, spool } = openTempSpool();
     db = opened;
     for (const n of [1, 2, 3]) await spool.accept(queue, { handlers: ["a"] }, fetched(n));
-    const due = spool.dueDeliveries("support", Date.now(), 10);
-    for (const d of due) spool.markDelivered(d.seq, "a");
+    const due = await spool.dueDeliveries("support", Date.now(), 10);
+    for (const d of due) await spool.markDelivered(d.seq, "a");
     // One of them delivered two days ago: not in the chart.
     db.prepare("UPDATE deliveries SET delivered_at = ? WHERE message_seq = ?").run(Date.now() - 48 * HOUR_MS, due[0]!.seq);
     // As a state directory of the version before: the migration runs on existing deliveries.
     db.exec("DROP TABLE queue_activity");
     db.exec(MIGRATIONS[5]!);
-    const hours = new QueueActivity(db).lastDay(["support"]).get("support")!;
+    const hours = (await new QueueActivity(new SqliteActivityStore(db)).lastDay(["support"])).get("support")!;
     expect(hours.reduce((sum, h) => sum + h.delivered, 0)).toBe(2);
     expect(db.pragma("user_version", { simple: true })).toBe(MIGRATIONS.length);
   });

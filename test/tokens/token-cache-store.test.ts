@@ -4,6 +4,7 @@
  */
 import type { TokenCacheContext } from "@azure/msal-node";
 import { afterEach, describe, expect, it } from "vitest";
+import { SqliteTokenCacheRows } from "../../src/store/sqlite/token-caches.js";
 import { TokenCacheStore } from "../../src/tokens/token-cache-store.js";
 import { openTempSpool } from "../spool/temp-spool.js";
 import { mkdtempSync } from "node:fs";
@@ -24,9 +25,9 @@ function context(serialized: string): TokenCacheContext {
 }
 
 function open() {
-  const { db } = openTempSpool();
+  const { db, store } = openTempSpool();
   close = () => db.close();
-  return { db, store: new TokenCacheStore(db, testSecretBox()) };
+  return { db, store: new TokenCacheStore(store.tokenCaches, testSecretBox()) };
 }
 
 const CACHE = (n: number) => JSON.stringify({ RefreshToken: { a: { secret: `refresh-${n}` } } });
@@ -37,28 +38,28 @@ describe("TokenCacheStore plugin", () => {
     const plugin = store.pluginFor("desk");
     await plugin.beforeCacheAccess(context(""));
     await plugin.afterCacheAccess(context(CACHE(1)));
-    expect(store.read("desk")).toBe(CACHE(1));
-    expect(store.isOwnWrite("desk", store.updatedAt("desk"))).toBe(true);
+    expect(await store.read("desk")).toBe(CACHE(1));
+    expect(store.isOwnWrite("desk", await store.updatedAt("desk"))).toBe(true);
   });
 
   it("does not bring back a sign-in that `logout` removed while a refresh was on its way", async () => {
     const { store } = open();
-    store.write("desk", CACHE(1));
+    await store.write("desk", CACHE(1));
     const plugin = store.pluginFor("desk");
     await plugin.beforeCacheAccess(context(""));
-    store.remove("desk"); // the CLI's logout, in another process
+    await store.remove("desk"); // the CLI's logout, in another process
     await plugin.afterCacheAccess(context(CACHE(2)));
-    expect(store.read("desk")).toBeUndefined();
+    expect(await store.read("desk")).toBeUndefined();
   });
 
   it("does not replace a newer sign-in that `login` stored meanwhile", async () => {
     const { db, store } = open();
-    store.write("desk", CACHE(1));
+    await store.write("desk", CACHE(1));
     const plugin = store.pluginFor("desk");
     await plugin.beforeCacheAccess(context(""));
     // The CLI's login, in another process: another store on the same database.
-    new TokenCacheStore(db, testSecretBox()).write("desk", CACHE(3));
+    await new TokenCacheStore(new SqliteTokenCacheRows(db), testSecretBox()).write("desk", CACHE(3));
     await plugin.afterCacheAccess(context(CACHE(2)));
-    expect(store.read("desk")).toBe(CACHE(3));
+    expect(await store.read("desk")).toBe(CACHE(3));
   });
 });

@@ -9,7 +9,8 @@ import type { QueueConfig } from "../../src/config/schema.js";
 import { MailfetchdError } from "../../src/errors.js";
 import type { Logger } from "../../src/interfaces.js";
 import { createLogger, SecretRegistry } from "../../src/log.js";
-import { openStateDatabase, type StateDatabase } from "../../src/state/database.js";
+import type { StateDatabase } from "../../src/store/sqlite/database.js";
+import { openSqliteStore, type SqliteStateStore } from "../../src/store/sqlite/sqlite-store.js";
 import { SecretBox } from "../../src/state/secret-box.js";
 import { startTestBed, type DaemonConfigInput, type TestBed, type TestBedIdentityOptions } from "../../src/testbed/test-bed.js";
 import { ConcurrencyLimiter } from "../../src/tokens/identity-http-client.js";
@@ -20,6 +21,8 @@ export type QueueSpec = Omit<DaemonConfigInput["queues"][number], "handlers">;
 
 export interface TokenFixture {
   readonly bed: TestBed;
+  /** The state store (SQLite), and its database for checks that read rows. */
+  readonly state: SqliteStateStore;
   readonly db: StateDatabase;
   readonly store: TokenCacheStore;
   /** Every log line written through `logger`, for leak scans. */
@@ -37,15 +40,18 @@ export async function startTokenFixture(options: TestBedIdentityOptions = {}): P
   const logLines: string[] = [];
   const secrets = new SecretRegistry();
   const logger = createLogger({ level: "debug", secrets, destination: { write: (line: string) => void logLines.push(line) } });
-  let db: StateDatabase | undefined;
+  let state: SqliteStateStore | undefined;
   let store: TokenCacheStore | undefined;
   const defaultLimiter = new ConcurrencyLimiter(4);
 
   const fixture: TokenFixture = {
     bed,
+    get state() {
+      if (!state) throw new Error("call queues() first: it writes the key file");
+      return state;
+    },
     get db() {
-      if (!db) throw new Error("call queues() first: it writes the key file");
-      return db;
+      return fixture.state.db;
     },
     get store() {
       if (!store) throw new Error("call queues() first: it writes the key file");
@@ -59,9 +65,9 @@ export async function startTokenFixture(options: TestBedIdentityOptions = {}): P
         file ?? path.join(bed.dir, `config-${Math.random().toString(36).slice(2)}.yaml`),
       );
       const config = loadConfig(configFile);
-      if (!db) {
-        db = openStateDatabase(config.stateDir);
-        store = new TokenCacheStore(db, SecretBox.fromFile(config.keyFile), (queue, values) => values.forEach((v, i) => secrets.set(`${queue}:${i}`, v)));
+      if (!state) {
+        state = openSqliteStore(config.stateDir);
+        store = new TokenCacheStore(state.tokenCaches, SecretBox.fromFile(config.keyFile), (queue, values) => values.forEach((v, i) => secrets.set(`${queue}:${i}`, v)));
       }
       for (const queue of config.queues) secrets.set(`${queue.name}:password`, queue.signIn.password);
       return [...config.queues];
@@ -70,7 +76,7 @@ export async function startTokenFixture(options: TestBedIdentityOptions = {}): P
       return new MsalTokenProvider({ queue, store: fixture.store, limiter: defaultLimiter, logger: logger.child({ queue: queue.name }), ...overrides });
     },
     async close() {
-      db?.close();
+      await state?.close();
       await bed.close();
     },
   };

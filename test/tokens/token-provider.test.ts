@@ -110,7 +110,7 @@ describe("device code sign-in (login) and logout", () => {
     expect(signedIn.username).toBe(USER);
     expect(prompts).toHaveLength(1);
     expect(prompts[0]).toMatch(/^To sign in, use a web browser to open the page https:\/\/\S+ and enter the code [A-Z2-9]{9} to authenticate\.$/);
-    expect(fx.store.updatedAt(q.name)).toBeDefined();
+    expect(await fx.store.updatedAt(q.name)).toBeDefined();
     const since = fx.bed.identity.tokenRequests.length;
     await expect(provider.getAccessToken({ forceRefresh: true })).resolves.toMatchObject({ token: expect.any(String) });
     expect(fx.bed.identity.tokenRequests.slice(since).map((r) => r.grantType)).toEqual(["refresh_token"]);
@@ -119,14 +119,14 @@ describe("device code sign-in (login) and logout", () => {
   it("a declined sign-in fails with the fix and leaves the stored sign-in as it was", async () => {
     const q = queue();
     await deviceCodeLogin(q, "approve");
-    const before = fx.store.read(q.name);
+    const before = await fx.store.read(q.name);
 
     const error = await failure(deviceCodeLogin(q, "decline"));
 
     expect(error.code).toBe("IDENTITY_NEEDS_SIGN_IN");
     expect(error.message).toMatch(/declined/);
     expect(error.fix).toContain(`mailfetchd login ${q.name}`);
-    expect(fx.store.read(q.name)).toBe(before);
+    expect(await fx.store.read(q.name)).toBe(before);
   });
 
   it("an expired device code fails with the fix", async () => {
@@ -143,7 +143,7 @@ describe("device code sign-in (login) and logout", () => {
     expect(error.code).toBe("IDENTITY_CONDITIONAL_ACCESS");
     expect(queueStateOf(error.code)).toBe("needs-admin");
     expect(error.message).toContain("AADSTS53003");
-    expect(fx.store.updatedAt(q.name)).toBeUndefined();
+    expect(await fx.store.updatedAt(q.name)).toBeUndefined();
   });
 
   it("public client flows off: the device code sign-in is refused, with the admin guide step", async () => {
@@ -159,11 +159,11 @@ describe("device code sign-in (login) and logout", () => {
     const provider = fx.provider(q);
     await provider.getAccessToken(); // MSAL now holds the tokens in memory as well
 
-    expect(fx.store.remove(q.name)).toBe(true);
+    expect(await fx.store.remove(q.name)).toBe(true);
 
     const error = await failure(provider.getAccessToken());
     expect(error.code).toBe("IDENTITY_NEEDS_SIGN_IN");
-    expect(fx.store.updatedAt(q.name)).toBeUndefined(); // and nothing wrote the old cache back
+    expect(await fx.store.updatedAt(q.name)).toBeUndefined(); // and nothing wrote the old cache back
   });
 });
 
