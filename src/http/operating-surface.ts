@@ -19,6 +19,8 @@ export interface OperatingSurfaceOptions extends HealthSources {
   readonly events: DaemonEvents;
   /** The configured queues now (a reload may change them). */
   readonly queues: () => ReadonlyArray<{ readonly name: string; readonly handlers: readonly string[] }>;
+  /** The queues this process fetches, when not all (several replicas: those whose lease it holds); readiness waits for their first cycle. */
+  readonly fetchingQueues?: () => readonly string[];
   /** The status page's 24-hour charts (src/state/queue-activity.ts). */
   readonly activity: { lastDay(queues: readonly string[]): Promise<ReadonlyMap<string, readonly HourActivity[]>> };
   readonly stateDir: string;
@@ -45,7 +47,7 @@ export class OperatingSurface {
       config: options.http,
       metrics: this.metrics,
       readiness: this.readiness,
-      queues: names,
+      queues: options.fetchingQueues ?? names,
       health: () => readQueueHealth(options, names()),
       charts: () => options.activity.lastDay(names()),
       probeState: options.probeState,

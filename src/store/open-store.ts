@@ -7,7 +7,7 @@
  * adapter that must connect does so on its first call.
  */
 import path from "node:path";
-import type { QueueFence } from "../cluster/ports.js";
+import type { QueueFence, QueueLeaseStore } from "../cluster/ports.js";
 import type { PostgresConfig } from "../config/schema.js";
 import type { StateStore } from "./ports.js";
 import { createPostgresStore } from "./postgres/postgres-store.js";
@@ -25,7 +25,10 @@ export interface SharedStoreOptions {
   readonly onConnectionError?: (error: Error) => void;
 }
 
-export function openStateStore(config: StoreConfig, options: SharedStoreOptions = {}): StateStore {
+/** A store shared by several replicas also keeps their queue leases. */
+export type OpenedStateStore = StateStore & { readonly leases?: QueueLeaseStore };
+
+export function openStateStore(config: StoreConfig, options: SharedStoreOptions = {}): OpenedStateStore {
   if (config.postgres) return openPostgres(config.stateDir, config.postgres, options);
   return openSqliteStore(config.stateDir);
 }
@@ -37,7 +40,7 @@ export function openStateStoreReadOnly(config: StoreConfig): StateStore | undefi
   return openSqliteStoreReadOnly(config.stateDir);
 }
 
-function openPostgres(stateDir: string, postgres: PostgresConfig, options: SharedStoreOptions): StateStore {
+function openPostgres(stateDir: string, postgres: PostgresConfig, options: SharedStoreOptions): OpenedStateStore {
   return createPostgresStore({
     ...postgres,
     // Parser scratch copies of raw messages: beside the daemon's other scratch files, private.
