@@ -151,7 +151,7 @@ export class Daemon {
         activity: this.activity,
         stateDir: config.stateDir,
         queues: () => this.config.queues.map((q) => ({ name: q.name, handlers: q.handlers.map(handlerName) })),
-        ...(this.ownership ? { fetchingQueues: () => this.ownership!.leases().map((l) => l.queue) } : {}),
+        ...(this.ownership ? { fetchingQueues: () => this.ownership!.leases().map((l) => l.queue), cluster: () => this.ownership!.figures() } : {}),
         probeState: () => state.ping(),
         logger,
       });

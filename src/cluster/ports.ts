@@ -27,6 +27,13 @@ export interface LeaseRecord {
   readonly takeovers: number;
 }
 
+export interface ReplicaRecord {
+  readonly id: string;
+  readonly startedAt: Date;
+  /** Its last lease round's validity: past it, the replica is gone or cannot reach PostgreSQL. */
+  readonly seenUntil: Date;
+}
+
 /** What the store's writes ask: the epoch this replica holds a queue at, if it holds it still. */
 export interface QueueFence {
   /** This replica's id (the `owner` of its leases). */
@@ -59,4 +66,6 @@ export interface QueueLeaseStore {
   release(replica: string, queues?: readonly string[]): Promise<void>;
   /** Every queue's lease, as stored. */
   all(): Promise<LeaseRecord[]>;
+  /** The replicas that took part in rounds lately: alive while `seenUntil` is ahead. */
+  replicas(): Promise<ReplicaRecord[]>;
 }

@@ -90,6 +90,11 @@ export class QueueOwnership implements QueueFence {
     if (this.held.get(queue)?.epoch === epoch) this.drop(queue, "fenced");
   }
 
+  /** For /metrics. */
+  figures(): { leasesHeld: number; takeovers: number; fencingRejections: number; renewFailures: number } {
+    return { leasesHeld: this.held.size, takeovers: this.counters.takeovers, fencingRejections: this.counters.fencingRejections, renewFailures: this.counters.renewFailures };
+  }
+
   /** Leases held now, for status. */
   leases(): HeldLease[] {
     return [...this.held.values()].map(({ queue, epoch, since }) => ({ queue, epoch, since }));

@@ -34,7 +34,7 @@ export function openStateStore(config: StoreConfig, options: SharedStoreOptions 
 }
 
 /** For commands beside a running daemon (`status`): reads only; undefined when there is no state yet. */
-export function openStateStoreReadOnly(config: StoreConfig): StateStore | undefined {
+export function openStateStoreReadOnly(config: StoreConfig): OpenedStateStore | undefined {
   // PostgreSQL serves readers beside writers by itself; `status` only reads.
   if (config.postgres) return openPostgres(config.stateDir, config.postgres, {});
   return openSqliteStoreReadOnly(config.stateDir);

@@ -44,6 +44,7 @@ function freezable(leases: QueueLeaseStore): QueueLeaseStore & { freeze(): void 
     round: (...args) => (frozen ? new Promise(() => undefined) : leases.round(...args)),
     release: (...args) => leases.release(...args),
     all: () => leases.all(),
+    replicas: () => leases.replicas(),
     freeze: () => void (frozen = true),
   };
 }

@@ -5,6 +5,7 @@
  * a replica stopped with SIGSTOP for 30 s, past its lease, and resumed writes nothing for the
  * queues it lost (the store's tables of those queues do not change while it runs alone).
  */
+import { spawnSync } from "node:child_process";
 import path from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { sampleMessages } from "../../src/testbed/sample-messages.js";
@@ -12,7 +13,7 @@ import { startPostgres, type Postgres } from "../../src/testbed/postgres.js";
 import { startTestBed, type TestBed } from "../../src/testbed/test-bed.js";
 import { WebhookReceiver } from "../handlers/webhook-receiver.js";
 import { expectedStableId } from "../spool/expected-id.js";
-import { DaemonProcess } from "./daemon-process.js";
+import { CLI, DaemonProcess } from "./daemon-process.js";
 
 const QUEUES = ["north", "south", "east", "west"].map((name) => ({ name, address: `${name}@example.test`, password: `${name}-password` }));
 
@@ -33,13 +34,14 @@ afterAll(async () => {
 });
 
 /** One replica's config: its own state dir (scratch files), the shared PostgreSQL and key file. */
-function replica(name: string, url: string, lease: string): DaemonProcess {
+function replica(name: string, url: string, lease: string, http = false): DaemonProcess {
   const configFile = bed.writeDaemonConfig(
     {
       stateDir: path.join(bed.dir, `state-${name}`),
       logLevel: "info",
       poll: "1s",
       postgres: { url, lease, replicaId: name },
+      ...(http ? { http: { listen: "127.0.0.1:0" } } : {}),
       queues: QUEUES.map((q) => ({ ...q, options: { idle: false }, handlers: [{ type: "webhook", name: "crm", url: receiver.url(), timeout: "10s" }] })),
     },
     path.join(bed.dir, `config-${name}.yaml`),
@@ -60,6 +62,13 @@ async function deliverMail(seed: string, count: number): Promise<Set<string>> {
     }
   }
   return ids;
+}
+
+/** GET on the daemon's HTTP surface. */
+async function get(daemon: DaemonProcess, route: string): Promise<{ status: number; body: string }> {
+  const listening = daemon.lines.find((l) => l.msg === "HTTP surface listening")!;
+  const response = await fetch(`http://127.0.0.1:${String(listening.listen).split(":").pop()}${route}`);
+  return { status: response.status, body: await response.text() };
 }
 
 const received = () => receiver.requests.map((r) => String(r.headers["webhook-id"]));
@@ -86,7 +95,7 @@ describe("several replicas on PostgreSQL", () => {
     const url = await postgres.createDatabase(database);
     receiver.requests.length = 0;
     const a = replica("alpha", url, "3s");
-    const b = replica("beta", url, "3s");
+    const b = replica("beta", url, "3s", true);
     await until("both replicas to hold queues", async () => {
       const held = await owners(database);
       return held.size === QUEUES.length && new Set(held.values()).size === 2;
@@ -115,6 +124,30 @@ describe("several replicas on PostgreSQL", () => {
     expect(ids.filter((id) => !all.has(id)), "a repeat under another id").toEqual([]);
     console.log(`replicas: ${all.size} messages, lost 0, repeats ${ids.length - new Set(ids).size}, queues moved ${alphaQueues.length}, kill to takeover ${failoverMs} ms`);
     expect(b.lines.some((l) => l.msg === "queue lease acquired" && l.tookOver === true)).toBe(true);
+
+    // Operators see who holds what: `status`, and beta's /metrics.
+    const status = spawnSync(process.execPath, [CLI, "status", "--config", path.join(bed.dir, "config-beta.yaml")], { encoding: "utf8" });
+    expect(status.stdout).toMatch(/QUEUE\s+HELD BY\s+SINCE\s+EPOCH\s+TAKEOVERS/);
+    for (const q of QUEUES) expect(status.stdout).toMatch(new RegExp(`${q.name}\\s+beta:`));
+    expect(status.stdout).toMatch(/replica alpha:\S+: not renewing since/);
+    const metrics = (await get(b, "/metrics")).body;
+    expect(metrics).toMatch(new RegExp(`^mailfetchd_leases_held ${QUEUES.length}$`, "m"));
+    expect(metrics).toMatch(new RegExp(`^mailfetchd_lease_takeovers_total ${alphaQueues.length}$`, "m"));
+
+    // PostgreSQL goes away for a while: beta is not ready and touches nothing; when it is back,
+    // work resumes without a restart and nothing is lost.
+    expect((await get(b, "/readyz")).status).toBe(200);
+    await postgres.stop();
+    const third = await deliverMail("during-outage", 5);
+    const readyz = await get(b, "/readyz");
+    expect(readyz.status).toBe(503);
+    expect(readyz.body).toMatch(/state database cannot be read.*PostgreSQL/);
+    await new Promise((resolve) => setTimeout(resolve, 5_000));
+    expect(third.size > 0 && [...third].some((id) => received().includes(id))).toBe(false);
+    await postgres.start();
+    await until("the mail that came during the outage delivered", () => [...third].every((id) => received().includes(id)), 300_000);
+    await until("beta ready again", async () => (await get(b, "/readyz")).status === 200);
+    expect([...third].filter((id) => !received().includes(id)), "lost").toEqual([]);
     await b.stop("SIGTERM");
   });
 

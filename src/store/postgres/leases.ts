@@ -6,7 +6,7 @@
  * Lease times are the database's clock (now()): replicas' clocks cannot disagree about them.
  */
 import { createHash } from "node:crypto";
-import type { HeldLease, LeaseRecord, LeaseRound, QueueLeaseStore } from "../../cluster/ports.js";
+import type { HeldLease, LeaseRecord, LeaseRound, QueueLeaseStore, ReplicaRecord } from "../../cluster/ports.js";
 import type { Connection } from "./connection.js";
 
 /** A replica unseen this long is forgotten (its row only feeds the spread and `status`). */
@@ -80,6 +80,10 @@ export class PostgresQueueLeases implements QueueLeaseStore {
     await this.db.query("leave the replicas", "DELETE FROM replicas WHERE id = $1", [replica]);
   }
 
+  replicas(): Promise<ReplicaRecord[]> {
+    return listReplicas(this.db);
+  }
+
   async all(): Promise<LeaseRecord[]> {
     const rows = await this.db.query<{
       queue: string;
@@ -100,6 +104,11 @@ export class PostgresQueueLeases implements QueueLeaseStore {
       takeovers: r.takeovers,
     }));
   }
+}
+
+export async function listReplicas(db: Connection): Promise<ReplicaRecord[]> {
+  const rows = await db.query<{ id: string; started_at: Date; seen_until: Date }>("read the replicas", "SELECT id, started_at, seen_until FROM replicas ORDER BY id");
+  return rows.map((r) => ({ id: r.id, startedAt: r.started_at, seenUntil: r.seen_until }));
 }
 
 /** Rendezvous (highest random weight) hashing: the replica with the highest hash of (replica, queue). */
