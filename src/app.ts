@@ -70,7 +70,7 @@ interface SharedParts {
 }
 
 /** Config keys that only a restart applies: they shape what the daemon opened at start. */
-const RESTART_ONLY = ["stateDir", "keyFile", "http", "delivery"] as const;
+const RESTART_ONLY = ["stateDir", "keyFile", "postgres", "http", "delivery"] as const;
 
 export class Daemon {
   /** Everything kept between runs, behind the store ports (src/store/ports.ts). */
@@ -197,7 +197,7 @@ export class Daemon {
     const previous = this.config;
     const needRestart = RESTART_ONLY.filter((key) => JSON.stringify(previous[key]) !== JSON.stringify(next[key]));
     if (needRestart.length > 0) this.logger.warn({ keys: needRestart }, "these settings change only with a restart; the rest of the new config is applied");
-    const applied: Config = { ...next, stateDir: previous.stateDir, keyFile: previous.keyFile, http: previous.http, delivery: previous.delivery };
+    const applied: Config = { ...next, stateDir: previous.stateDir, keyFile: previous.keyFile, postgres: previous.postgres, http: previous.http, delivery: previous.delivery };
     (this.logger as { level: string }).level = applied.logLevel;
 
     const wanted = new Map(applied.queues.map((q) => [q.name, q]));
