@@ -13,6 +13,7 @@ import { hostname } from "node:os";
 import type { QueueFence } from "./cluster/ports.js";
 import { QueueOwnership } from "./cluster/queue-ownership.js";
 import { cleartextUses } from "./config/cleartext.js";
+import { describeError } from "./errors.js";
 import type { Config, HandlerConfig, QueueConfig } from "./config/schema.js";
 import { createCommandHandler } from "./handlers/command.js";
 import { createDirectoryHandler } from "./handlers/directory.js";
@@ -168,7 +169,8 @@ export class Daemon {
   }
 
   private async startOnce(): Promise<void> {
-    await this.status.retain(this.config.queues.map((q) => q.name));
+    // Advisory: a store that cannot be reached now (PostgreSQL down) does not keep the daemon from coming up.
+    await this.status.retain(this.config.queues.map((q) => q.name)).catch((error: unknown) => this.logger.warn({ err: describeError(error) }, "could not tidy the queue status rows; trying at the next reload"));
     await this.surface?.listen();
     // With leases, a pipeline starts when its queue's lease is acquired (leaseAcquired).
     if (this.ownership) await this.ownership.start();

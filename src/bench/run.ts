@@ -7,6 +7,7 @@
  *   npm run bench -- --quick         CI smoke run of the harness (< 1 min), nothing written
  *   npm run bench -- --only drain,latency --reps 5 --cpu-prof /tmp/prof --out FILE
  *   npm run bench -- --only worst    worst-case parse cost per class, and fairness between queues
+ *   npm run bench -- --only replicas SQLite vs PostgreSQL with 1 and 3 replicas, failover over 20 kills
  *
  * The corpus is generated once per run straight into Dovecot's Maildir and reused by every
  * repetition and scenario; each run's outputs are deleted as soon as they are measured.
@@ -27,10 +28,11 @@ import { bigMessageScenario } from "./scenarios/big-message.js";
 import { drainScenario, type DrainMailbox } from "./scenarios/drain.js";
 import { latencyScenario } from "./scenarios/latency.js";
 import { manyQueuesScenario } from "./scenarios/many-queues.js";
+import { replicasScenario } from "./scenarios/replicas.js";
 import { worstCaseScenario } from "./scenarios/worst-case.js";
 import { MB } from "./stats.js";
 
-const SCENARIOS = ["drain", "latency", "many", "big", "worst"] as const;
+const SCENARIOS = ["drain", "latency", "many", "big", "worst", "replicas"] as const;
 const REPORT_FILE = fileURLToPath(new URL("../../BENCHMARKS.md", import.meta.url));
 
 /** 1,000 IDLE sessions need 1,000 imap processes; TLS is proxied by imap-login, so one process serves many. */
@@ -88,7 +90,8 @@ async function main(): Promise<void> {
   const ctx: BenchContext = { bed, options, workDir, log };
   const reports: ScenarioReport[] = [];
   try {
-    if (wants("drain")) reports.push(await drainScenario(ctx, await prepareDrain(ctx)));
+    const drain = wants("drain") || wants("replicas") ? await prepareDrain(ctx) : undefined;
+    if (wants("drain")) reports.push(await drainScenario(ctx, drain!));
     if (wants("latency")) {
       const mailbox = { name: "live", address: "live@bench.test", password: "live-password-1" };
       const messages = options.quick ? 10 : Math.max(20, Math.round(200 * options.scale));
@@ -112,6 +115,7 @@ async function main(): Promise<void> {
         ),
       );
     }
+    if (wants("replicas")) reports.push(await replicasScenario(ctx, { mailboxes: drain!.spread, messages: drain!.messages, kills: options.quick ? 2 : 20 }));
   } finally {
     await bed.close();
     await rm(workDir, { recursive: true, force: true });

@@ -131,6 +131,11 @@ export class Connection {
       throw storeError(cause, this.url, doing);
     }
     let broken: Error | undefined;
+    // A connection that breaks between two statements (PostgreSQL gone while a download is
+    // streamed into the transaction) emits 'error' on the client; the pool listens only to idle
+    // ones, and an unheard 'error' ends the process. The next statement rejects instead.
+    const onError = (error: Error) => (broken = error);
+    client.on("error", onError);
     try {
       await client.query("BEGIN");
       const result = await work(client);
@@ -140,7 +145,8 @@ export class Connection {
       await client.query("ROLLBACK").catch((error: Error) => (broken = error));
       throw storeError(cause, this.url, doing);
     } finally {
-      // A connection that could not roll back is not given to the next caller.
+      client.off("error", onError);
+      // A connection that broke or could not roll back is not given to the next caller.
       client.release(broken);
     }
   }

@@ -16,16 +16,30 @@ export function fencedError(queue: string): MailfetchdError {
   });
 }
 
-/** Rejects with STATE_FENCED unless this replica holds every queue named (no fence: the CLI, one node). */
+/**
+ * Rejects with STATE_FENCED unless this replica holds every queue named (no fence: the CLI, one
+ * node). The lease rows are locked in one statement, in queue order: a lease round locks its
+ * rows in the same order, so a write and a round never wait on each other in a cycle (two
+ * statements in turn did: PostgreSQL found deadlocks in the reliability suite).
+ */
 export async function checkFence(client: pg.PoolClient, fence: QueueFence | undefined, queues: Iterable<string>): Promise<void> {
   if (fence === undefined) return;
-  for (const queue of new Set(queues)) {
+  const wanted = [...new Set(queues)].sort();
+  if (wanted.length === 0) return;
+  const epochs: number[] = [];
+  for (const queue of wanted) {
     const epoch = fence.epochOf(queue);
     if (epoch === undefined) throw fencedError(queue);
-    const held = await client.query("SELECT 1 FROM queue_leases WHERE queue = $1 AND owner = $2 AND epoch = $3 FOR SHARE", [queue, fence.owner, epoch]);
-    if (held.rowCount === 0) {
-      fence.lost(queue, epoch);
-      throw fencedError(queue);
-    }
+    epochs.push(epoch);
   }
+  const held = await client.query<{ queue: string }>(
+    `SELECT l.queue FROM queue_leases l JOIN unnest($1::text[], $2::bigint[]) AS w (queue, epoch) ON l.queue = w.queue AND l.epoch = w.epoch
+     WHERE l.owner = $3 ORDER BY l.queue FOR SHARE OF l`,
+    [wanted, epochs, fence.owner],
+  );
+  if (held.rowCount === wanted.length) return;
+  const still = new Set(held.rows.map((r) => r.queue));
+  const lost = wanted.filter((queue) => !still.has(queue));
+  lost.forEach((queue) => fence.lost(queue, epochs[wanted.indexOf(queue)]!));
+  throw fencedError(lost[0]!);
 }

@@ -30,6 +30,8 @@ export class PostgresQueueLeases implements QueueLeaseStore {
       const home = queues.filter((queue) => homeOf(queue, live) === replica);
       const elsewhere = queues.filter((queue) => homeOf(queue, live) !== replica);
 
+      // This replica's rows first, locked in queue order (as a fenced write locks them): no deadlock.
+      await client.query("SELECT queue FROM queue_leases WHERE owner = $1 AND queue = ANY($2::text[]) ORDER BY queue FOR UPDATE", [replica, [...queues]]);
       // Another live replica's share goes back (it claims it in its next round); the rest is renewed.
       await client.query(
         `UPDATE queue_leases SET owner = NULL, lease_until = now() WHERE owner = $1 AND queue = ANY($2::text[])`,
