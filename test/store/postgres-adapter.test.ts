@@ -103,6 +103,29 @@ describe("PostgreSQL store", () => {
     expect((await store.queueStatus.get("q1"))?.state).toBe("ok");
   }, 60_000);
 
+  it("a connection cut while a download streams into its transaction rejects the write (STATE_UNAVAILABLE), and the process lives on", async () => {
+    const store = await open(await postgres.createDatabase());
+    let cut!: () => void;
+    const cutDone = new Promise<void>((resolve) => (cut = resolve));
+    async function* slowDownload() {
+      yield Buffer.from("Subject: slow\r\n\r\n");
+      // PostgreSQL goes away between two chunks: the client is idle inside the transaction.
+      await postgres.stop();
+      await new Promise((resolve) => setTimeout(resolve, 200));
+      cut();
+      yield Buffer.from("the rest of the body");
+    }
+    try {
+      const written = store.raw.write("q1", "key-slow", slowDownload(), 100);
+      await cutDone;
+      await expect(written).rejects.toMatchObject({ code: "STATE_UNAVAILABLE", retryable: true });
+    } finally {
+      await postgres.start();
+    }
+    await store.raw.write("q1", "key-slow", Buffer.from("Subject: again\r\n\r\nbody"), 100);
+    expect((await store.raw.read("q1", "key-slow")).toString()).toContain("again");
+  }, 60_000);
+
   it("comes up during an outage and creates its schema at its first call once PostgreSQL is back", async () => {
     const url = await postgres.createDatabase();
     await postgres.stop();
