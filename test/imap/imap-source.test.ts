@@ -65,7 +65,7 @@ describe("IMAP as a MailSource", () => {
       [1, 2, 3].map((uid) => imapLocation({ folder: FOLDER, uidValidity, uid })),
     );
     // \Seen was owed with each message and taken in the same sync.
-    expect(first.pendingActions(FOLDER)).toEqual([]);
+    expect(await first.pendingActions(FOLDER)).toEqual([]);
     const again = sink();
     await source.sync(again);
     expect([again.fetched, again.spooled]).toEqual([0, 0]);

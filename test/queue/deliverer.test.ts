@@ -98,7 +98,7 @@ describe("Deliverer with a real spool, parse worker and handlers", () => {
     expect(parsedFor).toEqual([queue.name]);
 
     expect(seen).toHaveLength(1);
-    expect(seen[0]!.rawFile).toBe(spool.rawFile(queue.name, key));
+    expect(seen[0]!.rawFile).toBe((await spool.rawFile(queue.name, key)).path);
     expect(seen[0]!.rawSize).toBe(big.raw.length);
     expect(seen[0]!.attachmentInMemory).toBe(false);
     expect(seen[0]!.attachmentFile?.startsWith(path.join(stateDir, "scratch", queue.name) + path.sep)).toBe(true);

@@ -21,6 +21,36 @@ function open() {
 }
 
 describe("spool (real SQLite file)", () => {
+  it("keeps one commit in flight on a store that answers slowly, so a later group never lands before an earlier one", async () => {
+    const { dir, store } = open();
+    // The real SQLite store, with every commit made to wait (a remote store's round trip); the first waits longest.
+    const committed: string[][] = [];
+    let inFlight = 0;
+    let mostInFlight = 0;
+    let calls = 0;
+    const slow = Object.create(store.messages) as typeof store.messages;
+    slow.commit = async (entries) => {
+      inFlight++;
+      mostInFlight = Math.max(mostInFlight, inFlight);
+      await new Promise((resolve) => setTimeout(resolve, calls++ === 0 ? 60 : 1));
+      try {
+        committed.push(entries.map((e) => (e.type === "message" ? e.location.item : `cursor ${e.position}`)));
+        return await store.messages.commit(entries);
+      } finally {
+        inFlight--;
+      }
+    };
+    const spool = new Spool({ ...store, messages: slow }, dir);
+    const first = acceptImap(spool, queue, { handlers: ["a"] }, fetched(1));
+    // The second accept arrives while the first group's commit is under way.
+    await new Promise((resolve) => setTimeout(resolve, 20));
+    const second = acceptImap(spool, queue, { handlers: ["a"] }, fetched(2));
+    await Promise.all([first, second]);
+    expect(mostInFlight).toBe(1);
+    expect(committed).toEqual([["7:1"], ["7:2"]]);
+    expect(await imapCursor(spool, "support", "INBOX")).toEqual({ uidValidity: "7", lastUid: 2 });
+  });
+
   it("makes a message durable with a pending delivery per handler and advances the cursor in the same step", async () => {
     const { dir, spool } = open();
     const result = await acceptImap(spool, queue, { handlers: ["a", "b"] }, fetched(5));
