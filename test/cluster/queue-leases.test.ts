@@ -3,7 +3,12 @@
  * replica that stops renewing loses its queues to the other (never before its lease ends), and
  * a write at a stale epoch is refused (STATE_FENCED) and changes nothing.
  */
+import { mkdtemp, rm } from "node:fs/promises";
+import { tmpdir } from "node:os";
+import path from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { Spool } from "../../src/spool/spool.js";
+import { imap } from "../spool/imap-messages.js";
 import type { HeldLease, QueueFence, QueueLeaseStore } from "../../src/cluster/ports.js";
 import { QueueOwnership } from "../../src/cluster/queue-ownership.js";
 import { homeOf } from "../../src/store/postgres/leases.js";
@@ -201,5 +206,49 @@ describe("queue leases on PostgreSQL", () => {
     const fenced = await open(url, ownership);
     await expect(fenced.messages.restartCursor("q1", "imap", "INBOX", "1:0")).rejects.toMatchObject({ code: "STATE_FENCED" });
     expect(lost).toEqual(["q1"]);
+  });
+});
+
+describe("the spool on a fenced store", () => {
+  it("a queue this replica lost fails its own accepts only, not those of queues it holds that commit in the same group", async () => {
+    const url = await postgres.createDatabase();
+    const admin = await open(url);
+    const mine = await admin.leases.round("replica-a", ["held", "lost"], 60_000);
+    const fence = handFence("replica-a", mine.held);
+    const store = await open(url, fence);
+
+    const dir = await mkdtemp(path.join(tmpdir(), "mailfetchd-fenced-spool-"));
+    // The first commit waits at a gate, so the two accepts after it commit in one group.
+    let openGate!: () => void;
+    const gate = new Promise<void>((resolve) => (openGate = resolve));
+    let first = true;
+    const messages = Object.create(store.messages) as typeof store.messages;
+    messages.commit = async (entries) => {
+      if (first) {
+        first = false;
+        await gate;
+      }
+      return store.messages.commit(entries);
+    };
+    const spool = new Spool({ ...store, messages }, dir);
+    const message = (uid: number) => imap({ folder: "INBOX", uidValidity: "7", uid, raw: Buffer.from(`Subject: ${uid}\r\n\r\nbody ${uid}`), size: 20 });
+    const warmUp = spool.accept({ name: "held", address: "held@example.test" }, { handlers: ["h"] }, message(1));
+    const accepts = Promise.allSettled([
+      spool.accept({ name: "held", address: "held@example.test" }, { handlers: ["h"] }, message(2)),
+      spool.accept({ name: "lost", address: "lost@example.test" }, { handlers: ["h"] }, message(1)),
+    ]);
+    void accepts;
+    await until(async () => ((await postgres.query<{ n: number }>("SELECT count(*)::int AS n FROM raw_parts", [], new URL(url).pathname.slice(1)))[0]!.n === 3 ? true : undefined));
+    // Both messages' bytes are stored; now another replica takes "lost" over, before their commit.
+    await postgres.query("UPDATE queue_leases SET lease_until = now() - interval '1 minute' WHERE queue = 'lost'", [], new URL(url).pathname.slice(1));
+    expect((await admin.leases.round("replica-b", ["lost"], 60_000)).tookOver).toEqual(["lost"]);
+    openGate();
+    await warmUp;
+    const [held, lost] = await accepts;
+    expect(held).toMatchObject({ status: "fulfilled", value: { isNew: true } });
+    expect(lost).toMatchObject({ status: "rejected" });
+    expect(await admin.deliveries.backlog("held")).toBe(2);
+    expect(await admin.deliveries.backlog("lost")).toBe(0);
+    await rm(dir, { recursive: true, force: true });
   });
 });
