@@ -90,7 +90,7 @@ async function main(): Promise<void> {
   const ctx: BenchContext = { bed, options, workDir, log };
   const reports: ScenarioReport[] = [];
   try {
-    const drain = wants("drain") || wants("replicas") ? await prepareDrain(ctx) : undefined;
+    const drain = wants("drain") || (wants("replicas") && (!options.quick || options.only.includes("replicas"))) ? await prepareDrain(ctx) : undefined;
     if (wants("drain")) reports.push(await drainScenario(ctx, drain!));
     if (wants("latency")) {
       const mailbox = { name: "live", address: "live@bench.test", password: "live-password-1" };
@@ -115,7 +115,8 @@ async function main(): Promise<void> {
         ),
       );
     }
-    if (wants("replicas")) reports.push(await replicasScenario(ctx, { mailboxes: drain!.spread, messages: drain!.messages, kills: options.quick ? 2 : 20 }));
+    // Three setups and 20 kills take minutes: the smoke run (--quick) leaves it out unless asked for by name.
+    if (wants("replicas") && (!options.quick || options.only.includes("replicas"))) reports.push(await replicasScenario(ctx, { mailboxes: drain!.spread, messages: drain!.messages, kills: options.quick ? 2 : 20 }));
   } finally {
     await bed.close();
     await rm(workDir, { recursive: true, force: true });
