@@ -27,7 +27,7 @@ interface Run {
   readonly rss: number[];
 }
 
-const LEASE = "3s";
+const LEASE = "5s";
 
 export async function replicasScenario(ctx: BenchContext, input: ReplicasInput): Promise<ScenarioReport> {
   const postgres = await startPostgres();

@@ -51,6 +51,10 @@ export async function openPostgresStore(options: PostgresStoreOptions): Promise<
 export function createPostgresStore(options: PostgresStoreOptions): PostgresStateStore {
   const pool = createPool(options, options.onIdleError ?? (() => undefined));
   const db = new Connection(pool, options.url, async () => void (await migrate(pool, options.url)));
+  // Lease rounds on connections of their own: a renewal never waits for a free connection
+  // behind downloads and commits (under load, waiting cost leases and moved queues for nothing).
+  const leasePool = createPool({ ...options, maxConnections: 2 }, options.onIdleError ?? (() => undefined));
+  const leaseDb = new Connection(leasePool, options.url, () => db.ready());
   const messages = new PostgresMessages(db, options.fence);
   return {
     kind: "postgres",
@@ -63,11 +67,13 @@ export function createPostgresStore(options: PostgresStoreOptions): PostgresStat
     queueStatus: new PostgresQueueStatus(db),
     activity: new PostgresActivity(db),
     tokenCaches: new PostgresTokenCaches(db, options.fence),
-    leases: new PostgresQueueLeases(db),
+    leases: new PostgresQueueLeases(leaseDb),
     async ping() {
       await db.query("reach PostgreSQL", "SELECT 1");
     },
-    close: () => db.end(),
+    close: async () => {
+      await Promise.all([db.end(), leaseDb.end()]);
+    },
   };
 }
 

@@ -26,7 +26,6 @@ export class PostgresRawMessages implements RawMessageStore {
 
   write(queue: string, key: string, content: Buffer | AsyncIterable<Buffer>, headLimit: number): Promise<WrittenRaw> {
     return this.db.transaction("store a message's bytes", async (client) => {
-      await checkFence(client, this.fence, [queue]);
       await client.query("DELETE FROM raw_parts WHERE queue = $1 AND key = $2", [queue, key]);
       const hash = createHash("sha256");
       const head: Buffer[] = [];
@@ -68,6 +67,9 @@ export class PostgresRawMessages implements RawMessageStore {
         }
       }
       if (pendingLength > 0 || part === 0) await flush();
+      // Checked last, just before the commit: the lease row is locked for an instant, not for
+      // the whole download (a lease round waiting behind a 25 MB download missed its renewal).
+      await checkFence(client, this.fence, [queue]);
       return { head: Buffer.concat(head, headLength), sha256: hash.digest("hex") };
     });
   }
