@@ -146,7 +146,6 @@ async function failover(ctx: BenchContext, input: ReplicasInput, url: string): P
       process.kill(probes[owner]!.pid!, "SIGKILL");
       await probes[(owner + 1) % probes.length]!.waitFor("a delivery by a survivor", () => probes.some((p, i) => i !== owner && p.count("delivered") > before[i]!), 120_000);
       times.push(performance.now() - killedAt);
-      await probes[owner]!.stop();
       const restarted = new ProbeProcess(config(ctx, [mailbox], dir, url, `fo-${owner}`), {});
       await restarted.start();
       probes[owner] = restarted;
