@@ -7,7 +7,7 @@
  */
 import { spawnSync } from "node:child_process";
 import path from "node:path";
-import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
 import { sampleMessages } from "../../src/testbed/sample-messages.js";
 import { startPostgres, type Postgres } from "../../src/testbed/postgres.js";
 import { startTestBed, type TestBed } from "../../src/testbed/test-bed.js";
@@ -15,7 +15,11 @@ import { WebhookReceiver } from "../handlers/webhook-receiver.js";
 import { expectedStableId } from "../spool/expected-id.js";
 import { CLI, DaemonProcess } from "./daemon-process.js";
 
-const QUEUES = ["north", "south", "east", "west"].map((name) => ({ name, address: `${name}@example.test`, password: `${name}-password` }));
+// Each test has mailboxes of its own: mail one leaves on the server is not the next one's.
+const queuesOf = (test: string) => ["north", "south", "east", "west"].map((side) => ({ name: `${test}-${side}`, address: `${test}-${side}@example.test`, password: `${test}-${side}-password` }));
+const KILL_QUEUES = queuesOf("kill");
+const STOP_QUEUES = queuesOf("stop");
+let QUEUES = KILL_QUEUES;
 
 let bed: TestBed;
 let postgres: Postgres;
@@ -24,11 +28,15 @@ const running: DaemonProcess[] = [];
 
 beforeAll(async () => {
   [bed, postgres, receiver] = await Promise.all([startTestBed(), startPostgres(), WebhookReceiver.start()]);
-  for (const q of QUEUES) bed.identity.addUser({ username: q.address, password: q.password });
+  for (const q of [...KILL_QUEUES, ...STOP_QUEUES]) bed.identity.addUser({ username: q.address, password: q.password });
 }, 120_000);
 
+// A test that failed half-way leaves no replica behind to fetch the next test's mail.
+afterEach(async () => {
+  for (const daemon of running.splice(0)) await daemon.stop("SIGKILL").catch(() => undefined);
+});
+
 afterAll(async () => {
-  for (const daemon of running) await daemon.stop("SIGKILL").catch(() => undefined);
   await receiver?.close();
   await Promise.allSettled([bed?.close(), postgres?.close()]);
 });
@@ -91,11 +99,13 @@ async function until(what: string, condition: () => boolean | Promise<boolean>, 
 
 describe("several replicas on PostgreSQL", () => {
   it("share the queues, deliver everything once, and the survivor of a SIGKILL delivers the rest", { timeout: 600_000 }, async () => {
+    QUEUES = KILL_QUEUES;
     const database = "replicas_kill";
     const url = await postgres.createDatabase(database);
     receiver.requests.length = 0;
-    const a = replica("alpha", url, "3s");
-    const b = replica("beta", url, "3s", true);
+    // 6 s: long enough that a loaded machine's slow renewal does not move a queue mid-delivery.
+    const a = replica("alpha", url, "6s");
+    const b = replica("beta", url, "6s", true);
     await until("both replicas to hold queues", async () => {
       const held = await owners(database);
       return held.size === QUEUES.length && new Set(held.values()).size === 2;
@@ -152,6 +162,7 @@ describe("several replicas on PostgreSQL", () => {
   });
 
   it("a replica stopped (SIGSTOP) for 30 s past its lease writes nothing for the queues it lost when resumed", { timeout: 600_000 }, async () => {
+    QUEUES = STOP_QUEUES;
     const database = "replicas_stop";
     const url = await postgres.createDatabase(database);
     receiver.requests.length = 0;

@@ -115,7 +115,7 @@ export const POSTGRES_MIGRATIONS: readonly string[] = [
     lease_until  timestamptz NOT NULL DEFAULT '-infinity',
     acquired_at  timestamptz,
     renewed_at   timestamptz,
-    takeovers    bigint NOT NULL DEFAULT 0  -- changes of owner away from a live lease's replica that expired
+    takeovers    bigint NOT NULL DEFAULT 0  -- times the queue changed hands after its owner's lease ran out
   );
 
   -- Live replicas (heartbeat), so each can compute the same spread of queues.
