@@ -11,6 +11,8 @@
 #                                             Chromium (the status page is tested in a real
 #                                             headless browser) and Prometheus's promtool (the
 #                                             shipped alert rules are checked and unit-tested)
+#                                             and PostgreSQL (the shared state store; each test
+#                                             file starts its own cluster, src/testbed/postgres.ts)
 #
 # `npm test` (pretest) and .ci/run both call it with --suite, so the two cannot drift.
 set -euo pipefail
@@ -34,12 +36,14 @@ if [ "$suite" = true ]; then
   [ -x /usr/bin/chromium ] || missing+=(chromium)
   # Debian ships promtool in the prometheus package.
   command -v promtool >/dev/null 2>&1 || missing+=(prometheus)
+  # Debian's server binaries live in /usr/lib/postgresql/<version>/bin, off PATH.
+  compgen -G "/usr/lib/postgresql/*/bin/postgres" >/dev/null || command -v postgres >/dev/null 2>&1 || missing+=(postgresql)
 fi
 [ ${#missing[@]} -eq 0 ] && exit 0
 if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then
   echo "installing the test packages: ${missing[*]}" >&2
   export DEBIAN_FRONTEND=noninteractive
-  # Debian's postinst scripts start the system Dovecot and Prometheus; the tests run their own
+  # Debian's postinst scripts start the system Dovecot, Prometheus and PostgreSQL; the tests run their own
   # (or none), so a policy-rc.d keeps those services from starting while we install.
   policy=/usr/sbin/policy-rc.d
   if [ ! -e "$policy" ]; then

@@ -24,7 +24,7 @@ let commit = "unknown";
 try {
   commit = execFileSync("git", ["rev-parse", "--short", "HEAD"], { encoding: "utf8" }).trim();
 } catch {}
-const order = ["crash", "faults", "identity", "storage", "bad-input", "hostile-network", "message-identity"];
+const order = ["crash", "replicas", "faults", "identity", "storage", "bad-input", "hostile-network", "message-identity"];
 suites.sort((a, b) => order.indexOf(a.suite) - order.indexOf(b.suite));
 const figures = [
   "<!-- figures:start -->",

@@ -8,7 +8,12 @@
  * The state store is opened here (src/store/open-store.ts chooses the adapter) and its ports
  * are handed down; nothing below sees which store it is.
  */
+import { randomBytes } from "node:crypto";
+import { hostname } from "node:os";
+import type { QueueFence } from "./cluster/ports.js";
+import { QueueOwnership } from "./cluster/queue-ownership.js";
 import { cleartextUses } from "./config/cleartext.js";
+import { describeError } from "./errors.js";
 import type { Config, HandlerConfig, QueueConfig } from "./config/schema.js";
 import { createCommandHandler } from "./handlers/command.js";
 import { createDirectoryHandler } from "./handlers/directory.js";
@@ -67,7 +72,7 @@ interface SharedParts {
 }
 
 /** Config keys that only a restart applies: they shape what the daemon opened at start. */
-const RESTART_ONLY = ["stateDir", "keyFile", "http", "delivery"] as const;
+const RESTART_ONLY = ["stateDir", "keyFile", "postgres", "http", "delivery"] as const;
 
 export class Daemon {
   /** Everything kept between runs, behind the store ports (src/store/ports.ts). */
@@ -89,6 +94,13 @@ export class Daemon {
   private readonly parser: ParserPool;
   /** Notices `mailfetchd login`/`logout` run while the daemon runs. */
   private signIns: SignInWatcher;
+  /**
+   * With a shared store (several replicas): the queues whose leases this replica holds. A queue's
+   * pipeline runs only while its lease is held; one node on SQLite owns every queue.
+   */
+  readonly ownership?: QueueOwnership;
+  /** Per queue, its pipeline's start or stop in progress: a lease lost and won back quickly is applied in order. */
+  private readonly transitions = new Map<string, Promise<void>>();
 
   constructor(
     private config: Config,
@@ -96,7 +108,25 @@ export class Daemon {
     secrets: SecretRegistry,
   ) {
     const box = SecretBox.fromFile(config.keyFile);
-    const state = (this.state = openStateStore(config));
+    // The store's fence asks the ownership, built just below on the store's own leases.
+    let ownership: QueueOwnership | undefined;
+    const fence: QueueFence | undefined = config.postgres
+      ? { owner: replicaIdOf(config.postgres.replicaId), epochOf: (queue) => ownership?.epochOf(queue), lost: (queue, epoch) => ownership?.lost(queue, epoch) }
+      : undefined;
+    const state = (this.state = openStateStore(config, {
+      ...(fence ? { fence } : {}),
+      onConnectionError: (error) => logger.warn({ err: error.message }, "a connection to the state store broke; it is opened again at the next use"),
+    }));
+    if (fence && state.leases && config.postgres) {
+      ownership = this.ownership = new QueueOwnership(
+        state.leases,
+        fence.owner,
+        config.queues.map((q) => q.name),
+        config.postgres.leaseMs,
+        { acquired: (lease) => this.leaseAcquired(lease.queue), lost: (queue) => this.leaseLost(queue) },
+        logger.child({ component: "leases" }),
+      );
+    }
     const store = new TokenCacheStore(state.tokenCaches, box, (queue, values) => values.forEach((v, i) => secrets.set(`${queue}:token:${i}`, v)));
     const spool = (this.spool = new Spool(state, config.stateDir));
     const status = (this.status = state.queueStatus);
@@ -123,6 +153,7 @@ export class Daemon {
         activity: this.activity,
         stateDir: config.stateDir,
         queues: () => this.config.queues.map((q) => ({ name: q.name, handlers: q.handlers.map(handlerName) })),
+        ...(this.ownership ? { fetchingQueues: () => this.ownership!.leases().map((l) => l.queue), cluster: () => this.ownership!.figures() } : {}),
         probeState: () => state.ping(),
         logger,
       });
@@ -139,16 +170,19 @@ export class Daemon {
   }
 
   private async startOnce(): Promise<void> {
-    await this.status.retain(this.config.queues.map((q) => q.name));
+    // Advisory: a store that cannot be reached now (PostgreSQL down) does not keep the daemon from coming up.
+    await this.status.retain(this.config.queues.map((q) => q.name)).catch((error: unknown) => this.logger.warn({ err: describeError(error) }, "could not tidy the queue status rows; trying at the next reload"));
     await this.surface?.listen();
-    for (const pipeline of this.pipelines.values()) startPipeline(pipeline);
+    // With leases, a pipeline starts when its queue's lease is acquired (leaseAcquired).
+    if (this.ownership) await this.ownership.start();
+    else for (const pipeline of this.pipelines.values()) startPipeline(pipeline);
     await this.signIns.start();
     this.retention.start();
     void this.spool.removeStaleScratch().then((removed) => {
       if (removed > 0) this.logger.info({ removed }, "removed parse scratch directories left by an earlier crash");
     });
     this.started = true;
-    this.logger.info({ queues: [...this.pipelines.keys()] }, "mailfetchd started");
+    this.logger.info({ queues: [...this.pipelines.keys()], ...(this.ownership ? { replica: this.ownership.owner } : {}) }, "mailfetchd started");
   }
 
   /**
@@ -166,7 +200,7 @@ export class Daemon {
     const previous = this.config;
     const needRestart = RESTART_ONLY.filter((key) => JSON.stringify(previous[key]) !== JSON.stringify(next[key]));
     if (needRestart.length > 0) this.logger.warn({ keys: needRestart }, "these settings change only with a restart; the rest of the new config is applied");
-    const applied: Config = { ...next, stateDir: previous.stateDir, keyFile: previous.keyFile, http: previous.http, delivery: previous.delivery };
+    const applied: Config = { ...next, stateDir: previous.stateDir, keyFile: previous.keyFile, postgres: previous.postgres, http: previous.http, delivery: previous.delivery };
     (this.logger as { level: string }).level = applied.logLevel;
 
     const wanted = new Map(applied.queues.map((q) => [q.name, q]));
@@ -180,8 +214,9 @@ export class Daemon {
     for (const queue of [...changed, ...added]) {
       const pipeline = this.buildPipeline(queue);
       this.pipelines.set(queue.name, pipeline);
-      if (this.started) startPipeline(pipeline);
+      if (this.started && this.fetches(queue.name)) startPipeline(pipeline);
     }
+    this.ownership?.setQueues(applied.queues.map((q) => q.name));
     this.config = applied;
     await this.shared.status.retain(applied.queues.map((q) => q.name));
     this.signIns = this.createSignInWatcher();
@@ -245,6 +280,41 @@ export class Daemon {
     return { config: queue, poller, deliverer, idle, refresher };
   }
 
+  /** Whether this process runs the queue's pipeline: always on one node, while it holds the lease with several. */
+  private fetches(queue: string): boolean {
+    return this.ownership === undefined || this.ownership.epochOf(queue) !== undefined;
+  }
+
+  /** This replica now holds the queue's lease: its pipeline starts (after a stop still in progress). */
+  private leaseAcquired(queue: string): void {
+    this.transition(queue, async () => {
+      const pipeline = this.pipelines.get(queue);
+      if (pipeline && !this.stopping && this.fetches(queue)) startPipeline(pipeline);
+    });
+  }
+
+  /**
+   * The lease is gone (ran out, handed over, or a write was fenced): the pipeline stops at once
+   * and a fresh one waits for the lease to come back. What was in flight stays in the shared
+   * spool, for the new owner.
+   */
+  private leaseLost(queue: string): void {
+    if (this.stopping) return;
+    this.transition(queue, async () => {
+      const pipeline = this.pipelines.get(queue);
+      if (!pipeline) return;
+      await stopPipeline(pipeline);
+      if (this.pipelines.get(queue) === pipeline && !this.stopping) this.pipelines.set(queue, this.buildPipeline(pipeline.config));
+    });
+  }
+
+  private transition(queue: string, step: () => Promise<void>): void {
+    const next = (this.transitions.get(queue) ?? Promise.resolve())
+      .then(step)
+      .catch((error: unknown) => this.logger.error({ err: error, queue }, "starting or stopping a queue's pipeline failed"));
+    this.transitions.set(queue, next);
+  }
+
   private createSignInWatcher(): SignInWatcher {
     // A queue waiting in needs-sign-in fetches within seconds of a `login`, not at its next retry.
     return new SignInWatcher({
@@ -264,7 +334,10 @@ export class Daemon {
     this.surface?.markStopping();
     this.signIns.stop();
     const steps = [this.retention.stop(), ...[...this.pipelines.values()].map(stopPipeline)];
-    const finished = Promise.allSettled(steps).then(() => true);
+    // Leases are given back once this replica has stopped fetching, so another takes the queues at once.
+    const finished = Promise.allSettled(steps)
+      .then(() => this.ownership?.stop())
+      .then(() => true);
     const timedOut = new Promise<false>((resolve) => setTimeout(() => resolve(false), deadlineMs).unref());
     if (!(await Promise.race([finished, timedOut]))) {
       this.logger.warn({ deadlineMs }, "stop deadline passed; abandoning in-flight work (it stays in the spool and is redone at the next start)");
@@ -298,6 +371,11 @@ async function stopPipeline(pipeline: QueuePipeline): Promise<void> {
   pipeline.refresher.stop();
   await Promise.allSettled([pipeline.idle?.stop(), pipeline.poller.stop()]);
   await pipeline.deliverer.stop();
+}
+
+/** Unique per process: two processes given one `replicaId` never share a lease. */
+function replicaIdOf(configured: string | undefined): string {
+  return `${configured ?? hostname()}:${process.pid}:${randomBytes(3).toString("hex")}`;
 }
 
 /** The queue's mail source, by its `source` key. */

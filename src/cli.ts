@@ -10,6 +10,7 @@ import { registerCheck } from "./cli/check.js";
 import { registerKeygen } from "./cli/keygen.js";
 import { registerLogin } from "./cli/login.js";
 import { registerLogout } from "./cli/logout.js";
+import { registerMigrate } from "./cli/migrate.js";
 import { registerRun } from "./cli/run.js";
 import { registerStatus } from "./cli/status.js";
 import { EXIT } from "./cli/common.js";
@@ -32,6 +33,7 @@ export function buildProgram(): Command {
   registerDeadLetters(program);
   registerStatus(program);
   registerHealthcheck(program);
+  registerMigrate(program);
   program
     .command("version")
     .description("print the version")

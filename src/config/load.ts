@@ -23,6 +23,7 @@ import {
   parseInterval,
   type Config,
   type HttpConfig,
+  type PostgresConfig,
   type QueueConfig,
   type RawConfig,
 } from "./schema.js";
@@ -98,6 +99,29 @@ function forbiddenKeys(document: Document): string[] {
 function formatIssues(file: string, issues: readonly z.core.$ZodIssue[]): string {
   const lines = issues.map((issue) => `  ${keyPath(issue.path) || "(top level)"}: ${describeIssue(issue)}`);
   return `${file}: the config is not valid:\n${lines.join("\n")}`;
+}
+
+/** state.postgres: the URL is a secret (file mode checked, never logged); TLS when asked for. */
+function postgresOf(
+  raw: NonNullable<RawConfig["state"]["postgres"]>,
+  readSecret: (key: string, file: string) => string | undefined,
+  readPublic: (key: string, file: string) => string | undefined,
+  problems: string[],
+): PostgresConfig {
+  const url = raw.urlFile === undefined ? undefined : readSecret("state.postgres.urlFile", raw.urlFile)?.trim();
+  // The text itself is never shown: it holds the password.
+  if (url !== undefined && !/^postgres(ql)?:\/\/[^/]+/.test(url)) {
+    problems.push(`  state.postgres.urlFile: ${raw.urlFile} does not hold a PostgreSQL URL: write one line, postgres://user:password@host:5432/database`);
+  }
+  const ca = raw.caFile === undefined ? undefined : readPublic("state.postgres.caFile", raw.caFile);
+  const tls = raw.tls === true || ca !== undefined || raw.rejectUnauthorized !== undefined;
+  return {
+    ...(url === undefined ? {} : { url }),
+    ...(tls ? { tls: { ...(ca === undefined ? {} : { ca }), rejectUnauthorized: raw.rejectUnauthorized ?? true } } : {}),
+    leaseMs: parseInterval(raw.lease ?? "15s")!,
+    ...(raw.replicaId === undefined ? {} : { replicaId: raw.replicaId }),
+    ...(raw.maxConnections === undefined ? {} : { maxConnections: raw.maxConnections }),
+  };
 }
 
 function keyPath(segments: readonly PropertyKey[]): string {
@@ -207,10 +231,13 @@ function resolveConfig(raw: RawConfig, baseDir: string): Config {
   const forgetAfter = parseInterval(raw.retention?.forgetAfter ?? "180d")!;
   if (forgetAfter < keepDelivered) problems.push("  retention.forgetAfter: must be at least retention.keepDelivered (rows outlive files)");
 
+  const postgres = raw.state.postgres ? postgresOf(raw.state.postgres, readSecret, readPublic, problems) : undefined;
+
   if (problems.length > 0) throw new ConfigError(`the config is not valid:\n${problems.join("\n")}`);
   return deepFreeze({
     stateDir: resolvePath(raw.state.dir),
     keyFile: resolvePath(raw.state.keyFile),
+    ...(postgres ? { postgres } : {}),
     logLevel: raw.log?.level ?? "info",
     retention: {
       keepDeliveredMs: keepDelivered,

@@ -158,6 +158,25 @@ export const handlerSchema = z.discriminatedUnion("type", [directoryHandler, web
   error: "a handler needs `type: directory`, `type: webhook` or `type: command`",
 });
 
+const postgresBlock = z
+  .object({
+    /** A file (mode 0600) holding the connection URL, postgres://user:password@host:5432/database. Absent: the standard PG* environment variables. */
+    urlFile: z.string().min(1).optional(),
+    /** Use TLS to PostgreSQL (also on when caFile or rejectUnauthorized is given, or the URL says sslmode). */
+    tls: z.boolean().optional(),
+    /** CA certificate (PEM) to verify PostgreSQL's certificate against. */
+    caFile: z.string().min(1).optional(),
+    /** Verify PostgreSQL's certificate (default true). */
+    rejectUnauthorized: z.boolean().optional(),
+    /** How long a replica holds a queue without renewing: a dead replica's queues move within this (default 15s). */
+    lease: z.string().refine((text) => (parseInterval(text) ?? 0) >= 1000, "write a duration of at least 1s, such as '15s'").optional(),
+    /** This replica's name in leases and `status` (default: host name and process id). */
+    replicaId: z.string().min(1).max(200).optional(),
+    /** Connections this replica opens at most (default 10). */
+    maxConnections: z.number().int().min(2).max(1000).optional(),
+  })
+  .strict();
+
 const signIn = z
   .object({
     /** The Entra user who signs in. Defaults to the queue address. */
@@ -201,6 +220,8 @@ export const configSchema = z
         dir: z.string().min(1),
         /** Key file for the token cache's encryption at rest (`mailfetchd keygen` writes one). */
         keyFile: z.string().min(1, "name the key file written by `mailfetchd keygen`"),
+        /** Keep the state in PostgreSQL, shared by several replicas, instead of SQLite in `dir`. */
+        postgres: postgresBlock.optional(),
       })
       .strict(),
     log: z
@@ -337,6 +358,8 @@ export interface QueueConfig {
 export interface Config {
   readonly stateDir: string;
   readonly keyFile: string;
+  /** Set when the state lives in PostgreSQL (several replicas); absent: SQLite in stateDir. */
+  readonly postgres?: PostgresConfig;
   readonly logLevel: string;
   readonly retention: { readonly keepDeliveredMs: number; readonly forgetAfterMs: number; readonly schedule: string };
   /** Shared by every queue's deliveries (src/queue/memory-budget.ts). */
@@ -344,6 +367,15 @@ export interface Config {
   readonly queues: readonly QueueConfig[];
   /** Absent when the config has no `http` block: no port is opened. */
   readonly http?: HttpConfig;
+}
+
+export interface PostgresConfig {
+  /** The connection URL (holds the password: never log it); undefined: the PG* environment. */
+  readonly url?: string;
+  readonly tls?: { readonly ca?: string; readonly rejectUnauthorized: boolean };
+  readonly leaseMs: number;
+  readonly replicaId?: string;
+  readonly maxConnections?: number;
 }
 
 export interface HttpConfig {

@@ -8,7 +8,7 @@ import { packageVersion } from "../support/package-version.js";
 import type { HttpConfig } from "../config/schema.js";
 import type { DaemonEvents } from "../events.js";
 import type { Logger } from "../interfaces.js";
-import { DaemonMetrics } from "../metrics/daemon-metrics.js";
+import { DaemonMetrics, type ClusterFigures } from "../metrics/daemon-metrics.js";
 import { readQueueHealth, type HealthSources } from "../metrics/queue-health.js";
 import type { HourActivity } from "../state/queue-activity.js";
 import { HttpSurface } from "./http-server.js";
@@ -19,6 +19,10 @@ export interface OperatingSurfaceOptions extends HealthSources {
   readonly events: DaemonEvents;
   /** The configured queues now (a reload may change them). */
   readonly queues: () => ReadonlyArray<{ readonly name: string; readonly handlers: readonly string[] }>;
+  /** With several replicas: this replica's lease figures for /metrics. */
+  readonly cluster?: () => ClusterFigures;
+  /** The queues this process fetches, when not all (several replicas: those whose lease it holds); readiness waits for their first cycle. */
+  readonly fetchingQueues?: () => readonly string[];
   /** The status page's 24-hour charts (src/state/queue-activity.ts). */
   readonly activity: { lastDay(queues: readonly string[]): Promise<ReadonlyMap<string, readonly HourActivity[]>> };
   readonly stateDir: string;
@@ -45,7 +49,7 @@ export class OperatingSurface {
       config: options.http,
       metrics: this.metrics,
       readiness: this.readiness,
-      queues: names,
+      queues: options.fetchingQueues ?? names,
       health: () => readQueueHealth(options, names()),
       charts: () => options.activity.lastDay(names()),
       probeState: options.probeState,

@@ -28,6 +28,15 @@ export interface MetricsSources extends HealthSources {
   queues(): ReadonlyArray<{ readonly name: string; readonly handlers: readonly string[] }>;
   /** The state directory, whose file system's free space is exported (spool and database). */
   readonly stateDir: string;
+  /** With several replicas on PostgreSQL: this replica's leases and what befell them since it started. */
+  readonly cluster?: () => ClusterFigures;
+}
+
+export interface ClusterFigures {
+  readonly leasesHeld: number;
+  readonly takeovers: number;
+  readonly fencingRejections: number;
+  readonly renewFailures: number;
 }
 
 type Listener<K extends keyof DaemonEventMap> = (...args: DaemonEventMap[K]) => void;
@@ -66,6 +75,24 @@ export class DaemonMetrics {
       buckets: DELAY_BUCKETS,
       registers,
     });
+
+    const cluster = sources.cluster;
+    if (cluster) {
+      const figure = (name: string, help: string, type: typeof Gauge | typeof Counter, read: (f: ClusterFigures) => number) =>
+        new type({
+          name,
+          help,
+          registers,
+          collect() {
+            this.reset();
+            this.inc(read(cluster()));
+          },
+        });
+      figure("mailfetchd_leases_held", "Queue leases this replica holds (its queues' pipelines run here)", Gauge, (f) => f.leasesHeld);
+      figure("mailfetchd_lease_takeovers_total", "Queues this replica took over from a replica whose lease ran out", Counter, (f) => f.takeovers);
+      figure("mailfetchd_fencing_rejections_total", "Writes refused because another replica owns the queue now (STATE_FENCED)", Counter, (f) => f.fencingRejections);
+      figure("mailfetchd_lease_renew_failures_total", "Lease rounds that failed (PostgreSQL unreachable or slow)", Counter, (f) => f.renewFailures);
+    }
 
     // Series exist from the start, so rate() and absent() work before the first message.
     for (const queue of sources.queues()) {

@@ -232,19 +232,35 @@ export class Spool {
     if (ready.length === 0) return;
     this.committing = true;
     try {
+      await this.commitGroup(ready, true);
+    } finally {
+      this.committing = false;
+    }
+    if ([...this.commitLines.values()].some((line) => line[0]?.record)) this.scheduleCommit();
+  }
+
+  /**
+   * One transaction for the group. When a shared store refuses it because this replica lost
+   * one of its queues (STATE_FENCED), each queue's entries are committed on their own: the
+   * queues it still holds must not fail (and back off) for another queue's lost lease.
+   */
+  private async commitGroup(ready: ReadonlyArray<{ queue: string; entry: LineEntry & { record: CommitEntry } }>, split: boolean): Promise<void> {
+    try {
       const results = await this.store.messages.commit(ready.map(({ entry }) => entry.record));
       ready.forEach(({ entry }, index) => entry.settle(results[index]!));
     } catch (cause) {
+      const queues = [...new Set(ready.map((r) => r.queue))];
+      if (split && queues.length > 1 && cause instanceof MailfetchdError && cause.code === "STATE_FENCED") {
+        for (const queue of queues) await this.commitGroup(ready.filter((r) => r.queue === queue), false);
+        return;
+      }
       const error = new MailfetchdError(`Cannot record a message in the state store: ${describeCause(cause)}.`, { code: "SPOOL_WRITE_FAILED", retryable: true, fix: WRITE_FIX, cause });
       for (const { queue, entry } of ready) {
         entry.fail(error);
         const line = this.commitLines.get(queue);
         if (line) this.failFrom(queue, line[0]!, error);
       }
-    } finally {
-      this.committing = false;
     }
-    if ([...this.commitLines.values()].some((line) => line[0]?.record)) this.scheduleCommit();
   }
 
   /**

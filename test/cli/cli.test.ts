@@ -15,7 +15,7 @@ const run = (...args: string[]) => {
   return { status: result.status, out: result.stdout, err: result.stderr };
 };
 const noStackTrace = (text: string) => expect(text).not.toMatch(/\n\s+at .+\(.+:\d+:\d+\)/);
-const COMMANDS = ["run", "keygen", "login", "logout", "check", "deadletters", "status", "healthcheck", "version"];
+const COMMANDS = ["run", "keygen", "login", "logout", "check", "deadletters", "status", "healthcheck", "migrate", "version"];
 
 describe("mailfetchd command line", () => {
   it("has help for every command", () => {

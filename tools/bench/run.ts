@@ -7,6 +7,7 @@
  *   npm run bench -- --quick         CI smoke run of the harness (< 1 min), nothing written
  *   npm run bench -- --only drain,latency --reps 5 --cpu-prof /tmp/prof --out FILE
  *   npm run bench -- --only worst    worst-case parse cost per class, and fairness between queues
+ *   npm run bench -- --only replicas SQLite vs PostgreSQL with 1 and 3 replicas, failover over 20 kills
  *
  * The corpus is generated once per run straight into Dovecot's Maildir and reused by every
  * repetition and scenario; each run's outputs are deleted as soon as they are measured.
@@ -28,10 +29,11 @@ import { drainScenario, type DrainMailbox } from "./scenarios/drain.js";
 import { graphDrainScenario } from "./scenarios/graph-drain.js";
 import { latencyScenario } from "./scenarios/latency.js";
 import { manyQueuesScenario } from "./scenarios/many-queues.js";
+import { replicasScenario } from "./scenarios/replicas.js";
 import { worstCaseScenario } from "./scenarios/worst-case.js";
 import { MB } from "./stats.js";
 
-const SCENARIOS = ["drain", "graph", "latency", "many", "big", "worst"] as const;
+const SCENARIOS = ["drain", "graph", "latency", "many", "big", "worst", "replicas"] as const;
 const CORPUS_SEED = "bench-corpus-1";
 const REPORT_FILE = path.join(REPO_ROOT, "BENCHMARKS.md");
 
@@ -60,6 +62,8 @@ scenarios (--only, comma-separated; all by default):
   drain    backlog drain: 1 queue and 10 queues against bare imapflow, imapflow + mailparser
            on 2 workers, and getmail6 (when installed: apt-get install getmail6)
   graph    the drain corpus over Microsoft Graph (the stand-in) next to IMAP
+  replicas drain with the state in PostgreSQL, 1 and 3 replicas, and failover time
+           (left out of --quick unless named)
   latency  new-mail latency over IDLE and polling
   many     many queues in steady state (1,000 at full scale)
   big      one big message among small mail
@@ -129,7 +133,8 @@ async function main(): Promise<void> {
   const ctx: BenchContext = { bed, options, workDir, log };
   const reports: ScenarioReport[] = [];
   try {
-    const drain = wants("drain") || wants("graph") ? await prepareDrain(ctx) : undefined;
+    const wantsReplicas = wants("replicas") && (!options.quick || options.only.includes("replicas"));
+    const drain = wants("drain") || wants("graph") || wantsReplicas ? await prepareDrain(ctx) : undefined;
     if (wants("drain")) reports.push(await drainScenario(ctx, drain!));
     if (wants("graph")) {
       // The same bytes as in Dovecot (the corpus is deterministic), for the Graph stand-in.
@@ -159,6 +164,8 @@ async function main(): Promise<void> {
         ),
       );
     }
+    // Three setups and 20 kills take minutes: the smoke run (--quick) leaves it out unless asked for by name.
+    if (wants("replicas") && (!options.quick || options.only.includes("replicas"))) reports.push(await replicasScenario(ctx, { mailboxes: drain!.spread, messages: drain!.messages, kills: options.quick ? 2 : 20 }));
   } finally {
     await bed.close();
     await rm(workDir, { recursive: true, force: true });

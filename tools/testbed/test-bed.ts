@@ -27,6 +27,8 @@ export interface DaemonConfigInput {
   readonly poll?: string;
   /** The daemon's HTTP surface, e.g. { listen: "127.0.0.1:9464" }. */
   readonly http?: Readonly<Record<string, unknown>>;
+  /** State in PostgreSQL (src/testbed/postgres.ts): the URL is written to a 0600 file beside the config. */
+  readonly postgres?: { readonly url: string; readonly lease?: string; readonly replicaId?: string };
   readonly queues: ReadonlyArray<{
     readonly name: string;
     readonly address: string;
@@ -109,8 +111,14 @@ export async function startTestBed(options: { dir?: string; dovecotConfig?: stri
       } catch (error) {
         if ((error as NodeJS.ErrnoException).code !== "EEXIST") throw error;
       }
+      let postgres: Record<string, string> | undefined;
+      if (input.postgres) {
+        const urlFile = `${file}.postgres-url`;
+        writeFileSync(urlFile, `${input.postgres.url}\n`, { mode: 0o600 });
+        postgres = { urlFile, ...(input.postgres.lease ? { lease: input.postgres.lease } : {}), ...(input.postgres.replicaId ? { replicaId: input.postgres.replicaId } : {}) };
+      }
       const config = {
-        state: { dir: input.stateDir, keyFile },
+        state: { dir: input.stateDir, keyFile, ...(postgres ? { postgres } : {}) },
         log: { level: input.logLevel ?? "info" },
         identity: { tenantId: identity.tenantId, clientId: TEST_CLIENT_ID, authority: identity.authority, caFile: certs.caFile },
         imap: { host: dovecot.host, port: dovecot.port, tls: true, caFile: certs.caFile },
