@@ -101,7 +101,9 @@ export class ImapMailbox {
       if (dropped > 0) this.logger.warn({ dropped }, "server-side actions owed under the old UIDVALIDITY cannot be taken any more");
     }
 
-    let actionsTaken = readOnly ? 0 : await this.takeActions(client, target, state.uidValidity);
+    // Actions the server refused in this sync are not tried again until the next one.
+    const refused = new Set<string>();
+    let actionsTaken = readOnly ? 0 : await this.takeActions(client, target, state.uidValidity, refused);
     let fetched = 0;
     if (mailbox.exists > 0 && (state.uidNext === undefined || state.uidNext > lastUid + 1)) {
       const found = await client.search({ uid: `${lastUid + 1}:*` }, { uid: true });
@@ -109,7 +111,7 @@ export class ImapMailbox {
       const uids = (found || []).filter((uid) => uid > lastUid).sort((a, b) => a - b);
       for (let start = 0; start < uids.length; start += FETCH_BATCH) {
         fetched += await this.fetchBatch(client, target, state, uids.slice(start, start + FETCH_BATCH));
-        if (!readOnly) actionsTaken += await this.takeActions(client, target, state.uidValidity);
+        if (!readOnly) actionsTaken += await this.takeActions(client, target, state.uidValidity, refused);
       }
     }
     return { state, fetched, actionsTaken };
@@ -227,12 +229,12 @@ export class ImapMailbox {
   }
 
   /** Takes the server-side actions owed for spooled messages; each kind in one command. */
-  private async takeActions(client: ImapFlow, target: SpoolSink, uidValidity: string): Promise<number> {
+  private async takeActions(client: ImapFlow, target: SpoolSink, uidValidity: string, refused: Set<string>): Promise<number> {
     const folder = this.queue.folder;
     // Only this UIDVALIDITY's: an action owed under another one is dropped when the change is seen.
     const pending = (await target.pendingActions(folder)).flatMap((owed) => {
       const location = parseImapItem(owed.item);
-      return location?.uidValidity === uidValidity ? [{ ...owed, uid: location.uid }] : [];
+      return location?.uidValidity === uidValidity && !refused.has(owed.item) ? [{ ...owed, uid: location.uid }] : [];
     });
     if (pending.length === 0) return 0;
     const groups = new Map<string, Array<OwedAction & { readonly uid: number }>>();
@@ -240,23 +242,46 @@ export class ImapMailbox {
       const key = `${action.action}\u0000${action.target ?? ""}`;
       groups.set(key, [...(groups.get(key) ?? []), action]);
     }
+    let taken = 0;
     for (const actions of groups.values()) {
       const { action, target: destination } = actions[0]!;
       const uids = actions.map((a) => a.uid);
-      const range = uids.join(",");
-      if (action === "seen") {
-        await client.messageFlagsAdd(range, ["\\Seen"], { uid: true });
-      } else if (action === "move") {
-        // MOVE where offered, else COPY + \Deleted + (UID) EXPUNGE: imapflow chooses.
-        await client.messageMove(range, destination!, { uid: true });
-      } else {
-        // UID EXPUNGE where UIDPLUS is offered, so only these messages are expunged.
-        await client.messageDelete(range, { uid: true });
+      if (!(await this.applyAction(client, action, uids, destination))) {
+        // The server refuses a whole UID set when another session removed one of its messages
+        // meanwhile (Dovecot: NO [EXPUNGEISSUED]). The action is taken again for the UIDs still in
+        // the folder; the others are gone from it and owe nothing more.
+        const present = await client.search({ uid: uids.join(",") }, { uid: true });
+        const still = Array.isArray(present) ? uids.filter((uid) => present.includes(uid)) : uids;
+        if (still.length > 0 && !(Array.isArray(present) && (await this.applyAction(client, action, still, destination)))) {
+          // Left owed (tried again at every sync) rather than failing the sync: mail keeps flowing.
+          // Those no longer in the folder owe nothing more.
+          const gone = Array.isArray(present) ? actions.filter((owed) => !present.includes(owed.uid)) : [];
+          if (gone.length > 0) await target.actionsDone(folder, gone.map((owed) => owed.item));
+          for (const owed of actions) refused.add(owed.item);
+          this.logger.error(
+            { action, folder, target: destination, count: still.length },
+            action === "move"
+              ? `the IMAP server refused to move spooled messages to "${destination}": they stay in ${folder} and the move is tried again at every sync. Check that the folder "${destination}" exists and the mailbox may write to it (afterSpool.to); nothing is lost meanwhile`
+              : `the IMAP server refused to mark spooled messages ${action === "seen" ? "\\Seen" : "deleted"} in ${folder}: tried again at every sync. Check that the mailbox may change messages in this folder (Full Access); nothing is lost meanwhile`,
+          );
+          continue;
+        }
       }
       await target.actionsDone(folder, actions.map((a) => a.item));
+      taken += actions.length;
       this.logger.debug({ action, count: uids.length }, "server-side action taken");
     }
-    return pending.length;
+    return taken;
+  }
+
+  /** One action on a set of UIDs; false when the server refused it (imapflow answers false, it does not throw). */
+  private async applyAction(client: ImapFlow, action: OwedAction["action"], uids: readonly number[], destination: string | undefined): Promise<boolean> {
+    const range = uids.join(",");
+    if (action === "seen") return client.messageFlagsAdd(range, ["\\Seen"], { uid: true });
+    // MOVE where offered, else COPY + \Deleted + (UID) EXPUNGE: imapflow chooses.
+    if (action === "move") return (await client.messageMove(range, destination!, { uid: true })) !== false;
+    // UID EXPUNGE where UIDPLUS is offered, so only these messages are expunged.
+    return client.messageDelete(range, { uid: true });
   }
 
   /** A logged-in connection, and when its token (so the session, on Exchange) expires. */

@@ -114,3 +114,37 @@ describe("IMAP as a MailSource", () => {
     expect(await spool.pendingServerActions(queue.name, "imap", FOLDER)).toEqual([]);
   });
 });
+
+describe("IMAP server-side actions the server refuses", () => {
+  it("keeps a move owed while the server refuses it (no such folder), keeps fetching, and moves once the folder exists", async () => {
+    const address = "refuse@example.test";
+    fx.bed.identity.addUser({ username: address, password: QUEUE.password });
+    const [moving] = fx.queues([{ name: "refuse", address, password: QUEUE.password, options: { afterSpool: "move", moveTo: "Handled" } }]) as [QueueConfig];
+    const logger = fx.logger.child({ queue: moving.name });
+    const source = new ImapSource(moving, new ImapMailbox(moving, fx.provider(moving), logger), logger);
+    const events = new DaemonEvents();
+    const sink = () => new QueueSpoolSink(moving, source.kind, spool, events);
+    for (const message of sampleMessages(3, { seed: "refused-move", to: address })) await fx.bed.dovecot.deliver(address, message.raw);
+
+    // "Handled" does not exist: imapflow answers the refused MOVE with false, not an error.
+    const first = sink();
+    await source.sync(first);
+    expect(first.spooled).toBe(3);
+    expect(await spool.pendingServerActions(moving.name, "imap", "INBOX")).toHaveLength(3);
+    expect(await fx.bed.dovecot.countMessages(address)).toBe(3);
+    expect(fx.logLines.some((line) => line.includes('refused to move spooled messages to \\"Handled\\"'))).toBe(true);
+
+    // New mail still flows while the move is refused.
+    for (const message of sampleMessages(1, { seed: "refused-move-2", to: address })) await fx.bed.dovecot.deliver(address, message.raw);
+    const second = sink();
+    await source.sync(second);
+    expect(second.spooled).toBe(1);
+    expect(await spool.pendingServerActions(moving.name, "imap", "INBOX")).toHaveLength(4);
+
+    await fx.bed.dovecot.createFolder(address, "Handled");
+    await source.sync(sink());
+    expect(await spool.pendingServerActions(moving.name, "imap", "INBOX")).toEqual([]);
+    expect(await fx.bed.dovecot.countMessages(address)).toBe(0);
+    expect(await fx.bed.dovecot.countMessages(address, "Handled")).toBe(4);
+  });
+});
