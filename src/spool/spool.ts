@@ -62,6 +62,11 @@ interface LineEntry {
 
 const WRITE_FIX = "Free space or fix permissions on the state directory; fetching resumes by itself and nothing is touched on the server meanwhile.";
 
+/** The store's own fix when it gave one (PostgreSQL unreachable, a queue fenced off), else the disk's. */
+function fixFor(cause: unknown): string {
+  return cause instanceof MailfetchdError && cause.fix ? cause.fix : WRITE_FIX;
+}
+
 /** A scratch directory this old is left from a crash: no parse and delivery takes an hour. */
 const STALE_SCRATCH_MS = 60 * 60 * 1000;
 
@@ -150,7 +155,7 @@ export class Spool {
       const error =
         cause instanceof StreamSourceError
           ? cause.cause
-          : new MailfetchdError(`Cannot write to the spool of queue ${queue.name}: ${describeCause(cause)}.`, { code: "SPOOL_WRITE_FAILED", retryable: true, fix: WRITE_FIX, cause });
+          : new MailfetchdError(`Cannot write to the spool of queue ${queue.name}: ${describeCause(cause)}.`, { code: "SPOOL_WRITE_FAILED", retryable: true, fix: fixFor(cause), cause });
       this.failFrom(queue.name, entry, error);
       throw error;
     }
@@ -254,7 +259,7 @@ export class Spool {
         for (const queue of queues) await this.commitGroup(ready.filter((r) => r.queue === queue), false);
         return;
       }
-      const error = new MailfetchdError(`Cannot record a message in the state store: ${describeCause(cause)}.`, { code: "SPOOL_WRITE_FAILED", retryable: true, fix: WRITE_FIX, cause });
+      const error = new MailfetchdError(`Cannot record a message in the state store: ${describeCause(cause)}.`, { code: "SPOOL_WRITE_FAILED", retryable: true, fix: fixFor(cause), cause });
       for (const { queue, entry } of ready) {
         entry.fail(error);
         const line = this.commitLines.get(queue);
