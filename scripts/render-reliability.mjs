@@ -25,12 +25,14 @@ try {
   commit = execFileSync("git", ["rev-parse", "--short", "HEAD"], { encoding: "utf8" }).trim();
 } catch {}
 const order = ["crash", "replicas", "faults", "identity", "storage", "bad-input", "hostile-network", "message-identity"];
-suites.sort((a, b) => order.indexOf(a.suite) - order.indexOf(b.suite));
+// A suite run once per mail source comes twice, IMAP first.
+const sources = [undefined, "imap", "graph"];
+suites.sort((a, b) => order.indexOf(a.suite) - order.indexOf(b.suite) || sources.indexOf(a.source) - sources.indexOf(b.source));
 const figures = [
   "<!-- figures:start -->",
   `Measured ${new Date().toISOString().slice(0, 10)} on ${os.cpus().length} cores, ${Math.round(os.totalmem() / 2 ** 30)} GiB, Node ${process.version}, commit ${commit}${process.env.MAILFETCHD_SOAK ? ", soak mode" : ""}.`,
   "",
-  ...suites.flatMap((s) => [`### ${s.suite} (run ${s.at})`, "", table(s.rows), ""]),
+  ...suites.flatMap((s) => [`### ${s.suite}${s.source ? ` over ${s.source === "imap" ? "IMAP" : "Graph"}` : ""} (run ${s.at})`, "", table(s.rows), ""]),
   "<!-- figures:end -->",
 ].join("\n");
 

@@ -6,9 +6,12 @@
  * see exactly the expected ids). The directory handler's output holds exactly the expected
  * message folders, each complete, and no temp folder a kill left (swept at start).
  * One queue moves each message out of the inbox after spooling: the server ends empty.
+ * Run once per mail source: over IMAP (Dovecot) and over Graph (the stand-in), where every move
+ * must also come after that message's $value was answered (moved only once downloaded). Last,
+ * a secret scan of every run's log and every state and output file.
  * MAILFETCHD_SOAK=1 runs 10,000 messages and 100 kills.
  */
-import { readdirSync } from "node:fs";
+import { readdirSync, writeFileSync } from "node:fs";
 import path from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { expectedStableId } from "../../tools/testbed/helpers/expected-id.js";
@@ -16,6 +19,8 @@ import { sampleMessages } from "../../tools/testbed/sample-messages.js";
 import { startTestBed, type TestBed } from "../../tools/testbed/test-bed.js";
 import { DaemonProcess } from "../../tools/testbed/helpers/daemon-process.js";
 import { WebhookReceiver } from "../../tools/testbed/helpers/webhook-receiver.js";
+import { listFiles, scanForSecrets } from "../../tools/testbed/helpers/secret-scan.js";
+import { countMessages, issuedSecrets, linkTokens, MAIL_SOURCES, prepareMailbox, putRawMessage, sourceOptions, type MailSourceKind } from "../../tools/testbed/helpers/mail-source.js";
 import { recordFigures } from "./figures.js";
 
 const SOAK = Boolean(process.env.MAILFETCHD_SOAK);
@@ -27,58 +32,62 @@ const QUEUES = [
   { name: "crash-c", address: "crash-c@example.test", password: "crash-c-password", options: { afterSpool: "seen" } },
 ];
 
-let bed: TestBed;
-let receivers: WebhookReceiver[];
-let configFile: string;
-const expected = new Map<string, string>(); // id -> queue
+describe.each(MAIL_SOURCES)("crash over %s", (source: MailSourceKind) => {
+  let bed: TestBed;
+  let receivers: WebhookReceiver[];
+  let configFile: string;
+  const expected = new Map<string, string>(); // id -> queue
+  const daemons: DaemonProcess[] = [];
 
-beforeAll(async () => {
-  bed = await startTestBed();
-  receivers = [await WebhookReceiver.start(), await WebhookReceiver.start()];
-  for (const q of QUEUES) bed.identity.addUser({ username: q.address, password: q.password });
-  await bed.dovecot.createFolder("crash-b@example.test", "Processed");
-  configFile = bed.writeDaemonConfig({
-    stateDir: path.join(bed.dir, "state"),
-    logLevel: "info",
-    poll: "1s",
-    queues: QUEUES.map((q) => ({
-      ...q,
-      handlers: [
-        { type: "webhook", name: "crm", url: receivers[0]!.url(), timeout: "10s" },
-        { type: "webhook", name: "archive", url: receivers[1]!.url(), timeout: "10s" },
-        { type: "directory", name: "files", path: outDir() },
-      ],
-    })),
+  beforeAll(async () => {
+    bed = await startTestBed();
+    receivers = [await WebhookReceiver.start(), await WebhookReceiver.start()];
+    for (const q of QUEUES) {
+      bed.identity.addUser({ username: q.address, password: q.password });
+      await prepareMailbox(bed, source, q.address, q.name === "crash-b" ? ["Processed"] : []);
+    }
+    configFile = bed.writeDaemonConfig({
+      stateDir: path.join(bed.dir, "state"),
+      logLevel: "info",
+      poll: "1s",
+      queues: QUEUES.map((q) => ({
+        ...q,
+        options: { ...sourceOptions(source), ...q.options },
+        handlers: [
+          { type: "webhook", name: "crm", url: receivers[0]!.url(), timeout: "10s" },
+          { type: "webhook", name: "archive", url: receivers[1]!.url(), timeout: "10s" },
+          { type: "directory", name: "files", path: outDir() },
+        ],
+      })),
+    });
+    for (const [index, q] of QUEUES.entries()) {
+      const count = Math.floor(TOTAL / QUEUES.length) + (index < TOTAL % QUEUES.length ? 1 : 0);
+      for (const m of sampleMessages(count, { seed: `crash-${q.name}`, to: q.address })) {
+        await putRawMessage(bed, source, q.address, m.raw);
+        expected.set(await expectedStableId(q.address, m.raw), q.name);
+      }
+    }
+  }, 600_000);
+
+  afterAll(async () => {
+    await Promise.all(receivers?.map((r) => r.close()) ?? []);
+    await bed?.close();
   });
-  for (const [index, q] of QUEUES.entries()) {
-    const count = Math.floor(TOTAL / QUEUES.length) + (index < TOTAL % QUEUES.length ? 1 : 0);
-    for (const m of sampleMessages(count, { seed: `crash-${q.name}`, to: q.address })) {
-      await bed.dovecot.deliver(q.address, m.raw);
-      expected.set(await expectedStableId(q.address, m.raw), q.name);
+
+  const idsAt = (receiver: WebhookReceiver) => receiver.requests.map((r) => String(r.headers["webhook-id"]));
+  const outDir = () => path.join(bed.dir, "out");
+  const outputEntries = () => QUEUES.flatMap((q) => readdirIfAny(path.join(outDir(), q.name)));
+  const messageFolders = () => outputEntries().filter((name) => !name.startsWith("."));
+  const complete = () => receivers.every((r) => new Set(idsAt(r)).size >= expected.size) && messageFolders().length >= expected.size;
+
+  function readdirIfAny(dir: string): string[] {
+    try {
+      return readdirSync(dir);
+    } catch {
+      return [];
     }
   }
-}, 600_000);
 
-afterAll(async () => {
-  await Promise.all(receivers?.map((r) => r.close()) ?? []);
-  await bed?.close();
-});
-
-const idsAt = (receiver: WebhookReceiver) => receiver.requests.map((r) => String(r.headers["webhook-id"]));
-const outDir = () => path.join(bed.dir, "out");
-const outputEntries = () => QUEUES.flatMap((q) => readdirIfAny(path.join(outDir(), q.name)));
-const messageFolders = () => outputEntries().filter((name) => !name.startsWith("."));
-const complete = () => receivers.every((r) => new Set(idsAt(r)).size >= expected.size) && messageFolders().length >= expected.size;
-
-function readdirIfAny(dir: string): string[] {
-  try {
-    return readdirSync(dir);
-  } catch {
-    return [];
-  }
-}
-
-describe("crash", () => {
   it(`loses nothing when killed with SIGKILL ${KILLS} times during a drain of ${TOTAL} messages`, { timeout: SOAK ? 3_600_000 : 600_000 }, async () => {
     expect(expected.size).toBe(TOTAL);
     let kills = 0;
@@ -90,6 +99,7 @@ describe("crash", () => {
     // restart over a complete spool.
     while (kills < KILLS) {
       const daemon = new DaemonProcess(configFile);
+      daemons.push(daemon);
       daemon.start();
       if (kills % 2 === 1) {
         // Every other kill lands in delivery, however slow the machine: once this run has
@@ -114,9 +124,10 @@ describe("crash", () => {
     const filesBeforeFinal = messageFolders().length;
     const finalStarted = Date.now();
     const final = new DaemonProcess(configFile);
+    daemons.push(final);
     final.start();
     await final.waitFor("every message at every handler", complete, SOAK ? 1_800_000 : 300_000);
-    await final.waitFor("the moved queue's inbox to empty", async () => (await bed.dovecot.countMessages("crash-b@example.test")) === 0, 60_000);
+    await final.waitFor("the moved queue's inbox to empty", async () => (await countMessages(bed, source, "crash-b@example.test")) === 0, 60_000);
     expect(await final.stop("SIGTERM")).toEqual({ code: 0, signal: null });
     const totalSeconds = (Date.now() - started) / 1000;
     const recoverSeconds = (Date.now() - finalStarted) / 1000;
@@ -130,7 +141,17 @@ describe("crash", () => {
       expect(unexpected, "a repeat carried another id").toBe(0);
       return { fault: `SIGKILL x${kills} (handler ${index === 0 ? "crm" : "archive"})`, runs: kills + 1, messages: expected.size, lost, duplicated: ids.length - distinct.size, recovered: true, secondsToRecover: Math.round(recoverSeconds), secondsInAll: Math.round(totalSeconds), deliveredBeforeLastRun: deliveredBeforeFinal[index]! };
     });
-    expect(await bed.dovecot.countMessages("crash-b@example.test", "Processed")).toBe(Math.floor(TOTAL / 3));
+    expect(await countMessages(bed, source, "crash-b@example.test", "Processed")).toBe(Math.floor(TOTAL / 3));
+    if (source === "graph") {
+      // Moved only once spooled: every move came after that message's $value was answered.
+      const valueAnswered = new Map<string, number>();
+      for (const r of bed.graph.requests) {
+        const id = /\/messages\/([^/]+)\/\$value$/.exec(r.path)?.[1];
+        if (id && r.status === 200 && !valueAnswered.has(id)) valueAnswered.set(id, r.at);
+      }
+      const movedEarly = bed.graph.actions.filter((a) => !(valueAnswered.get(a.id)! <= a.at)).length;
+      expect(movedEarly, "moved or marked read before it was downloaded").toBe(0);
+    }
 
     // The directory handler: every message under its id, each complete, and no temp folder left.
     const folders = messageFolders();
@@ -156,6 +177,18 @@ describe("crash", () => {
       tempFoldersLeftByKills: tempFoldersLeftByKills.size,
       leftoverTempFolders,
     });
-    recordFigures("crash", rows);
+    // Killed mid-request and mid-write: still no token, password or Graph error body in any
+    // log line or file, and no Graph link token outside the state database (its cursor).
+    const logFile = path.join(bed.dir, "crash-daemons.log");
+    writeFileSync(logFile, daemons.flatMap((d) => d.rawOutput).join(""));
+    const files = [...listFiles(path.join(bed.dir, "state")), ...listFiles(outDir())];
+    const stateDatabase = (f: string) => /[/\\]state\.sqlite(-wal|-shm|-journal)?$/.test(f);
+    const secrets = [...issuedSecrets(bed, source), ...QUEUES.map((q) => q.password)];
+    const leaks = [
+      ...scanForSecrets([logFile, ...files.filter((f) => !stateDatabase(f))], [...secrets, ...linkTokens(bed, source)]),
+      ...scanForSecrets(files.filter(stateDatabase), secrets),
+    ];
+    expect(leaks, "secrets in logs or files").toEqual([]);
+    recordFigures("crash", rows, source);
   });
 });

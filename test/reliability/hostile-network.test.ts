@@ -5,7 +5,8 @@
  * handler. Message-IDs, subjects and From addresses of 20 KB to 100 KB must be delivered to
  * all three, none dead-lettered, and no header or variable above the bound sent. The other
  * new classes of issue 13 (symlinks, secret file modes, log scrubbing, the HTTP surface,
- * clear text, config) are covered where they live; RELIABILITY.md lists them.
+ * clear text, config) are covered where they live; RELIABILITY.md lists them. Run once per
+ * mail source (IMAP through Dovecot, Graph through the stand-in).
  */
 import { execFileSync, spawnSync } from "node:child_process";
 import { chmodSync, existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
@@ -17,6 +18,7 @@ import type { TestBed } from "../../tools/testbed/test-bed.js";
 import { CLI, DaemonProcess } from "../../tools/testbed/helpers/daemon-process.js";
 import { startOneQueueBed } from "../../tools/testbed/helpers/one-queue-bed.js";
 import { WebhookReceiver } from "../../tools/testbed/helpers/webhook-receiver.js";
+import { MAIL_SOURCES, putRawMessage, type MailSourceKind } from "../../tools/testbed/helpers/mail-source.js";
 import { recordFigures } from "./figures.js";
 
 const QUEUE = { name: "metadata", address: "metadata@example.test", password: "metadata-password-1" };
@@ -51,37 +53,43 @@ const CASES = [
   { klass: "Message-ID just under the bound", raw: message(7, { messageId: `<${"c".repeat(METADATA_VALUE_MAX_BYTES - 15)}@example.test>` }) },
 ];
 
-let bed: TestBed;
-let configFile: string;
-let outDir: string;
-let receiver: WebhookReceiver;
-let envDir: string;
+describe.each(MAIL_SOURCES)("hostile metadata over %s", (source: MailSourceKind) => {
+  const imap = source === "imap";
+  let bed: TestBed;
+  let configFile: string;
+  let outDir: string;
+  let receiver: WebhookReceiver;
+  let envDir: string;
 
-beforeAll(async () => {
-  receiver = await WebhookReceiver.start();
-  envDir = mkdtempSync(path.join(tmpdir(), "mailfetchd-metadata-env-"));
-  const recorder = path.join(envDir, "record-env.sh");
-  writeFileSync(recorder, `#!/bin/sh\nenv -0 > "${envDir}/$MAILFETCHD_UID.env"\n`);
-  chmodSync(recorder, 0o755);
-  ({ bed, configFile, outDir } = await startOneQueueBed(QUEUE, {
-    poll: "1s",
-    options: { idle: false },
-    moreHandlers: () => [
-      { type: "webhook", url: receiver.url() },
-      { type: "command", command: [recorder] },
-    ],
-  }));
-});
+  beforeAll(async () => {
+    receiver = await WebhookReceiver.start();
+    envDir = mkdtempSync(path.join(tmpdir(), "mailfetchd-metadata-env-"));
+    const recorder = path.join(envDir, "record-env.sh");
+    // Named by how the source names the message: the UID over IMAP, the item (immutable id) over Graph.
+    writeFileSync(recorder, `#!/bin/sh\nenv -0 > "${envDir}/$${imap ? "MAILFETCHD_UID" : "MAILFETCHD_ITEM"}.env"\n`);
+    chmodSync(recorder, 0o755);
+    ({ bed, configFile, outDir } = await startOneQueueBed(QUEUE, {
+      poll: "1s",
+      source,
+      options: imap ? { idle: false } : {},
+      moreHandlers: () => [
+        { type: "webhook", url: receiver.url() },
+        { type: "command", command: [recorder] },
+      ],
+    }));
+  });
 
-afterAll(async () => {
-  await receiver?.close();
-  await bed?.close();
-  rmSync(envDir, { recursive: true, force: true });
-});
+  afterAll(async () => {
+    await receiver?.close();
+    await bed?.close();
+    rmSync(envDir, { recursive: true, force: true });
+  });
 
-describe("hostile metadata through size-limited handlers", () => {
   it("delivers every message to the webhook, the command and the directory; none dead-lettered; nothing above the bound in a header or variable", { timeout: 180_000 }, async () => {
-    for (const c of CASES) await bed.dovecot.deliver(QUEUE.address, c.raw);
+    // How the source names each case: the UID over IMAP, the immutable id over Graph.
+    const keys: string[] = [];
+    for (const c of CASES) keys.push(await putRawMessage(bed, source, QUEUE.address, c.raw));
+    const keyHeader = imap ? "x-mailfetchd-uid" : "x-mailfetchd-item";
     const daemon = new DaemonProcess(configFile);
     daemon.start();
     const queueDir = path.join(outDir, QUEUE.name);
@@ -91,17 +99,17 @@ describe("hostile metadata through size-limited handlers", () => {
       const result = spawnSync(process.execPath, [CLI, "status", "--json", "--config", configFile], { encoding: "utf8" });
       return (JSON.parse(result.stdout) as { queues: Array<{ backlog: number }> }).queues[0]!.backlog;
     };
-    await daemon.waitFor("every message through all three handlers", () => deliveredDirs().length === CASES.length && envFiles().length === CASES.length && receiver.requests.filter((r) => r.headers["x-mailfetchd-uid"]).length >= CASES.length && backlog() === 0, 120_000);
+    await daemon.waitFor("every message through all three handlers", () => deliveredDirs().length === CASES.length && envFiles().length === CASES.length && receiver.requests.filter((r) => r.headers[keyHeader]).length >= CASES.length && backlog() === 0, 120_000);
     expect(await daemon.stop()).toEqual({ code: 0, signal: null });
 
     const deadLetters = JSON.parse(execFileSync(process.execPath, [CLI, "deadletters", "list", "--json", "--config", configFile], { encoding: "utf8" })) as unknown[];
     expect(deadLetters).toEqual([]);
     const rows = CASES.map((c, index) => {
-      const uid = index + 1;
-      const requests = receiver.requests.filter((r) => r.headers["x-mailfetchd-uid"] === String(uid));
+      const key = keys[index]!;
+      const requests = receiver.requests.filter((r) => r.headers[keyHeader] === key);
       const accepted = requests.length;
       const longestHeader = Math.max(...requests.flatMap((r) => Object.entries(r.headers).filter(([name]) => name.startsWith("x-mailfetchd-")).map(([, v]) => String(v).length)));
-      const env = readFileSync(path.join(envDir, `${uid}.env`), "utf8").split("\0").filter((e) => e.startsWith("MAILFETCHD_"));
+      const env = readFileSync(path.join(envDir, `${key}.env`), "utf8").split("\0").filter((e) => e.startsWith("MAILFETCHD_"));
       const longestVariable = Math.max(...env.map((e) => Buffer.byteLength(e.slice(e.indexOf("=") + 1))));
       expect(longestHeader, c.klass).toBeLessThanOrEqual(METADATA_VALUE_MAX_BYTES);
       expect(longestVariable, c.klass).toBeLessThanOrEqual(METADATA_VALUE_MAX_BYTES);
@@ -109,6 +117,6 @@ describe("hostile metadata through size-limited handlers", () => {
       const omitted = String(requests[0]!.headers["x-mailfetchd-omitted"] ?? "none");
       return { class: c.klass, messages: 1, webhook: accepted, command: 1, directory: 1, deadLettered: 0, longestHeaderBytes: longestHeader, longestVariableBytes: longestVariable, omitted };
     });
-    recordFigures("hostile-network", rows);
+    recordFigures("hostile-network", rows, source);
   });
 });

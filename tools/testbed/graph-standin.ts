@@ -27,8 +27,9 @@
  *
  * Test controls: put mail in (also over HTTPS: POST /_testbed/{address}/{folder} with the MIME as
  * body), read what was done (actions, requests, the peak of requests in flight), expire delta
- * tokens three ways, queue 429s with and without Retry-After, replays and late arrivals in
- * delta, slow or failing `$value` for big messages.
+ * tokens three ways, queue 429s with and without Retry-After and 401/403 refusals, replays and
+ * late arrivals in delta, slow or failing `$value` for big messages; the link tokens and error
+ * bodies it sent, for leak tests.
  */
 import { randomBytes } from "node:crypto";
 import { readFile } from "node:fs/promises";
@@ -113,6 +114,8 @@ export interface GraphStandIn {
   expireDeltaTokens(how: DeltaExpiry): void;
   /** The next `times` requests (for `mailbox`, or any) answer 429, with Retry-After when given. */
   throttleNext(times: number, options?: { retryAfterSeconds?: number; mailbox?: string }): void;
+  /** The next `times` requests (for `mailbox`, or any) answer as Graph does to a token it refuses (401) or a missing permission (403). */
+  refuseNext(times: number, status: 401 | 403, options?: { mailbox?: string }): void;
   /** The next delta round (a request with a delta token) serves `count` items already served again, first. */
   replayInNextDelta(count: number): void;
   setValueBehaviour(behaviour: ValueBehaviour | undefined): void;
@@ -122,6 +125,10 @@ export interface GraphStandIn {
   setResponseDelay(ms: number): void;
   readonly actions: ReadonlyArray<GraphAction>;
   readonly requests: ReadonlyArray<GraphRequestRecord>;
+  /** Every $skiptoken and $deltatoken handed out in a link: secrets a leak test looks for. */
+  readonly linkTokensIssued: ReadonlyArray<string>;
+  /** The request-id of every error body sent: if one shows up in a log or file, a Graph response body leaked. */
+  readonly errorBodyIdsSent: ReadonlyArray<string>;
   /** The most requests in flight at once for the mailbox (answered 429 or not). */
   peakInFlight(address: string): number;
   close(): Promise<void>;
@@ -200,10 +207,13 @@ class GraphStandInServer implements GraphStandIn {
   origin = "";
   readonly actions: GraphAction[] = [];
   readonly requests: GraphRequestRecord[] = [];
+  readonly linkTokensIssued: string[] = [];
+  readonly errorBodyIdsSent: string[] = [];
   private server?: Server;
   private readonly mailboxes = new Map<string, Mailbox>();
   private readonly deltaStates = new Map<string, DeltaState>();
   private readonly throttles: Array<{ remaining: number; retryAfterSeconds?: number; mailbox?: string }> = [];
+  private readonly refusals: Array<{ remaining: number; status: 401 | 403; mailbox?: string }> = [];
   private replays = 0;
   private valueBehaviour?: ValueBehaviour & { remaining: number };
   private responseDelayMs = 0;
@@ -286,6 +296,10 @@ class GraphStandInServer implements GraphStandIn {
     this.throttles.push({ remaining: times, retryAfterSeconds: options.retryAfterSeconds, mailbox: options.mailbox?.toLowerCase() });
   }
 
+  refuseNext(times: number, status: 401 | 403, options: { mailbox?: string } = {}): void {
+    this.refusals.push({ remaining: times, status, mailbox: options.mailbox?.toLowerCase() });
+  }
+
   replayInNextDelta(count: number): void {
     this.replays = count;
   }
@@ -359,6 +373,7 @@ class GraphStandInServer implements GraphStandIn {
         throw new GraphError(429, "ApplicationThrottled", "Application is over its MailboxConcurrency limit.", { "Retry-After": "1" });
       }
       if (this.responseDelayMs > 0) await sleep(this.responseDelayMs);
+      this.takeRefusal(mailbox.address);
       this.takeThrottle(mailbox.address);
       const status = await this.route(mailbox, request.method ?? "GET", route, url, body, immutableIds, request, response);
       record(status);
@@ -369,9 +384,20 @@ class GraphStandInServer implements GraphStandIn {
         record(500);
         return;
       }
-      sendJson(response, error.status, { error: { code: error.code, message: error.message, innerError: { "request-id": newId("req"), date: new Date().toISOString() } } }, error.headers);
+      const requestId = newId("req");
+      this.errorBodyIdsSent.push(requestId);
+      sendJson(response, error.status, { error: { code: error.code, message: error.message, innerError: { "request-id": requestId, date: new Date().toISOString() } } }, error.headers);
       record(error.status);
     }
+  }
+
+  private takeRefusal(address: string): void {
+    const index = this.refusals.findIndex((r) => r.mailbox === undefined || r.mailbox === address);
+    const refusal = this.refusals[index];
+    if (!refusal) return;
+    if (--refusal.remaining <= 0) this.refusals.splice(index, 1);
+    if (refusal.status === 401) throw new GraphError(401, "InvalidAuthenticationToken", "Lifetime validation failed, the token is expired.");
+    throw new GraphError(403, "ErrorAccessDenied", "Access is denied. Check credentials and try again.");
   }
 
   private takeThrottle(address: string): void {
@@ -492,6 +518,7 @@ class GraphStandInServer implements GraphStandIn {
       this.replays = 0;
     }
     const token = newId("tok");
+    this.linkTokensIssued.push(token);
     const base = this.deltaUrl(mailbox, state.folderId);
     let link: Record<string, string>;
     if (next) {
