@@ -29,7 +29,39 @@ export async function writeFileDurably(file: string, data: Buffer | string, mode
   await syncDirectory(dir);
 }
 
-export async function syncDirectory(dir: string): Promise<void> {
+interface DirectorySync {
+  readonly running: Promise<void>;
+  /** The next fsync, shared by every caller that arrived while `running` ran. */
+  next?: Promise<void>;
+}
+
+/** Per directory, the fsync under way: the spool writes up to 16 messages into one directory at once. */
+const directorySyncs = new Map<string, DirectorySync>();
+
+/**
+ * Makes the entries of `dir` (a file renamed into it) durable. Callers arriving while an fsync
+ * of the same directory runs share the next one: it starts after all of their renames (the one
+ * running may have started before theirs), so each still waits for an fsync that covers its own
+ * entry, and a burst of N messages costs two directory fsyncs, not N (issue 17). A failed fsync
+ * fails every caller that shared it.
+ */
+export function syncDirectory(dir: string): Promise<void> {
+  const current = directorySyncs.get(dir);
+  if (current === undefined) return startDirectorySync(dir);
+  current.next ??= current.running.catch(() => undefined).then(() => startDirectorySync(dir));
+  return current.next;
+}
+
+function startDirectorySync(dir: string): Promise<void> {
+  const running = fsyncDirectory(dir).finally(() => {
+    if (directorySyncs.get(dir) === sync) directorySyncs.delete(dir);
+  });
+  const sync: DirectorySync = { running };
+  directorySyncs.set(dir, sync);
+  return running;
+}
+
+async function fsyncDirectory(dir: string): Promise<void> {
   const handle = await open(dir, "r");
   try {
     await handle.sync();

@@ -1,12 +1,13 @@
 /**
  * Durable writes into the spool create their directory themselves when it is missing (issue 17:
- * the spool no longer runs a recursive mkdir before every message), on real files.
+ * the spool no longer runs a recursive mkdir before every message), and directory fsyncs asked
+ * for at once are shared; on real files.
  */
-import { mkdtempSync, readFileSync, rmSync, statSync } from "node:fs";
+import { mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync } from "node:fs";
 import { tmpdir } from "node:os";
 import path from "node:path";
 import { afterEach, describe, expect, it } from "vitest";
-import { writeFileDurably } from "../../src/spool/durable-file.js";
+import { syncDirectory, writeFileDurably } from "../../src/spool/durable-file.js";
 import { moveIntoPlace, writeStreamToTempFile } from "../../src/spool/spool-file-writer.js";
 
 const dirs: string[] = [];
@@ -54,5 +55,34 @@ describe("durable spool writes", () => {
     await writeFileDurably(file, "x");
     // The temp name is random, so "wx" cannot collide; a file where the directory should be can.
     await expect(writeFileDurably(path.join(file, "under-a-file.eml"), "y")).rejects.toMatchObject({ code: "ENOTDIR" });
+  });
+
+  it("callers arriving while a directory fsync runs share the next one, which starts after it", async () => {
+    const dir = path.join(tempRoot(), "spool");
+    mkdirSync(dir);
+    const first = syncDirectory(dir);
+    const second = syncDirectory(dir);
+    const third = syncDirectory(dir);
+    // The first may have started before the others' renames: they wait for one of their own, together.
+    expect(second).not.toBe(first);
+    expect(third).toBe(second);
+    await Promise.all([first, second, third]);
+    // Nothing is left over: a later caller starts afresh.
+    const later = syncDirectory(dir);
+    expect(later).not.toBe(second);
+    await later;
+  });
+
+  it("many messages written into one directory at once are all there; a failed fsync fails every caller sharing it", async () => {
+    const dir = path.join(tempRoot(), "spool", "support");
+    await Promise.all(Array.from({ length: 40 }, (_, n) => writeFileDurably(path.join(dir, `${n}.eml`), `message ${n}`)));
+    expect(readdirSync(dir).sort()).toEqual(Array.from({ length: 40 }, (_, n) => `${n}.eml`).sort());
+    expect(readFileSync(path.join(dir, "39.eml"), "utf8")).toBe("message 39");
+
+    const missing = path.join(dir, "missing");
+    const outcomes = await Promise.allSettled([syncDirectory(missing), syncDirectory(missing), syncDirectory(missing)]);
+    expect(outcomes.map((outcome) => outcome.status)).toEqual(["rejected", "rejected", "rejected"]);
+    mkdirSync(missing);
+    await expect(syncDirectory(missing)).resolves.toBeUndefined();
   });
 });
