@@ -90,8 +90,7 @@ export function createDirectoryHandler(options: DirectoryHandlerOptions): Handle
       const queueDir = join(root, message.queue.name);
       const finalDir = join(queueDir, message.id);
       try {
-        await ensureDirectory(queueDir);
-        await refuseSymlink(queueDir, root);
+        await ensureQueueDirectory(queueDir, root);
         await sweepOnce(queueDir, context.logger);
 
         if (await isExistingDirectory(finalDir)) {
@@ -203,6 +202,22 @@ async function ensureDirectory(dir: string): Promise<void> {
     await syncDirectory(dirname(created));
     if (created === firstCreated || dirname(created) === created) break;
   }
+}
+
+/**
+ * The queue's directory, made when missing; a symbolic link there is refused. It exists after
+ * the queue's first message, which one lstat tells: a recursive mkdir before every message cost
+ * ~0.14 ms of the event loop each (issue 17).
+ */
+async function ensureQueueDirectory(queueDir: string, root: string): Promise<void> {
+  try {
+    await refuseSymlink(queueDir, root);
+    return;
+  } catch (error) {
+    if (errorCode(error) !== "ENOENT") throw error;
+  }
+  await ensureDirectory(queueDir);
+  await refuseSymlink(queueDir, root);
 }
 
 /** COPYFILE_EXCL: like "wx", never overwrite; FICLONE: share blocks where the file system can. */

@@ -1,13 +1,13 @@
 /**
  * Writes a message that arrives as a stream (a big one, downloaded in chunks) to a temp file in
- * the spool, hashing it on the way, so it never sits whole in memory. The caller renames the
- * durable temp file into place (its spool key): same crash guarantees
- * as writeFileDurably (the file is fsynced before it gets its name, the directory after).
+ * the spool (its directory created when missing), hashing it on the way, so it never sits whole
+ * in memory. The caller renames the durable temp file into place (its spool key): same crash
+ * guarantees as writeFileDurably (the file is fsynced before it gets its name, the directory after).
  */
 import { createHash, randomBytes } from "node:crypto";
-import { open, rename, rm } from "node:fs/promises";
+import { rename, rm } from "node:fs/promises";
 import path from "node:path";
-import { syncDirectory } from "./durable-file.js";
+import { openCreatingDirectory, syncDirectory } from "./durable-file.js";
 
 export interface WrittenTempFile {
   readonly tempPath: string;
@@ -19,7 +19,7 @@ export interface WrittenTempFile {
 
 export async function writeStreamToTempFile(dir: string, content: AsyncIterable<Buffer>, headBytes: number): Promise<WrittenTempFile> {
   const tempPath = path.join(dir, `.tmp-stream-${randomBytes(6).toString("hex")}`);
-  const handle = await open(tempPath, "wx", 0o600);
+  const handle = await openCreatingDirectory(tempPath, 0o600);
   const hash = createHash("sha256");
   const headChunks: Buffer[] = [];
   let headLength = 0;

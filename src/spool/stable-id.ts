@@ -65,7 +65,9 @@ export function headerMessageId(head: Buffer): string | undefined {
 
 /** The first occurrence of each header in the header block, unfolded, names lower-cased. */
 export function readHeaders(raw: Buffer): Map<string, string> {
-  const text = raw.subarray(0, HEADER_SCAN_LIMIT).toString("latin1");
+  // Only the header block is decoded: the head the spool hands over is up to 256 KB, and
+  // decoding all of it cost ~1.2 ms of the event loop per message (issue 17).
+  const text = raw.subarray(0, headerBlockEnd(raw)).toString("latin1");
   const end = text.search(/\r?\n\r?\n/);
   const block = end === -1 ? text : text.slice(0, end);
   const headers = new Map<string, string>();
@@ -76,6 +78,15 @@ export function readHeaders(raw: Buffer): Map<string, string> {
     if (!headers.has(name)) headers.set(name, field.slice(colon + 1).trim());
   }
   return headers;
+}
+
+/** Where the blank line ending the header block starts (its first line end), else the scan limit. */
+function headerBlockEnd(raw: Buffer): number {
+  const scanned = raw.subarray(0, HEADER_SCAN_LIMIT);
+  const lf = scanned.indexOf("\n\n");
+  const crlf = scanned.indexOf("\n\r\n");
+  if (lf === -1 && crlf === -1) return scanned.length;
+  return lf === -1 ? crlf : crlf === -1 ? lf : Math.min(lf, crlf);
 }
 
 function stableId(queueAddress: string, material: readonly string[]): string {

@@ -222,6 +222,23 @@ describe("directory handler", () => {
     expect(document.queue).toEqual({ name: "sales", address: "sales@contoso.example" });
   });
 
+  it("makes the queue's directory again when it was removed between deliveries, and says so when a file stands in its place", async () => {
+    // The directory is made only when missing (issue 17): an lstat, not a mkdir, per message.
+    const handler = createDirectoryHandler({ path: root });
+    await handler.deliver(deliverable({ id: "m1" }), context());
+    await rm(join(root, "support"), { recursive: true });
+    await handler.deliver(deliverable({ id: "m2" }), context());
+    expect(await readdir(join(root, "support"))).toEqual(["m2"]);
+    expect(await mode(join(root, "support"))).toBe(0o700);
+
+    await rm(join(root, "support"), { recursive: true });
+    await writeFile(join(root, "support"), "not a directory");
+    const error = await handler.deliver(deliverable({ id: "m3" }), context()).catch((e: unknown) => e);
+    expect(error).toBeInstanceOf(MailfetchdError);
+    expect((error as MailfetchdError).retryable).toBe(true);
+    expect((error as MailfetchdError).fix).toContain("is a file, not a directory");
+  });
+
   it("sweeps the temp dirs a crash left at first use, however recent, and nothing else", async () => {
     const queueDir = join(root, "support");
     // What a SIGKILL mid-write leaves: the handler's own temp name, a partial message inside.

@@ -57,4 +57,24 @@ describe("stable id", () => {
     expect(readHeaders(Buffer.alloc(0)).size).toBe(0);
     expect(readHeaders(Buffer.from("Message-ID: <x@y>")).get("message-id")).toBe("<x@y>");
   });
+
+  it("reads the header block only, whichever line ends end it, and folded headers whole", () => {
+    // Only the header block is decoded now (issue 17): the body's header-like lines must stay out.
+    const body = `X-In-Body: no\r\n${"filler line\r\n".repeat(30_000)}`;
+    for (const [eol, blank] of [
+      ["\r\n", "\r\n\r\n"],
+      ["\n", "\n\n"],
+      ["\r\n", "\r\n\n"],
+      ["\n", "\n\r\n"],
+    ] as const) {
+      const headers = readHeaders(Buffer.from(`Subject: a${eol} folded${eol}Message-ID: <m@x>${eol}To: q@x${blank}${body}`));
+      expect([...headers]).toEqual([
+        ["subject", "a folded"],
+        ["message-id", "<m@x>"],
+        ["to", "q@x"],
+      ]);
+    }
+    // No blank line within the scan limit: everything scanned is the header block.
+    expect(readHeaders(Buffer.from(`Subject: b\r\nX-Long: ${"y".repeat(300 * 1024)}`)).get("subject")).toBe("b");
+  });
 });

@@ -5,7 +5,7 @@
 import { createHash } from "node:crypto";
 import { readFile, rm } from "node:fs/promises";
 import path from "node:path";
-import { ensurePrivateDirectory, writeFileDurably } from "../../spool/durable-file.js";
+import { writeFileDurably } from "../../spool/durable-file.js";
 import { moveIntoPlace, writeStreamToTempFile } from "../../spool/spool-file-writer.js";
 import type { RawMessageStore, WrittenRaw } from "../ports.js";
 
@@ -18,8 +18,8 @@ export class SpoolDirectory implements RawMessageStore {
 
   /** A big message goes from the download straight to a temp file, hashed on the way (bounded memory), and is renamed into place. */
   async write(queue: string, key: string, content: Buffer | AsyncIterable<Buffer>, headLimit: number): Promise<WrittenRaw> {
+    // The queue's directory is created by the first write that finds it missing.
     const file = this.fileOf(queue, key);
-    await ensurePrivateDirectory(path.dirname(file));
     if (Buffer.isBuffer(content)) {
       await writeFileDurably(file, content);
       return { head: content.subarray(0, headLimit), sha256: createHash("sha256").update(content).digest("hex") };
