@@ -89,7 +89,7 @@ async function owners(database: string): Promise<Map<string, string>> {
   return new Map(rows.map((r) => [r.queue, r.owner.split(":")[0]!]));
 }
 
-async function until(what: string, condition: () => boolean | Promise<boolean>, timeoutMs = 120_000): Promise<void> {
+async function until(what: string, condition: () => boolean | Promise<boolean>, timeoutMs = 300_000): Promise<void> {
   const deadline = Date.now() + timeoutMs;
   while (!(await condition())) {
     if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
@@ -179,8 +179,8 @@ describe("several replicas on PostgreSQL", () => {
     a.signal("SIGSTOP");
     const stoppedAt = Date.now();
     const second = await deliverMail("while-stopped", 5);
-    await until("delta to take gamma's queues", async () => [...(await owners(database)).values()].every((o) => o === "delta"), 120_000);
-    await until("delta to deliver the mail that came meanwhile", () => [...second].every((id) => received().includes(id)), 120_000);
+    await until("delta to take gamma's queues", async () => [...(await owners(database)).values()].every((o) => o === "delta"), 300_000);
+    await until("delta to deliver the mail that came meanwhile", () => [...second].every((id) => received().includes(id)), 300_000);
     await new Promise((resolve) => setTimeout(resolve, Math.max(0, 30_000 - (Date.now() - stoppedAt))));
 
     // Freeze delta (its leases stay valid for seconds yet), give gamma something to do, resume gamma alone.

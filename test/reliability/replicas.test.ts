@@ -122,7 +122,7 @@ describe("several replicas", () => {
     const moving = QUEUES.filter((q) => q.moves);
     // The moves owed for the last messages are taken at the owners' next cycles.
     const inboxes = async () => Promise.all(moving.map(async (q) => bed.dovecot.countMessages(q.address)));
-    const movedBy = Date.now() + 120_000;
+    const movedBy = Date.now() + 300_000;
     while ((await inboxes()).some((n) => n !== 0) && Date.now() < movedBy) await sleep(500);
     const left = await inboxes();
     const diagnostics = async () =>
