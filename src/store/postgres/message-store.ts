@@ -21,6 +21,7 @@ import type {
   ServerActionStore,
   StableIdAssignment,
 } from "../ports.js";
+import { deadLetterOf, dueDeliveryOf, type DeadLetterRow, type DueRow } from "../rows.js";
 import type { Connection } from "./connection.js";
 import { checkFence } from "./fencing.js";
 
@@ -124,17 +125,7 @@ export class PostgresMessages implements MessageStore, DeliveryStore, ServerActi
        FOR UPDATE OF d SKIP LOCKED`,
       [queue, now, limit],
     );
-    return rows.map((r) => ({
-      seq: r.seq,
-      spoolKey: r.id,
-      ...(r.stable_id === null ? {} : { stableId: r.stable_id }),
-      contentSha256: r.content_sha256,
-      handler: r.handler,
-      attempts: r.attempts,
-      location: { kind: r.source_kind, folder: r.folder, item: r.item_id },
-      ...(r.internal_date === null ? {} : { internalDate: new Date(r.internal_date) }),
-      size: r.size,
-    }));
+    return rows.map(dueDeliveryOf);
   }
 
   async nextDueAt(queue: string): Promise<number | undefined> {
@@ -230,19 +221,7 @@ export class PostgresMessages implements MessageStore, DeliveryStore, ServerActi
        WHERE d.state = 'dead' AND ($1::text IS NULL OR m.queue = $1) ORDER BY m.seq, d.handler`,
       [queue ?? null],
     );
-    return rows.map((r) => ({
-      queue: r.queue,
-      id: r.id,
-      spoolKey: r.spool_key,
-      handler: r.handler,
-      attempts: r.attempts,
-      reason: r.last_error ?? "",
-      location: { kind: r.source_kind, folder: r.folder, item: r.item_id },
-      size: r.size,
-      spooledAt: new Date(r.spooled_at),
-      ...(r.header_message_id === null ? {} : { headerMessageId: r.header_message_id }),
-      headersOnly: r.headers_only,
-    }));
+    return rows.map(deadLetterOf);
   }
 
   async count(queue: string): Promise<number> {
@@ -412,34 +391,4 @@ async function messagesWithId(
     [queue, id],
   );
   return rows.rows;
-}
-
-interface DueRow {
-  seq: number;
-  id: string;
-  stable_id: string | null;
-  content_sha256: string;
-  handler: string;
-  attempts: number;
-  source_kind: SourceKind;
-  folder: string;
-  item_id: string;
-  internal_date: number | null;
-  size: number;
-}
-
-interface DeadLetterRow {
-  queue: string;
-  id: string;
-  spool_key: string;
-  handler: string;
-  attempts: number;
-  last_error: string | null;
-  source_kind: SourceKind;
-  folder: string;
-  item_id: string;
-  size: number;
-  spooled_at: number;
-  header_message_id: string | null;
-  headers_only: boolean;
 }

@@ -7,32 +7,20 @@
  */
 import type { QueueFence } from "../../cluster/ports.js";
 import type { ActivityStore, HourCounts, QueueState, QueueStatus, QueueStatusStore, SealedTokenCache, TokenCacheRows } from "../ports.js";
+import { queueStatusOf, type QueueStatusRow } from "../rows.js";
 import type { Connection } from "./connection.js";
 import { checkFence } from "./fencing.js";
-
-interface StatusRow {
-  queue: string;
-  state: QueueState;
-  last_success_at: number | null;
-  last_error_code: string | null;
-  last_error_message: string | null;
-  last_error_fix: string | null;
-  last_error_at: number | null;
-  consecutive_failures: number;
-  token_expires_at: number | null;
-  updated_at: number;
-}
 
 export class PostgresQueueStatus implements QueueStatusStore {
   constructor(private readonly db: Connection) {}
 
   async get(queue: string): Promise<QueueStatus | undefined> {
-    const rows = await this.db.query<StatusRow>("read a queue's status", "SELECT * FROM queue_status WHERE queue = $1", [queue]);
-    return rows[0] ? fromRow(rows[0]) : undefined;
+    const rows = await this.db.query<QueueStatusRow>("read a queue's status", "SELECT * FROM queue_status WHERE queue = $1", [queue]);
+    return rows[0] ? queueStatusOf(rows[0]) : undefined;
   }
 
   async all(): Promise<QueueStatus[]> {
-    return (await this.db.query<StatusRow>("read queue status", "SELECT * FROM queue_status ORDER BY queue")).map(fromRow);
+    return (await this.db.query<QueueStatusRow>("read queue status", "SELECT * FROM queue_status ORDER BY queue")).map(queueStatusOf);
   }
 
   async recordSuccess(queue: string, at: Date): Promise<void> {
@@ -70,27 +58,6 @@ export class PostgresQueueStatus implements QueueStatusStore {
   async retain(queues: readonly string[]): Promise<void> {
     await this.db.query("forget unconfigured queues", "DELETE FROM queue_status WHERE NOT (queue = ANY($1::text[]))", [[...queues]]);
   }
-}
-
-function fromRow(row: StatusRow): QueueStatus {
-  return {
-    queue: row.queue,
-    state: row.state,
-    ...(row.last_success_at === null ? {} : { lastSuccessAt: new Date(row.last_success_at) }),
-    ...(row.last_error_code === null
-      ? {}
-      : {
-          lastError: {
-            code: row.last_error_code,
-            message: row.last_error_message ?? "",
-            ...(row.last_error_fix === null ? {} : { fix: row.last_error_fix }),
-            at: new Date(row.last_error_at ?? 0),
-          },
-        }),
-    consecutiveFailures: row.consecutive_failures,
-    ...(row.token_expires_at === null ? {} : { tokenExpiresAt: new Date(row.token_expires_at) }),
-    updatedAt: new Date(row.updated_at),
-  };
 }
 
 export class PostgresActivity implements ActivityStore {

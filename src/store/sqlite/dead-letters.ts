@@ -1,25 +1,10 @@
 /** DeadLetterStore on SQLite: deliveries parked for an operator, listed, put back in line or dropped. */
 import type { MessageLocation, SourceKind } from "../../source/message-location.js";
 import type { DeadLetterRecord, DeadLetterStore } from "../ports.js";
+import { deadLetterOf, type DeadLetterRow } from "../rows.js";
 import type { StateDatabase } from "./database.js";
 import { inTransaction, settle } from "./guard.js";
 import { readCursor, setCursor } from "./messages.js";
-
-interface DeadLetterRow {
-  queue: string;
-  id: string;
-  spool_key: string;
-  handler: string;
-  attempts: number;
-  last_error: string | null;
-  source_kind: SourceKind;
-  folder: string;
-  item_id: string;
-  size: number;
-  spooled_at: number;
-  header_message_id: string | null;
-  headers_only: number;
-}
 
 interface MessageRow {
   seq: number;
@@ -42,7 +27,7 @@ export class SqliteDeadLetterStore implements DeadLetterStore {
            WHERE d.state = 'dead' AND (? IS NULL OR m.queue = ?) ORDER BY m.seq, d.handler`,
         )
         .all(queue ?? null, queue ?? null) as DeadLetterRow[];
-      return rows.map(toRecord);
+      return rows.map(deadLetterOf);
     });
   }
 
@@ -90,20 +75,4 @@ export class SqliteDeadLetterStore implements DeadLetterStore {
   private messagesWithId(queue: string, id: string): MessageRow[] {
     return this.db.prepare("SELECT seq, source_kind, folder, item_id, headers_only FROM messages WHERE queue = ? AND (stable_id = ? OR id = ?) ORDER BY seq").all(queue, id, id) as MessageRow[];
   }
-}
-
-function toRecord(row: DeadLetterRow): DeadLetterRecord {
-  return {
-    queue: row.queue,
-    id: row.id,
-    spoolKey: row.spool_key,
-    handler: row.handler,
-    attempts: row.attempts,
-    reason: row.last_error ?? "",
-    location: { kind: row.source_kind, folder: row.folder, item: row.item_id },
-    size: row.size,
-    spooledAt: new Date(row.spooled_at),
-    ...(row.header_message_id === null ? {} : { headerMessageId: row.header_message_id }),
-    headersOnly: row.headers_only === 1,
-  };
 }

@@ -1,22 +1,8 @@
 /** DeliveryStore on SQLite: the pending deliveries of each queue, oldest message first. */
-import type { SourceKind } from "../../source/message-location.js";
 import type { DeliveryStore, DueDelivery } from "../ports.js";
+import { dueDeliveryOf, type DueRow } from "../rows.js";
 import type { StateDatabase } from "./database.js";
 import { inTransaction, settle } from "./guard.js";
-
-interface DueRow {
-  seq: number;
-  id: string;
-  stable_id: string | null;
-  content_sha256: string;
-  handler: string;
-  attempts: number;
-  source_kind: SourceKind;
-  folder: string;
-  item_id: string;
-  internal_date: number | null;
-  size: number;
-}
 
 export class SqliteDeliveryStore implements DeliveryStore {
   constructor(private readonly db: StateDatabase) {}
@@ -31,19 +17,7 @@ export class SqliteDeliveryStore implements DeliveryStore {
            ORDER BY m.seq, d.handler LIMIT ?`,
         )
         .all(queue, now, limit) as DueRow[];
-      return rows.map(
-        (r): DueDelivery => ({
-          seq: r.seq,
-          spoolKey: r.id,
-          ...(r.stable_id === null ? {} : { stableId: r.stable_id }),
-          contentSha256: r.content_sha256,
-          handler: r.handler,
-          attempts: r.attempts,
-          location: { kind: r.source_kind, folder: r.folder, item: r.item_id },
-          ...(r.internal_date === null ? {} : { internalDate: new Date(r.internal_date) }),
-          size: r.size,
-        }),
-      );
+      return rows.map(dueDeliveryOf);
     });
   }
 

@@ -4,21 +4,9 @@
  * queue needs sign-in.
  */
 import type { QueueState, QueueStatus, QueueStatusStore } from "../ports.js";
+import { queueStatusOf, type QueueStatusRow } from "../rows.js";
 import type { StateDatabase } from "./database.js";
 import { settle } from "./guard.js";
-
-interface Row {
-  queue: string;
-  state: QueueState;
-  last_success_at: number | null;
-  last_error_code: string | null;
-  last_error_message: string | null;
-  last_error_fix: string | null;
-  last_error_at: number | null;
-  consecutive_failures: number;
-  token_expires_at: number | null;
-  updated_at: number;
-}
 
 export class SqliteQueueStatusStore implements QueueStatusStore {
   private synchronous?: number;
@@ -101,32 +89,11 @@ export class SqliteQueueStatusStore implements QueueStatusStore {
   }
 
   private read(queue: string): QueueStatus | undefined {
-    const row = this.db.prepare("SELECT * FROM queue_status WHERE queue = ?").get(queue) as Row | undefined;
-    return row ? fromRow(row) : undefined;
+    const row = this.db.prepare("SELECT * FROM queue_status WHERE queue = ?").get(queue) as QueueStatusRow | undefined;
+    return row ? queueStatusOf(row) : undefined;
   }
 
   private readAll(): QueueStatus[] {
-    return (this.db.prepare("SELECT * FROM queue_status ORDER BY queue").all() as Row[]).map(fromRow);
+    return (this.db.prepare("SELECT * FROM queue_status ORDER BY queue").all() as QueueStatusRow[]).map(queueStatusOf);
   }
-}
-
-function fromRow(row: Row): QueueStatus {
-  return {
-    queue: row.queue,
-    state: row.state,
-    ...(row.last_success_at === null ? {} : { lastSuccessAt: new Date(row.last_success_at) }),
-    ...(row.last_error_code === null
-      ? {}
-      : {
-          lastError: {
-            code: row.last_error_code,
-            message: row.last_error_message ?? "",
-            ...(row.last_error_fix === null ? {} : { fix: row.last_error_fix }),
-            at: new Date(row.last_error_at ?? 0),
-          },
-        }),
-    consecutiveFailures: row.consecutive_failures,
-    ...(row.token_expires_at === null ? {} : { tokenExpiresAt: new Date(row.token_expires_at) }),
-    updatedAt: new Date(row.updated_at),
-  };
 }
