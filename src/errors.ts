@@ -103,6 +103,14 @@ export function isRetryable(error: unknown): boolean {
   return error instanceof MailfetchdError ? error.retryable : true;
 }
 
+/** Whether this failure, or what caused it, is a write refused because another replica holds the queue now. */
+export function isFenced(error: unknown): boolean {
+  for (let e = error, depth = 0; e instanceof Error && depth < 5; e = e.cause, depth++) {
+    if (e instanceof MailfetchdError && e.code === "STATE_FENCED") return true;
+  }
+  return false;
+}
+
 /** A one-line description of any thrown value, safe for a log or status line. */
 export function describeError(error: unknown): string {
   if (error instanceof MailfetchdError) {

@@ -245,43 +245,70 @@ export class ImapMailbox {
     let taken = 0;
     for (const actions of groups.values()) {
       const { action, target: destination } = actions[0]!;
-      const uids = actions.map((a) => a.uid);
-      if (!(await this.applyAction(client, action, uids, destination))) {
-        // The server refuses a whole UID set when another session removed one of its messages
-        // meanwhile (Dovecot: NO [EXPUNGEISSUED]). The action is taken again for the UIDs still in
-        // the folder; the others are gone from it and owe nothing more.
-        const present = await client.search({ uid: uids.join(",") }, { uid: true });
-        const still = Array.isArray(present) ? uids.filter((uid) => present.includes(uid)) : uids;
-        if (still.length > 0 && !(Array.isArray(present) && (await this.applyAction(client, action, still, destination)))) {
-          // Left owed (tried again at every sync) rather than failing the sync: mail keeps flowing.
-          // Those no longer in the folder owe nothing more.
-          const gone = Array.isArray(present) ? actions.filter((owed) => !present.includes(owed.uid)) : [];
-          if (gone.length > 0) await target.actionsDone(folder, gone.map((owed) => owed.item));
-          for (const owed of actions) refused.add(owed.item);
-          this.logger.error(
-            { action, folder, target: destination, count: still.length },
-            action === "move"
-              ? `the IMAP server refused to move spooled messages to "${destination}": they stay in ${folder} and the move is tried again at every sync. Check that the folder "${destination}" exists and the mailbox may write to it (afterSpool.to); nothing is lost meanwhile`
-              : `the IMAP server refused to mark spooled messages ${action === "seen" ? "\\Seen" : "deleted"} in ${folder}: tried again at every sync. Check that the mailbox may change messages in this folder (Full Access); nothing is lost meanwhile`,
-          );
-          continue;
-        }
+      let owed = actions;
+      // A second try covers what this session could not address the first time: UIDs that
+      // arrived after it opened the folder, or a set of which another session (a replica that
+      // held the queue before) had moved a part (Dovecot then answers OK and moves nothing).
+      for (let attempt = 1; attempt <= 2 && owed.length > 0; attempt++) {
+        await this.applyAction(client, action, owed.map((a) => a.uid), destination);
+        const still = await this.notYetTaken(client, action, owed.map((a) => a.uid));
+        const done = owed.filter((a) => !still.has(a.uid));
+        if (done.length > 0) await target.actionsDone(folder, done.map((a) => a.item));
+        taken += done.length;
+        owed = owed.filter((a) => still.has(a.uid));
       }
-      await target.actionsDone(folder, actions.map((a) => a.item));
-      taken += actions.length;
-      this.logger.debug({ action, count: uids.length }, "server-side action taken");
+      if (owed.length > 0) {
+        // Left owed (tried again at every sync) rather than failing the sync: mail keeps flowing.
+        for (const a of owed) refused.add(a.item);
+        this.logger.error(
+          { action, folder, target: destination, count: owed.length },
+          action === "move"
+            ? `the IMAP server refused to move spooled messages to "${destination}": they stay in ${folder} and the move is tried again at every sync. Check that the folder "${destination}" exists and the mailbox may write to it (afterSpool.to); nothing is lost meanwhile`
+            : `the IMAP server refused to mark spooled messages ${action === "seen" ? "\\Seen" : "deleted"} in ${folder}: tried again at every sync. Check that the mailbox may change messages in this folder (Full Access); nothing is lost meanwhile`,
+        );
+      }
+      this.logger.debug({ action, count: actions.length - owed.length }, "server-side action taken");
     }
     return taken;
   }
 
-  /** One action on a set of UIDs; false when the server refused it (imapflow answers false, it does not throw). */
-  private async applyAction(client: ImapFlow, action: OwedAction["action"], uids: readonly number[], destination: string | undefined): Promise<boolean> {
-    const range = uids.join(",");
-    if (action === "seen") return client.messageFlagsAdd(range, ["\\Seen"], { uid: true });
+  /**
+   * One action on a set of UIDs. The server's answer is not taken as proof either way (an OK
+   * can mean nothing was done: UIDs this session does not know, or a set another session
+   * changed), so notYetTaken looks. imapflow answers "nothing to do" (undefined, or false for
+   * flags) when the connection no longer has the folder selected: that throws, and the actions
+   * stay owed for the next sync.
+   */
+  private async applyAction(client: ImapFlow, action: OwedAction["action"], uids: readonly number[], destination: string | undefined): Promise<void> {
+    const range = uidSet(uids);
+    this.requireSelected(client);
+    let answer: unknown;
+    if (action === "seen") answer = await client.messageFlagsAdd(range, ["\\Seen"], { uid: true });
     // MOVE where offered, else COPY + \Deleted + (UID) EXPUNGE: imapflow chooses.
-    if (action === "move") return (await client.messageMove(range, destination!, { uid: true })) !== false;
+    else if (action === "move") answer = await client.messageMove(range, destination!, { uid: true });
     // UID EXPUNGE where UIDPLUS is offered, so only these messages are expunged.
-    return client.messageDelete(range, { uid: true });
+    else answer = await client.messageDelete(range, { uid: true });
+    if (answer === undefined || answer === false) this.requireSelected(client);
+  }
+
+  /**
+   * Of these UIDs, the ones the action is not in effect for: still in the folder (move, delete)
+   * or still unseen (seen). A NOOP first brings this session's view up to date with what other
+   * sessions did. When the server cannot answer, all of them (nothing is taken for done unseen).
+   */
+  private async notYetTaken(client: ImapFlow, action: OwedAction["action"], uids: readonly number[]): Promise<Set<number>> {
+    await client.noop();
+    const query = action === "seen" ? { uid: uidSet(uids), seen: false } : { uid: uidSet(uids) };
+    const found = await client.search(query, { uid: true });
+    if (Array.isArray(found)) return new Set(found);
+    this.requireSelected(client);
+    return new Set(uids);
+  }
+
+  /** Throws a retryable error when the connection can no longer act on the queue's folder. */
+  private requireSelected(client: ImapFlow): void {
+    if (client.usable && client.mailbox) return;
+    throw Object.assign(new Error("the IMAP connection closed before the server-side actions were taken"), { code: "NoConnection" });
   }
 
   /** A logged-in connection, and when its token (so the session, on Exchange) expires. */
@@ -331,6 +358,19 @@ export class ImapMailbox {
 }
 
 /** Waits for every promise (none is left unawaited), then throws the first failure. */
+/** A UID set in IMAP's short form ("3:7,9"): runs of consecutive UIDs as ranges, exactly these UIDs. */
+export function uidSet(uids: readonly number[]): string {
+  const sorted = [...new Set(uids)].sort((a, b) => a - b);
+  const parts: string[] = [];
+  for (let i = 0; i < sorted.length; ) {
+    let j = i;
+    while (j + 1 < sorted.length && sorted[j + 1] === sorted[j]! + 1) j++;
+    parts.push(j === i ? String(sorted[i]) : `${sorted[i]}:${sorted[j]}`);
+    i = j + 1;
+  }
+  return parts.join(",");
+}
+
 async function settleAll(promises: ReadonlyArray<Promise<void>>): Promise<void> {
   const settled = await Promise.allSettled(promises);
   const failed = settled.find((outcome): outcome is PromiseRejectedResult => outcome.status === "rejected");

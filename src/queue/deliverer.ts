@@ -8,7 +8,7 @@
  */
 import { constants } from "node:fs";
 import { access, rm, stat } from "node:fs/promises";
-import { describeError, isRetryable, MailfetchdError } from "../errors.js";
+import { describeError, isFenced, isRetryable, MailfetchdError } from "../errors.js";
 import type { DaemonEvents } from "../events.js";
 import type { Handler, Logger, MessageParser, ParsedMessage, QueueIdentity, RawMessage } from "../interfaces.js";
 import { sourceFields } from "../source/source-fields.js";
@@ -94,7 +94,10 @@ export class Deliverer {
         // a delivery not recorded as done is redone. Wait and try again, never give up the loop.
         storageFailures++;
         const delay = backoffDelay(storageFailures, RETRY);
-        if (storageFailures === 1) this.logger.error({ err: error, retryInMs: delay }, "cannot read or update the spool; delivery paused, retrying");
+        // A fenced write: the queue's lease moved to another replica, which delivers from here
+        // on; this pipeline is being stopped. Not a storage failure for the operator to chase.
+        if (isFenced(error)) this.logger.info("another replica holds the queue now: this one delivers nothing more of it");
+        else if (storageFailures === 1) this.logger.error({ err: error, retryInMs: delay }, "cannot read or update the spool; delivery paused, retrying");
         await sleep(delay, signal);
       }
     }

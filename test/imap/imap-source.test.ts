@@ -9,7 +9,7 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import type { QueueConfig } from "../../src/config/schema.js";
 import { DaemonEvents } from "../../src/events.js";
 import { imapLocation, parseImapCursor } from "../../src/imap/imap-location.js";
-import { ImapMailbox } from "../../src/imap/imap-mailbox.js";
+import { ImapMailbox, uidSet } from "../../src/imap/imap-mailbox.js";
 import { ImapSource } from "../../src/imap/imap-source.js";
 import { QueueSpoolSink } from "../../src/queue/queue-spool-sink.js";
 import { Spool } from "../../src/spool/spool.js";
@@ -146,5 +146,79 @@ describe("IMAP server-side actions the server refuses", () => {
     expect(await spool.pendingServerActions(moving.name, "imap", "INBOX")).toEqual([]);
     expect(await fx.bed.dovecot.countMessages(address)).toBe(0);
     expect(await fx.bed.dovecot.countMessages(address, "Handled")).toBe(4);
+  });
+
+  it("keeps the actions owed when the connection drops before they are taken (imapflow's 'nothing to do' is no answer)", async () => {
+    const address = "dropped@example.test";
+    fx.bed.identity.addUser({ username: address, password: QUEUE.password });
+    await fx.bed.dovecot.createFolder(address, "Handled");
+    const [moving] = fx.queues([{ name: "dropped", address, password: QUEUE.password, options: { afterSpool: "move", moveTo: "Handled" } }]) as [QueueConfig];
+    const logger = fx.logger.child({ queue: moving.name });
+    const source = new ImapSource(moving, new ImapMailbox(moving, fx.provider(moving), logger), logger);
+    const events = new DaemonEvents();
+    for (const message of sampleMessages(2, { seed: "dropped-connection", to: address })) await fx.bed.dovecot.deliver(address, message.raw);
+
+    // The server drops the session just as the spooled messages' moves are read from the outbox.
+    class DroppingSink extends QueueSpoolSink {
+      private dropped = false;
+      override async pendingActions(folder: string) {
+        const owed = await super.pendingActions(folder);
+        if (owed.length > 0 && !this.dropped) {
+          this.dropped = true;
+          await fx.bed.dovecot.kick(address);
+          await new Promise((resolve) => setTimeout(resolve, 1_000));
+        }
+        return owed;
+      }
+    }
+    await expect(source.sync(new DroppingSink(moving, source.kind, spool, events))).rejects.toMatchObject({ code: "IMAP_UNAVAILABLE", retryable: true });
+    expect(await spool.pendingServerActions(moving.name, "imap", "INBOX")).toHaveLength(2);
+    expect(await fx.bed.dovecot.countMessages(address)).toBe(2);
+
+    await source.sync(new QueueSpoolSink(moving, source.kind, spool, events));
+    expect(await spool.pendingServerActions(moving.name, "imap", "INBOX")).toEqual([]);
+    expect(await fx.bed.dovecot.countMessages(address)).toBe(0);
+    expect(await fx.bed.dovecot.countMessages(address, "Handled")).toBe(2);
+  });
+
+  it("takes a move again when another session moved part of the set meanwhile (Dovecot answers OK and moves nothing)", async () => {
+    const address = "shared-move@example.test";
+    fx.bed.identity.addUser({ username: address, password: QUEUE.password });
+    await fx.bed.dovecot.createFolder(address, "Handled");
+    const [moving] = fx.queues([{ name: "shared-move", address, password: QUEUE.password, options: { afterSpool: "move", moveTo: "Handled" } }]) as [QueueConfig];
+    const logger = fx.logger.child({ queue: moving.name });
+    const mailbox = new ImapMailbox(moving, fx.provider(moving), logger);
+    const source = new ImapSource(moving, mailbox, logger);
+    const events = new DaemonEvents();
+    for (const message of sampleMessages(4, { seed: "shared-move", to: address })) await fx.bed.dovecot.deliver(address, message.raw);
+
+    // Another session (the replica that held the queue before) moves two of the four just as
+    // this sync reads the moves it owes: this session's view still shows all four.
+    class SharedSink extends QueueSpoolSink {
+      private raced = false;
+      override async pendingActions(folder: string) {
+        const owed = await super.pendingActions(folder);
+        if (owed.length === 4 && !this.raced) {
+          this.raced = true;
+          const { client: other } = await mailbox.connect();
+          await other.mailboxOpen("INBOX");
+          await other.messageMove("1,2", "Handled", { uid: true });
+          await other.logout();
+        }
+        return owed;
+      }
+    }
+    await source.sync(new SharedSink(moving, source.kind, spool, events));
+    expect(await spool.pendingServerActions(moving.name, "imap", "INBOX")).toEqual([]);
+    expect(await fx.bed.dovecot.countMessages(address)).toBe(0);
+    expect(await fx.bed.dovecot.countMessages(address, "Handled")).toBe(4);
+  });
+});
+
+describe("uidSet", () => {
+  it("writes runs of consecutive UIDs as ranges and names exactly the UIDs given", () => {
+    expect(uidSet([9, 3, 4, 5, 7, 4])).toBe("3:5,7,9");
+    expect(uidSet([1])).toBe("1");
+    expect(uidSet([])).toBe("");
   });
 });

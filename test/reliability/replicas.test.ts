@@ -8,6 +8,8 @@
  * stand-in refuses a reused one). 12 queues and 600 messages by default;
  * MAILFETCHD_SOAK=1 runs the issue's 30 queues and 3,000 messages with 20 kills.
  */
+import { writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
 import path from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { sampleMessages } from "../../tools/testbed/sample-messages.js";
@@ -36,6 +38,8 @@ let receiver: WebhookReceiver;
 let url: string;
 const expected = new Map<string, string>(); // id -> queue
 const daemons = new Map<string, DaemonProcess>();
+/** Every process started, killed ones too: their logs explain a failure. */
+const everyDaemon: Array<{ name: string; daemon: DaemonProcess }> = [];
 
 beforeAll(async () => {
   [bed, postgres, receiver] = await Promise.all([startTestBed(), startPostgres(), WebhookReceiver.start()]);
@@ -76,7 +80,28 @@ function start(name: string): DaemonProcess {
   const daemon = new DaemonProcess(configFile);
   daemon.start();
   daemons.set(name, daemon);
+  everyDaemon.push({ name, daemon });
   return daemon;
+}
+
+/** Warnings and errors logged about these queues, counted per replica and message. */
+function said(queues: readonly string[]): Record<string, number> {
+  const counts: Record<string, number> = {};
+  for (const { name, daemon } of everyDaemon) {
+    for (const line of daemon.lines) {
+      if (Number(line.level) < 40 || !queues.includes(String(line.queue))) continue;
+      const key = `${name} ${String(line.queue)} ${String(line.code ?? "")} ${String(line.msg).slice(0, 120)}`;
+      counts[key] = (counts[key] ?? 0) + 1;
+    }
+  }
+  return counts;
+}
+
+/** Writes every replica's log lines to a file outside the test bed (which is removed) and names it. */
+function keepLogs(): string {
+  const file = path.join(tmpdir(), `mailfetchd-replicas-${Date.now()}.jsonl`);
+  writeFileSync(file, everyDaemon.flatMap(({ name, daemon }, run) => daemon.lines.map((line) => JSON.stringify({ replica: name, run, ...line }))).join("\n"));
+  return file;
 }
 
 const delivered = () => new Set(receiver.requests.map((r) => String(r.headers["webhook-id"])));
@@ -131,6 +156,17 @@ describe("several replicas", () => {
         owed: await postgres.query("SELECT queue, count(*)::int AS n FROM server_actions GROUP BY queue", [], "replicas"),
         leases: await postgres.query("SELECT queue, owner, epoch, lease_until > now() AS live FROM queue_leases ORDER BY queue", [], "replicas"),
         alive: [...daemons].map(([name, d]) => [name, d.lines.at(-1)?.msg]),
+        processed: Object.fromEntries(await Promise.all(moving.map(async (q) => [q.name, await bed.dovecot.countMessages(q.address, "Processed")]))),
+        inboxFlags: Object.fromEntries(
+          await Promise.all(
+            moving.filter((_, i) => left[i] !== 0).map(async (q) => [q.name, (await bed.dovecot.doveadm(["fetch", "-u", q.address, "uid flags", "mailbox", "INBOX"])).replace(/\s+/g, " ").slice(0, 300)]),
+          ),
+        ),
+        cursors: await postgres.query("SELECT queue, position FROM cursors ORDER BY queue", [], "replicas"),
+        spooled: await postgres.query("SELECT queue, count(*)::int AS n, count(*) FILTER (WHERE awaiting_refetch)::int AS refetch FROM messages GROUP BY queue ORDER BY queue", [], "replicas"),
+        // What the replicas said about the queues left behind, and where all of it is.
+        said: said(moving.filter((_, i) => left[i] !== 0).map((q) => q.name)),
+        logs: keepLogs(),
       });
     const movedTwice = (
       await Promise.all(moving.map(async (q) => (await bed.dovecot.countMessages(q.address, "Processed")) - TOTAL / QUEUE_COUNT))

@@ -50,6 +50,8 @@ export interface Dovecot {
   createFolder(user: string, folder: string): Promise<void>;
   /** Deletes the folder with its messages and sub-folders. */
   deleteFolder(user: string, folder: string): Promise<void>;
+  /** Disconnects every IMAP session of the user (`doveadm kick`), as a server that drops a client. */
+  kick(user: string): Promise<void>;
   /** kill -9 the process group (connections drop like a crashed server). */
   stop(): Promise<void>;
   /** Start again on the same dir and ports (for restart tests). */
@@ -97,10 +99,10 @@ export async function startDovecot(options: DovecotOptions): Promise<Dovecot> {
     plainPort,
     dir,
     logFile: server.logFile,
-    deliver: (user, raw, folder = "INBOX") =>
-      doveadm(configFile, ["save", "-u", user, "-m", folder], typeof raw === "string" ? Buffer.from(raw) : raw),
+    deliver: (user, raw, folder = "INBOX") => save(configFile, user, folder, typeof raw === "string" ? Buffer.from(raw) : raw),
     createFolder: (user, folder) => doveadm(configFile, ["mailbox", "create", "-u", user, folder]),
     deleteFolder: (user, folder) => doveadm(configFile, ["mailbox", "delete", "-u", user, "-r", "-s", folder]),
+    kick: (user) => doveadm(configFile, ["kick", user]),
     stop: () => server.stop(),
     start: () => server.start(),
     close: async () => {
@@ -225,6 +227,22 @@ function readBanner(port: number): Promise<void> {
     socket.on("error", done);
     socket.on("close", () => done(new Error("closed before the greeting")));
   });
+}
+
+/**
+ * `doveadm save`, tried again when Dovecot reports that the folder was deleted under it: right
+ * after a folder is deleted and created again, a session that still had the old one open can
+ * make the first save's commit fail. Nothing was saved then, so trying again saves it once.
+ */
+async function save(configFile: string, user: string, folder: string, raw: Buffer): Promise<void> {
+  for (let attempt = 1; ; attempt++) {
+    try {
+      return await doveadm(configFile, ["save", "-u", user, "-m", folder], raw);
+    } catch (error) {
+      if (attempt >= 5 || !/deleted under us/i.test(String((error as Error).message))) throw error;
+      await new Promise((resolve) => setTimeout(resolve, 100 * attempt));
+    }
+  }
 }
 
 async function doveadm(configFile: string, args: string[], input?: Buffer): Promise<void> {
