@@ -84,6 +84,9 @@ export class PostgresMessages implements MessageStore, DeliveryStore, ServerActi
 
   assignStableId(queue: string, seq: number, contentSha256: string, contentId: string): Promise<StableIdAssignment> {
     return this.db.transaction("give a message its stable id", async (client) => {
+      // No wait for the WAL flush (as on SQLite): an assignment a server crash loses is made
+      // again identically at the next parse, and the delivery's own synced commit flushes it.
+      await client.query("SET LOCAL synchronous_commit TO OFF");
       await checkFence(client, this.fence, [queue]);
       // Two copies of one message given their ids side by side: one at a time per queue, so the
       // second sees the first's id (READ COMMITTED alone would let both miss each other).

@@ -20,6 +20,33 @@ export function inTransaction<T>(db: StateDatabase, work: () => T): Promise<T> {
   return settle(() => db.transaction(work).immediate());
 }
 
+/** Each connection's own synchronous setting, read once: nothing else changes it. */
+const configuredSynchronous = new WeakMap<StateDatabase, number>();
+
+/**
+ * Runs `write` as a commit that does not wait for an fsync (synchronous=NORMAL), then puts the
+ * connection's setting back. In WAL mode such a commit survives a crash of the process (its
+ * frames are in the WAL file); a power cut may lose the latest such commits, never consistency,
+ * and the next fully synced commit (or a checkpoint) flushes them with it, in order. For writes
+ * that are advisory, or that are computed again the same way if lost. better-sqlite3 is
+ * synchronous: no other statement runs in between. Inside a transaction the setting is left
+ * alone (that transaction's commit decides).
+ */
+export function withoutFsync<T>(db: StateDatabase, write: () => T): T {
+  let synchronous = configuredSynchronous.get(db);
+  if (synchronous === undefined) {
+    synchronous = db.pragma("synchronous", { simple: true }) as number;
+    configuredSynchronous.set(db, synchronous);
+  }
+  if (db.inTransaction || synchronous <= 1) return write(); // <= 1: already NORMAL or OFF
+  db.pragma("synchronous = NORMAL");
+  try {
+    return write();
+  } finally {
+    db.pragma(`synchronous = ${synchronous}`);
+  }
+}
+
 export function stateUnavailable(cause: unknown): unknown {
   if (cause instanceof MailfetchdError) return cause;
   const code = (cause as { code?: unknown })?.code;

@@ -6,7 +6,7 @@
 import type { MessageLocation, SourceKind } from "../../source/message-location.js";
 import type { CommitEntry, CursorEntry, MessageEntry, MessageStore, StableIdAssignment } from "../ports.js";
 import type { StateDatabase } from "./database.js";
-import { inTransaction, settle } from "./guard.js";
+import { inTransaction, settle, withoutFsync } from "./guard.js";
 
 export class SqliteMessageStore implements MessageStore {
   constructor(private readonly db: StateDatabase) {}
@@ -30,24 +30,34 @@ export class SqliteMessageStore implements MessageStore {
   /**
    * A copy of exactly the bytes of another message takes that message's id: this keeps the ids
    * of messages spooled before content fingerprints (migration 5) for their copies.
+   *
+   * Committed without waiting for an fsync (one per message was the main thread's largest SQLite
+   * cost in the drain profile): an assignment survives a crash of the process, and one a power
+   * cut loses is made again identically at the next parse (the ids come from the content, and
+   * the original is the same row), before the delivery is recorded, whose synced commit flushes
+   * it for good.
    */
   assignStableId(queue: string, seq: number, contentSha256: string, contentId: string): Promise<StableIdAssignment> {
-    return inTransaction(this.db, (): StableIdAssignment => {
-      const assigned = this.db.prepare("SELECT stable_id FROM messages WHERE seq = ?").get(seq) as { stable_id: string | null } | undefined;
-      if (assigned?.stable_id) return { stableId: assigned.stable_id };
-      const identified = (where: string, value: string) =>
-        this.db
-          .prepare(`SELECT seq, stable_id FROM messages WHERE queue = ? AND ${where} = ? AND seq <> ? AND stable_id IS NOT NULL AND headers_only = 0 ORDER BY seq LIMIT 1`)
-          .get(queue, value, seq) as { seq: number; stable_id: string } | undefined;
-      const original = identified("content_sha256", contentSha256) ?? identified("stable_id", contentId);
-      const stableId = original?.stable_id ?? contentId;
-      this.db.prepare("UPDATE messages SET stable_id = ? WHERE seq = ?").run(stableId, seq);
-      if (original === undefined) return { stableId };
+    return settle(() => withoutFsync(this.db, () => this.db.transaction(() => this.assign(queue, seq, contentSha256, contentId)).immediate()));
+  }
+
+  private assign(queue: string, seq: number, contentSha256: string, contentId: string): StableIdAssignment {
+    const assigned = this.db.prepare("SELECT stable_id FROM messages WHERE seq = ?").get(seq) as { stable_id: string | null } | undefined;
+    if (assigned?.stable_id) return { stableId: assigned.stable_id };
+    const identified = (where: string, value: string) =>
       this.db
-        .prepare("UPDATE deliveries SET state = 'repeat', delivered_at = ?, last_error = ? WHERE message_seq = ? AND state = 'pending'")
-        .run(Date.now(), `repeat of the message spooled as #${original.seq}: same content, same id`, seq);
-      return { stableId, repeatOf: original.seq };
-    });
+        .prepare(
+          `SELECT seq, stable_id FROM messages WHERE queue = ? AND ${where} = ? AND seq <> ? AND stable_id IS NOT NULL AND headers_only = 0 ORDER BY seq LIMIT 1`,
+        )
+        .get(queue, value, seq) as { seq: number; stable_id: string } | undefined;
+    const original = identified("content_sha256", contentSha256) ?? identified("stable_id", contentId);
+    const stableId = original?.stable_id ?? contentId;
+    this.db.prepare("UPDATE messages SET stable_id = ? WHERE seq = ?").run(stableId, seq);
+    if (original === undefined) return { stableId };
+    this.db
+      .prepare("UPDATE deliveries SET state = 'repeat', delivered_at = ?, last_error = ? WHERE message_seq = ? AND state = 'pending'")
+      .run(Date.now(), `repeat of the message spooled as #${original.seq}: same content, same id`, seq);
+    return { stableId, repeatOf: original.seq };
   }
 
   private recordCursor(entry: CursorEntry): boolean {
@@ -117,7 +127,8 @@ function isSpooled(db: StateDatabase, queue: string, location: MessageLocation):
 }
 
 export function readCursor(db: StateDatabase, queue: string, kind: SourceKind, folder: string): string | undefined {
-  const row = db.prepare("SELECT position FROM cursors WHERE queue = ? AND source_kind = ? AND folder = ?").get(queue, kind, folder) as { position: string } | undefined;
+  const row = db.prepare("SELECT position FROM cursors WHERE queue = ? AND source_kind = ? AND folder = ?").get(queue, kind, folder) as
+    { position: string } | undefined;
   return row?.position;
 }
 

@@ -6,11 +6,9 @@
 import type { QueueState, QueueStatus, QueueStatusStore } from "../ports.js";
 import { queueStatusOf, type QueueStatusRow } from "../rows.js";
 import type { StateDatabase } from "./database.js";
-import { settle } from "./guard.js";
+import { settle, withoutFsync } from "./guard.js";
 
 export class SqliteQueueStatusStore implements QueueStatusStore {
-  private synchronous?: number;
-
   constructor(private readonly db: StateDatabase) {}
 
   get(queue: string): Promise<QueueStatus | undefined> {
@@ -34,25 +32,7 @@ export class SqliteQueueStatusStore implements QueueStatusStore {
       `INSERT INTO queue_status (queue, state, last_success_at, consecutive_failures, updated_at) VALUES (?, 'ok', ?, 0, ?)
        ON CONFLICT (queue) DO UPDATE SET state = 'ok', last_success_at = excluded.last_success_at, consecutive_failures = 0, updated_at = excluded.updated_at`,
     );
-    return settle(() => this.withoutFsync(() => statement.run(queue, at.getTime(), at.getTime())));
-  }
-
-  /**
-   * Runs `write` as a commit that does not wait for an fsync (synchronous=NORMAL, which in WAL
-   * mode loses at most the latest such commits on a power cut, never consistency), then puts the
-   * connection's setting back. better-sqlite3 is synchronous: no other statement runs in between.
-   * Inside a transaction the setting is left alone (the transaction's commit decides). The
-   * connection's own setting is read once: nothing else changes it.
-   */
-  private withoutFsync(write: () => void): void {
-    this.synchronous ??= this.db.pragma("synchronous", { simple: true }) as number;
-    if (this.db.inTransaction || this.synchronous <= 1) return write(); // <= 1: already NORMAL or OFF
-    this.db.pragma("synchronous = NORMAL");
-    try {
-      write();
-    } finally {
-      this.db.pragma(`synchronous = ${this.synchronous}`);
-    }
+    return settle(() => void withoutFsync(this.db, () => statement.run(queue, at.getTime(), at.getTime())));
   }
 
   recordFailure(queue: string, state: QueueState, error: { code: string; message: string; fix?: string }, at: Date): Promise<number> {
