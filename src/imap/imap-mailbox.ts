@@ -357,7 +357,6 @@ export class ImapMailbox {
   }
 }
 
-/** Waits for every promise (none is left unawaited), then throws the first failure. */
 /** A UID set in IMAP's short form ("3:7,9"): runs of consecutive UIDs as ranges, exactly these UIDs. */
 export function uidSet(uids: readonly number[]): string {
   const sorted = [...new Set(uids)].sort((a, b) => a - b);
@@ -371,6 +370,7 @@ export function uidSet(uids: readonly number[]): string {
   return parts.join(",");
 }
 
+/** Waits for every promise (none is left unawaited), then throws the first failure. */
 async function settleAll(promises: ReadonlyArray<Promise<void>>): Promise<void> {
   const settled = await Promise.allSettled(promises);
   const failed = settled.find((outcome): outcome is PromiseRejectedResult => outcome.status === "rejected");
