@@ -1,6 +1,7 @@
 /**
  * `mailfetchd status`: every configured queue's health, read from the state store (safe
- * while the daemon runs): state, token expiry, last successful fetch, backlog, dead letters,
+ * while the daemon runs): state, token expiry, last successful fetch, backlog and how long its
+ * oldest message has waited, dead letters,
  * and the last error with its fix. `--json` prints the same as JSON.
  * Exit 0: every queue is ok; 1: some queue needs attention (not ok, or dead letters waiting),
  * or the daemon has never run with this config; 78: the config is invalid.
@@ -9,7 +10,7 @@ import { describeBytes } from "../metrics/size-format.js";
 import type { Command } from "commander";
 import { loadConfig } from "../config/load.js";
 import { attentionHints, currentError, healthToJson, needsAttention, readQueueHealth, type QueueHealth } from "../metrics/queue-health.js";
-import { describeLastSuccess, describeTokenExpiry, relativeTime } from "../metrics/time-format.js";
+import { describeLastSuccess, describeTokenExpiry, relativeTime, shortDuration } from "../metrics/time-format.js";
 import { openStateStoreReadOnly } from "../store/open-store.js";
 import type { LeaseRecord, ReplicaRecord } from "../cluster/ports.js";
 import { configPathOf, EXIT, withConfigOption } from "./common.js";
@@ -85,13 +86,16 @@ export function renderCluster(cluster: Cluster, now: Date): string {
 
 /** Columns for a terminal, then one block per queue that needs a look: its error and fix. */
 export function renderTable(health: readonly QueueHealth[], now: Date): string {
-  const header = ["QUEUE", "STATE", "TOKEN EXPIRES", "LAST FETCH OK", "BACKLOG", "DEAD LETTERS", "SPOOL"];
+  const header = ["QUEUE", "STATE", "TOKEN EXPIRES", "LAST FETCH OK", "BACKLOG", "OLDEST WAITING", "DEAD LETTERS", "SPOOL"];
   const rows = health.map((h) => [
     h.queue,
     h.state,
     describeTokenExpiry(h.tokenExpiresAt, now),
     describeLastSuccess(h.lastSuccessAt, now),
     String(h.backlog),
+    // How long the oldest message not yet handed to every handler has waited: a backlog that
+    // moves stays young; one that is stuck ages.
+    h.oldestUndeliveredAt ? shortDuration(Math.max(0, now.getTime() - h.oldestUndeliveredAt.getTime())) : "-",
     String(h.deadLetters),
     describeBytes(h.spoolBytes),
   ]);

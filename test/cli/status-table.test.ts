@@ -17,6 +17,7 @@ describe("status table", () => {
         lastError: { code: "IDENTITY_BAD_PASSWORD", message: "Queue sales: the password was refused.", fix: "Write the current password to the passwordFile.", at: new Date("2026-05-20T09:58:00Z") },
         consecutiveFailures: 4,
         backlog: 12,
+        oldestUndeliveredAt: new Date("2026-05-20T09:17:00Z"),
         deadLetters: 1,
         spoolBytes: 3_355_443,
       },
@@ -24,10 +25,10 @@ describe("status table", () => {
     ];
     expect(renderTable(health, now)).toBe(
       [
-        "QUEUE    STATE           TOKEN EXPIRES   LAST FETCH OK  BACKLOG  DEAD LETTERS   SPOOL",
-        "support  ok              in 52m          12s ago              0             0     0 B",
-        "sales    needs-password  expired 3h ago  3h30m ago           12             1  3.2 MB",
-        "new      unknown         no token yet    never                0             0     0 B",
+        "QUEUE    STATE           TOKEN EXPIRES   LAST FETCH OK  BACKLOG  OLDEST WAITING  DEAD LETTERS   SPOOL",
+        "support  ok              in 52m          12s ago              0               -             0     0 B",
+        "sales    needs-password  expired 3h ago  3h30m ago           12             43m             1  3.2 MB",
+        "new      unknown         no token yet    never                0               -             0     0 B",
         "",
         "sales:",
         "  last error IDENTITY_BAD_PASSWORD (2m ago, 4 in a row): Queue sales: the password was refused.",

@@ -84,9 +84,9 @@ describe("mailfetchd status and healthcheck", () => {
     const table = await cli("status", "--config", configFile);
     expect(table.code).toBe(1);
     const lines = table.stdout.split("\n");
-    expect(lines[0]).toMatch(/^QUEUE\s+STATE\s+TOKEN EXPIRES\s+LAST FETCH OK\s+BACKLOG\s+DEAD LETTERS\s+SPOOL$/);
-    expect(lines[1]).toMatch(/^alpha\s+ok\s+in \d+h\d*m?\s+\d+s ago\s+0\s+0\s+\d+(\.\d)? K?B$/);
-    expect(lines[2]).toMatch(/^locked\s+needs-password\s+no token yet\s+never\s+0\s+0\s+0 B$/);
+    expect(lines[0]).toMatch(/^QUEUE\s+STATE\s+TOKEN EXPIRES\s+LAST FETCH OK\s+BACKLOG\s+OLDEST WAITING\s+DEAD LETTERS\s+SPOOL$/);
+    expect(lines[1]).toMatch(/^alpha\s+ok\s+in \d+h\d*m?\s+\d+s ago\s+0\s+-\s+0\s+\d+(\.\d)? K?B$/);
+    expect(lines[2]).toMatch(/^locked\s+needs-password\s+no token yet\s+never\s+0\s+-\s+0\s+0 B$/);
     expect(table.stdout).toMatch(/^locked:\n {2}last error IDENTITY_BAD_PASSWORD \(.+\): Queue locked: .+\n {2}fix: \S.+$/m);
 
     const json = await cli("status", "--json", "--config", configFile);
