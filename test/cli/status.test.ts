@@ -62,7 +62,7 @@ describe("mailfetchd status and healthcheck", () => {
   it("before the daemon ever ran: status lists the configured queues as unknown (exit 1), healthcheck is unhealthy", async () => {
     const status = await cli("status", "--config", configFile);
     expect(status.code).toBe(1);
-    expect(status.stdout).toMatch(/^alpha\s+unknown\s+no token yet\s+never\s+0\s+0\s+0 B$/m);
+    expect(status.stdout).toMatch(/^alpha\s+unknown\s+no token yet\s+never\s+0\s+-\s+0\s+0 B$/m);
     expect(status.stdout).toContain("No state yet in");
     expect(existsSync(path.join(bed.dir, "state")), "status must not create the state").toBe(false);
     const health = await cli("healthcheck", "--config", configFile);
