@@ -153,7 +153,9 @@ export class Daemon {
         activity: this.activity,
         stateDir: config.stateDir,
         queues: () => this.config.queues.map((q) => ({ name: q.name, handlers: q.handlers.map(handlerName) })),
-        ...(this.ownership ? { fetchingQueues: () => this.ownership!.leases().map((l) => l.queue), cluster: () => this.ownership!.figures() } : {}),
+        ...(this.ownership
+          ? { fetchingQueues: () => this.ownership!.leases().map((l) => l.queue), cluster: () => this.ownership!.figures(), ...(state.leases ? { leaseStore: state.leases } : {}) }
+          : {}),
         probeState: () => state.ping(),
         logger,
       });

@@ -12,7 +12,7 @@ import { loadConfig } from "../config/load.js";
 import { attentionHints, currentError, healthToJson, needsAttention, readQueueHealth, type QueueHealth } from "../metrics/queue-health.js";
 import { describeLastSuccess, describeTokenExpiry, relativeTime, shortDuration } from "../metrics/time-format.js";
 import { openStateStoreReadOnly } from "../store/open-store.js";
-import type { LeaseRecord, ReplicaRecord } from "../cluster/ports.js";
+import { clusterToJson, describeReplica, readClusterView, UNHELD_HINT, unheldQueues, type ClusterView } from "../metrics/cluster-view.js";
 import { configPathOf, EXIT, withConfigOption } from "./common.js";
 
 export function registerStatus(program: Command): void {
@@ -26,25 +26,19 @@ export function registerStatus(program: Command): void {
     const queues = config.queues.map((q) => q.name);
     const store = openStateStoreReadOnly(config);
     let health: QueueHealth[];
-    let cluster: Cluster | undefined;
+    let cluster: ClusterView | undefined;
     try {
       health = store
         ? await readQueueHealth({ status: store.queueStatus, retention: store.retention, tokenCaches: store.tokenCaches }, queues)
         : queues.map((queue): QueueHealth => ({ queue, state: "unknown", consecutiveFailures: 0, backlog: 0, deadLetters: 0, spoolBytes: 0 }));
-      if (store?.leases) {
-        const leases = await store.leases.all();
-        cluster = { leases: queues.map((queue) => leases.find((l) => l.queue === queue) ?? { queue, epoch: 0, leaseUntil: new Date(0), takeovers: 0 }), replicas: await store.leases.replicas() };
-      }
+      if (store?.leases) cluster = await readClusterView(store.leases, queues, new Date());
     } finally {
       await store?.close();
     }
     const now = new Date();
-    const unheld = cluster?.leases.filter((l) => l.owner === undefined || l.leaseUntil <= now).map((l) => l.queue) ?? [];
-    const ok = health.every((h) => !needsAttention(h)) && unheld.length === 0;
+    const ok = health.every((h) => !needsAttention(h)) && (cluster === undefined || unheldQueues(cluster).length === 0);
     if (options.json) {
-      const leases = cluster?.leases.map((l) => ({ queue: l.queue, heldBy: l.leaseUntil > now ? (l.owner ?? null) : null, since: l.acquiredAt?.toISOString() ?? null, leaseUntil: l.leaseUntil.toISOString(), epoch: l.epoch, takeovers: l.takeovers }));
-      const replicas = cluster?.replicas.map((r) => ({ id: r.id, startedAt: r.startedAt.toISOString(), seenUntil: r.seenUntil.toISOString(), alive: r.seenUntil > now }));
-      process.stdout.write(`${JSON.stringify({ generatedAt: now.toISOString(), ok, queues: health.map(healthToJson), ...(cluster ? { leases, replicas } : {}) }, null, 2)}\n`);
+      process.stdout.write(`${JSON.stringify({ generatedAt: now.toISOString(), ok, queues: health.map(healthToJson), ...(cluster ? clusterToJson(cluster) : {}) }, null, 2)}\n`);
     } else {
       process.stdout.write(renderTable(health, now));
       if (cluster) process.stdout.write(`\n${renderCluster(cluster, now)}`);
@@ -54,18 +48,10 @@ export function registerStatus(program: Command): void {
   });
 }
 
-interface Cluster {
-  readonly leases: readonly LeaseRecord[];
-  readonly replicas: readonly ReplicaRecord[];
-}
-
 /** Several replicas on PostgreSQL: which replica holds which queue since when, and the replicas seen. */
-export function renderCluster(cluster: Cluster, now: Date): string {
+export function renderCluster(cluster: ClusterView, now: Date): string {
   const header = ["QUEUE", "HELD BY", "SINCE", "EPOCH", "TAKEOVERS"];
-  const rows = cluster.leases.map((l) => {
-    const held = l.owner !== undefined && l.leaseUntil > now;
-    return [l.queue, held ? l.owner! : "nobody", held && l.acquiredAt ? relativeTime(l.acquiredAt, now) : "-", String(l.epoch), String(l.takeovers)];
-  });
+  const rows = cluster.leases.map((l) => [l.queue, l.heldBy ?? "nobody", l.since ? relativeTime(l.since, now) : "-", String(l.epoch), String(l.takeovers)]);
   const widths = header.map((title, i) => Math.max(title.length, ...rows.map((row) => row[i]!.length)));
   const line = (cells: readonly string[]) =>
     cells
@@ -73,14 +59,8 @@ export function renderCluster(cluster: Cluster, now: Date): string {
       .join("  ")
       .trimEnd();
   const out = [line(header), ...rows.map(line), ""];
-  for (const r of cluster.replicas) {
-    out.push(
-      r.seenUntil > now
-        ? `replica ${r.id}: alive (started ${relativeTime(r.startedAt, now)})`
-        : `replica ${r.id}: not renewing since ${relativeTime(r.seenUntil, now)}: stopped, or cannot reach PostgreSQL (its queues move to the others)`,
-    );
-  }
-  if (rows.some((row) => row[1] === "nobody")) out.push("", "A queue held by nobody is not fetched: start a replica (mailfetchd run), or check that the replicas reach PostgreSQL.");
+  for (const r of cluster.replicas) out.push(describeReplica(r, now));
+  if (unheldQueues(cluster).length > 0) out.push("", UNHELD_HINT);
   return `${out.join("\n")}\n`;
 }
 

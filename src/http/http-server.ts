@@ -15,6 +15,7 @@ import type { HttpConfig } from "../config/schema.js";
 import type { Logger } from "../interfaces.js";
 import type { DaemonMetrics } from "../metrics/daemon-metrics.js";
 import { healthToJson, type QueueHealth } from "../metrics/queue-health.js";
+import { clusterToJson, type ClusterView } from "../metrics/cluster-view.js";
 import { bearerTokenMatches } from "./bearer-auth.js";
 import { isLoopbackHost, isLoopbackHostHeader, urlAuthority } from "../support/listen-address.js";
 import type { ReadinessTracker } from "./readiness.js";
@@ -46,6 +47,8 @@ export interface HttpSurfaceOptions {
   readonly health: () => Promise<QueueHealth[]>;
   /** Per queue, the last 24 hours' activity for the status page's charts. */
   readonly charts: () => Promise<ReadonlyMap<string, readonly HourActivity[]>>;
+  /** Several replicas: who holds which queue (the status page and /status.json show it). */
+  readonly cluster?: () => Promise<ClusterView>;
   /** Throws when the state database cannot be read. */
   readonly probeState: () => Promise<void>;
   readonly version: string;
@@ -169,12 +172,13 @@ async function handle(options: HttpSurfaceOptions, request: IncomingMessage, res
       const ready = (await options.readiness.check(options.queues(), options.probeState)).ready;
       response.setHeader("content-security-policy", STATUS_PAGE_CSP);
       response.setHeader("x-frame-options", "DENY");
-      send(response, 200, "text/html; charset=utf-8", renderStatusPage(await options.health(), { now, version: options.version, ready, charts: await options.charts() }));
+      send(response, 200, "text/html; charset=utf-8", renderStatusPage(await options.health(), { now, version: options.version, ready, charts: await options.charts(), cluster: await options.cluster?.() }));
       return;
     }
     case "/status.json": {
       const readiness = await options.readiness.check(options.queues(), options.probeState);
-      const body = { generatedAt: new Date().toISOString(), version: options.version, ready: readiness.ready, queues: (await options.health()).map(healthToJson) };
+      const cluster = await options.cluster?.();
+      const body = { generatedAt: new Date().toISOString(), version: options.version, ready: readiness.ready, queues: (await options.health()).map(healthToJson), ...(cluster ? clusterToJson(cluster) : {}) };
       send(response, 200, "application/json; charset=utf-8", `${JSON.stringify(body, null, 2)}\n`);
       return;
     }

@@ -10,6 +10,8 @@ import type { DaemonEvents } from "../events.js";
 import type { Logger } from "../interfaces.js";
 import { DaemonMetrics, type ClusterFigures } from "../metrics/daemon-metrics.js";
 import { readQueueHealth, type HealthSources } from "../metrics/queue-health.js";
+import { readClusterView } from "../metrics/cluster-view.js";
+import type { QueueLeaseStore } from "../cluster/ports.js";
 import type { HourActivity } from "../state/queue-activity.js";
 import { HttpSurface } from "./http-server.js";
 import { ReadinessTracker } from "./readiness.js";
@@ -21,6 +23,8 @@ export interface OperatingSurfaceOptions extends HealthSources {
   readonly queues: () => ReadonlyArray<{ readonly name: string; readonly handlers: readonly string[] }>;
   /** With several replicas: this replica's lease figures for /metrics. */
   readonly cluster?: () => ClusterFigures;
+  /** With several replicas: every queue's lease, for the status page and /status.json. */
+  readonly leaseStore?: Pick<QueueLeaseStore, "all" | "replicas">;
   /** The queues this process fetches, when not all (several replicas: those whose lease it holds); readiness waits for their first cycle. */
   readonly fetchingQueues?: () => readonly string[];
   /** The status page's 24-hour charts (src/state/queue-activity.ts). */
@@ -52,6 +56,7 @@ export class OperatingSurface {
       queues: options.fetchingQueues ?? names,
       health: () => readQueueHealth(options, names()),
       charts: () => options.activity.lastDay(names()),
+      ...(options.leaseStore ? { cluster: () => readClusterView(options.leaseStore!, names(), new Date()) } : {}),
       probeState: options.probeState,
       version: packageVersion(),
       logger: options.logger.child({ component: "http" }),

@@ -9,6 +9,7 @@ import { createHash } from "node:crypto";
 import { attentionHints, currentError, needsAttention, type QueueHealth } from "../metrics/queue-health.js";
 import { describeLastSuccess, describeTokenExpiry, relativeTime, shortDuration, utcTime } from "../metrics/time-format.js";
 import type { HourActivity } from "../state/queue-activity.js";
+import { describeReplica, UNHELD_HINT, unheldQueues, type ClusterView } from "../metrics/cluster-view.js";
 import { escapeHtml as e } from "./html.js";
 
 export const REFRESH_SECONDS = 10;
@@ -16,6 +17,8 @@ export const REFRESH_SECONDS = 10;
 const STYLE = `
 body{font:14px/1.4 system-ui,sans-serif;margin:1.5rem;color:#1d2330;background:#f6f7f9}
 h1{font-size:1.3rem;margin:0 0 .25rem}
+h2{font-size:1.1rem;margin:1.5rem 0 .5rem}
+ul.replicas{margin:.5rem 0;padding-left:1.2rem}
 .summary{margin:0 0 1rem;font-weight:600}
 .summary.attention{color:#a4262c}.summary.ok{color:#107c10}
 table{border-collapse:collapse;width:100%;background:#fff;box-shadow:0 1px 2px #0002}
@@ -47,6 +50,8 @@ export interface StatusPageInfo {
   readonly ready: boolean;
   /** Per queue, the last 24 hours, oldest first; a queue without an entry shows no chart. */
   readonly charts?: ReadonlyMap<string, readonly HourActivity[]>;
+  /** Several replicas on PostgreSQL: who holds which queue; absent on one node. */
+  readonly cluster?: ClusterView;
 }
 
 export function renderStatusPage(queues: readonly QueueHealth[], info: StatusPageInfo): string {
@@ -73,10 +78,32 @@ ${summary}
 ${queues.map((q) => renderRow(q, info.now, info.charts?.get(q.queue))).join("\n")}
 </tbody>
 </table>
-<footer>Generated ${e(utcTime(info.now))} by mailfetchd ${e(info.version)} (${info.ready ? "ready" : "not ready"}); refreshes every ${REFRESH_SECONDS} s.
+${info.cluster ? renderCluster(info.cluster, info.now) : ""}<footer>Generated ${e(utcTime(info.now))} by mailfetchd ${e(info.version)} (${info.ready ? "ready" : "not ready"}); refreshes every ${REFRESH_SECONDS} s.
 Machine-readable: <a href="status.json">status.json</a>, <a href="metrics">metrics</a>. Errors and fixes: docs/troubleshooting.md.</footer>
 </body>
 </html>
+`;
+}
+
+/** Which replica holds which queue since when, and the replicas seen lately. */
+export function renderCluster(cluster: ClusterView, now: Date): string {
+  const unheld = unheldQueues(cluster);
+  const rows = cluster.leases.map(
+    (l) =>
+      `<tr data-queue="${e(l.queue)}" data-held-by="${e(l.heldBy ?? "")}"><td class="queue">${e(l.queue)}</td>` +
+      `<td>${l.heldBy ? e(l.heldBy) : `<span class="state state-misconfigured">nobody</span>`}</td>` +
+      `<td${title(l.since)}>${l.since ? e(relativeTime(l.since, now)) : `<span class="muted">-</span>`}</td>` +
+      `<td class="num">${l.epoch}</td><td class="num takeovers">${l.takeovers}</td></tr>`,
+  );
+  const replicas = cluster.replicas.map((r) => `<li data-replica="${e(r.id)}" data-alive="${r.alive}">${e(describeReplica(r, now))}</li>`);
+  return `<h2>Replicas</h2>
+${unheld.length > 0 ? `<p class="summary attention">${unheld.length} queue${unheld.length === 1 ? "" : "s"} held by nobody. ${e(UNHELD_HINT)}</p>\n` : ""}<table id="leases">
+<thead><tr><th>Queue</th><th>Held by</th><th>Since</th><th>Epoch</th><th>Takeovers</th></tr></thead>
+<tbody>
+${rows.join("\n")}
+</tbody>
+</table>
+<ul class="replicas">${replicas.join("")}</ul>
 `;
 }
 

@@ -140,6 +140,13 @@ describe("several replicas on PostgreSQL", () => {
     expect(status.stdout).toMatch(/QUEUE\s+HELD BY\s+SINCE\s+EPOCH\s+TAKEOVERS/);
     for (const q of QUEUES) expect(status.stdout).toMatch(new RegExp(`${q.name}\\s+beta:`));
     expect(status.stdout).toMatch(/replica alpha:\S+: not renewing since/);
+    // The status page and /status.json say the same.
+    const page = (await get(b, "/status")).body;
+    for (const q of QUEUES) expect(page).toContain(`<tr data-queue="${q.name}" data-held-by="beta:`);
+    expect(page).toMatch(/data-replica="alpha:[^"]+" data-alive="false">replica alpha:\S+: not renewing since/);
+    const json = JSON.parse((await get(b, "/status.json")).body) as { leases: Array<{ queue: string; heldBy: string | null }>; replicas: Array<{ id: string; alive: boolean }> };
+    expect(json.leases.map((l) => l.heldBy?.split(":")[0])).toEqual(QUEUES.map(() => "beta"));
+    expect(json.replicas.find((r) => r.id.startsWith("alpha:"))?.alive).toBe(false);
     const metrics = (await get(b, "/metrics")).body;
     expect(metrics).toMatch(new RegExp(`^mailfetchd_leases_held ${QUEUES.length}$`, "m"));
     expect(metrics).toMatch(new RegExp(`^mailfetchd_lease_takeovers_total ${alphaQueues.length}$`, "m"));

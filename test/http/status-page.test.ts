@@ -4,6 +4,7 @@ import { describe, expect, it } from "vitest";
 import { escapeHtml } from "../../src/http/html.js";
 import { renderStatusPage, STATUS_PAGE_CSP } from "../../src/http/status-page.js";
 import type { QueueHealth } from "../../src/metrics/queue-health.js";
+import { clusterView } from "../../src/metrics/cluster-view.js";
 import { HOUR_MS, type HourActivity } from "../../src/state/queue-activity.js";
 
 const now = new Date("2026-05-20T10:00:00Z");
@@ -71,5 +72,32 @@ describe("status page HTML", () => {
     const html = renderStatusPage(queues, { now, version: "1.2.3", ready: true });
     expect(html).toContain('<td class="num oldest-waiting" title="2026-05-20 09:12:00Z">48m</td>');
     expect(html).toContain('<td class="num oldest-waiting"><span class="muted">none</span></td>');
+  });
+
+  it("with several replicas, shows who holds each queue since when, the replicas, and a queue nobody holds as needing attention", () => {
+    const cluster = clusterView(
+      [
+        { queue: "support", owner: `r1:${hostile}`, epoch: 3, leaseUntil: new Date("2026-05-20T10:00:10Z"), acquiredAt: new Date("2026-05-20T09:55:00Z"), takeovers: 1 },
+        // Its holder's lease ran out: nobody holds it now.
+        { queue: "sales", owner: "r2:gone", epoch: 2, leaseUntil: new Date("2026-05-20T09:59:00Z"), acquiredAt: new Date("2026-05-20T08:00:00Z"), takeovers: 0 },
+      ],
+      [
+        { id: `r1:${hostile}`, startedAt: new Date("2026-05-20T09:00:00Z"), seenUntil: new Date("2026-05-20T10:00:10Z") },
+        { id: "r2:gone", startedAt: new Date("2026-05-20T07:00:00Z"), seenUntil: new Date("2026-05-20T09:59:00Z") },
+      ],
+      ["support", "sales"],
+      now,
+    );
+    const html = renderStatusPage(queues, { now, version: "1.0.0", ready: true, cluster });
+    expect(html).not.toContain(hostile);
+    const lease = (queue: string) => html.split("\n").find((line) => line.startsWith(`<tr data-queue="${queue}" data-held-by=`))!;
+    expect(lease("support")).toContain(`<td>r1:${escapeHtml(hostile)}</td>`);
+    expect(lease("support")).toContain(">5m ago</td>");
+    expect(lease("support")).toContain('<td class="num takeovers">1</td>');
+    expect(lease("sales")).toContain(">nobody</span>");
+    expect(html).toContain("1 queue held by nobody.");
+    expect(html).toContain('data-replica="r2:gone" data-alive="false">replica r2:gone: not renewing since 1m ago');
+    // One node: no replicas section at all.
+    expect(renderStatusPage(queues, { now, version: "1.0.0", ready: true })).not.toContain("Replicas");
   });
 });
