@@ -96,7 +96,7 @@ export class Deliverer {
         const delay = backoffDelay(storageFailures, RETRY);
         // A fenced write: the queue's lease moved to another replica, which delivers from here
         // on; this pipeline is being stopped. Not a storage failure for the operator to chase.
-        if (isFenced(error)) this.logger.info("another replica holds the queue now: this one delivers nothing more of it");
+        if (isFenced(error)) this.logger.info({ code: "STATE_FENCED" }, "another replica holds the queue now: this one delivers nothing more of it");
         else if (storageFailures === 1) this.logger.error({ err: error, retryInMs: delay }, "cannot read or update the spool; delivery paused, retrying");
         await sleep(delay, signal);
       }

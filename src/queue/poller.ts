@@ -13,7 +13,7 @@
  */
 import cron, { type ScheduledTask } from "node-cron";
 import type { QueueConfig } from "../config/schema.js";
-import { describeError, MailfetchdError } from "../errors.js";
+import { describeError, isFenced, MailfetchdError } from "../errors.js";
 import type { DaemonEvents } from "../events.js";
 import type { Logger } from "../interfaces.js";
 import type { MailSource } from "../source/mail-source.js";
@@ -203,6 +203,12 @@ export class Poller {
       await this.deps.source.sync(sink);
       await this.succeeded(sink.fetched, sink.spooled);
     } catch (raw) {
+      // A fenced write: the queue's lease moved to another replica and this pipeline is being
+      // stopped. Not a failure of the queue: the new owner's status stands, nothing is recorded.
+      if (isFenced(raw)) {
+        this.deps.logger.info({ code: "STATE_FENCED" }, "another replica holds the queue now: this one fetches nothing more of it");
+        return;
+      }
       await this.failed(toFetchError(raw));
     }
   }
