@@ -24,6 +24,7 @@
 import { randomBytes } from "node:crypto";
 import { readdir, rm, stat } from "node:fs/promises";
 import path from "node:path";
+import { Readable } from "node:stream";
 import type { FetchedMessage, QueueIdentity, StreamedMessage } from "../interfaces.js";
 import type { OwedAction, SourceKind } from "../source/message-location.js";
 import { sourceFields, type SourceFields } from "../source/source-fields.js";
@@ -385,13 +386,22 @@ export class Spool {
 }
 
 /** A location spooled before: nothing to write (a stream is drained, as the download expects). */
+/**
+ * A message already spooled: its bytes are not needed. A stream that is a live transfer (a
+ * Readable: IMAP's download is under way on the connection) is read to its end, so the
+ * connection stays in step; a lazy one that has not started (Graph's $value, requested when
+ * first read) is closed without being read, so nothing is downloaded again.
+ */
 async function skip(message: FetchedMessage | StreamedMessage): Promise<undefined> {
-  if ("content" in message) {
-    try {
+  if (!("content" in message)) return undefined;
+  try {
+    if (message.content instanceof Readable) {
       for await (const chunk of message.content) void chunk;
-    } catch (error) {
-      throw new StreamSourceError(error);
+    } else {
+      await message.content[Symbol.asyncIterator]().return?.();
     }
+  } catch (error) {
+    throw new StreamSourceError(error);
   }
   return undefined;
 }

@@ -124,10 +124,14 @@ describe("Graph as a MailSource", () => {
     await source.sync(sink());
     fx.bed.graph.expireDeltaTokens(how);
     put(queue, 2, `expire-more-${how}`);
+    const downloads = () => requestsOf(queue).filter((r) => r.path.endsWith("/$value")).length;
+    const downloadsBefore = downloads();
     const round = sink();
     await source.sync(round);
     expect([round.fetched, round.spooled]).toEqual([6, 2]);
     expect(spooledItems(queue)).toHaveLength(6);
+    // The four already spooled are recognised by their id, not downloaded again.
+    expect(downloads() - downloadsBefore).toBe(2);
     expect(fx.logLines.some((l) => l.includes("delta link expired"))).toBe(true);
   });
 
