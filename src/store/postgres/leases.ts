@@ -1,8 +1,9 @@
 /**
  * Queue leases in PostgreSQL (one row per queue: owner, fencing epoch, lease_until), claimed
  * with one UPDATE over a `FOR UPDATE SKIP LOCKED` subselect so replicas never wait on each
- * other, and spread by rendezvous hashing over the live replicas: every replica computes the
- * same "home" for each queue, so a joining or leaving replica moves only its share.
+ * other, and spread evenly by rendezvous hashing with bounded loads over the live replicas
+ * (homesOf): every replica computes the same "home" for each queue, so a joining or leaving
+ * replica moves only about its share.
  * Lease times are the database's clock (now()): replicas' clocks cannot disagree about them.
  */
 import { createHash } from "node:crypto";
@@ -27,8 +28,9 @@ export class PostgresQueueLeases implements QueueLeaseStore {
       await client.query("INSERT INTO queue_leases (queue) SELECT unnest($1::text[]) ON CONFLICT DO NOTHING", [[...queues]]);
       const live = (await client.query<{ id: string }>("SELECT id FROM replicas WHERE seen_until > now()")).rows.map((r) => r.id);
       if (!live.includes(replica)) live.push(replica);
-      const home = queues.filter((queue) => homeOf(queue, live) === replica);
-      const elsewhere = queues.filter((queue) => homeOf(queue, live) !== replica);
+      const homes = homesOf(queues, live);
+      const home = queues.filter((queue) => homes.get(queue) === replica);
+      const elsewhere = queues.filter((queue) => homes.get(queue) !== replica);
 
       // This replica's rows first, locked in queue order (as a fenced write locks them): no deadlock.
       await client.query("SELECT queue FROM queue_leases WHERE owner = $1 AND queue = ANY($2::text[]) ORDER BY queue FOR UPDATE", [replica, [...queues]]);
@@ -113,16 +115,36 @@ export async function listReplicas(db: Connection): Promise<ReplicaRecord[]> {
   return rows.map((r) => ({ id: r.id, startedAt: r.started_at, seenUntil: r.seen_until }));
 }
 
-/** Rendezvous (highest random weight) hashing: the replica with the highest hash of (replica, queue). */
-export function homeOf(queue: string, replicas: readonly string[]): string | undefined {
-  let best: string | undefined;
-  let bestWeight = -1n;
-  for (const replica of replicas) {
-    const weight = createHash("sha256").update(`${replica}\n${queue}`).digest().readBigUInt64BE(0);
-    if (weight > bestWeight || (weight === bestWeight && best !== undefined && replica < best)) {
-      best = replica;
-      bestWeight = weight;
-    }
+/**
+ * Each queue's home replica: rendezvous (highest random weight) hashing with bounded loads.
+ * Every (queue, replica) pair gets a weight from a hash; pairs are taken heaviest first, and a
+ * queue goes to the first replica of its pairs that still has room: floor(queues / replicas)
+ * each, and one more for as many replicas as the division leaves over.
+ * Every replica computes the same homes from the same lists; the spread is even (a replica
+ * holds the floor or the ceiling of its share: plain rendezvous hashing put all 4 queues on one
+ * of 2 replicas one time in 8); and a joining or leaving replica moves about its share, nearly
+ * all of it to or from itself.
+ */
+export function homesOf(queues: readonly string[], replicas: readonly string[]): Map<string, string> {
+  const homes = new Map<string, string>();
+  if (replicas.length === 0) return homes;
+  const distinctQueues = [...new Set(queues)];
+  const distinctReplicas = [...new Set(replicas)];
+  // Each replica holds `share` queues, and `extra` of them one more.
+  const share = Math.floor(distinctQueues.length / distinctReplicas.length);
+  let extra = distinctQueues.length % distinctReplicas.length;
+  const pairs: Array<{ queue: string; replica: string; weight: bigint }> = [];
+  for (const queue of distinctQueues) {
+    for (const replica of distinctReplicas) pairs.push({ queue, replica, weight: createHash("sha256").update(`${replica}\n${queue}`).digest().readBigUInt64BE(0) });
   }
-  return best;
+  pairs.sort((a, b) => (a.weight !== b.weight ? (a.weight > b.weight ? -1 : 1) : a.replica < b.replica ? -1 : a.replica > b.replica ? 1 : a.queue < b.queue ? -1 : 1));
+  const load = new Map<string, number>();
+  for (const { queue, replica } of pairs) {
+    const held = load.get(replica) ?? 0;
+    if (homes.has(queue) || held > share || (held === share && extra === 0)) continue;
+    if (held === share) extra--;
+    homes.set(queue, replica);
+    load.set(replica, held + 1);
+  }
+  return homes;
 }
