@@ -18,7 +18,11 @@ if (suites.length === 0) {
 
 const table = (rows) => {
   const columns = [...new Set(rows.flatMap((r) => Object.keys(r)))];
-  return [`| ${columns.join(" | ")} |`, `|${columns.map(() => "---").join("|")}|`, ...rows.map((r) => `| ${columns.map((c) => String(r[c] ?? "")).join(" | ")} |`)].join("\n");
+  return [
+    `| ${columns.join(" | ")} |`,
+    `|${columns.map(() => "---").join("|")}|`,
+    ...rows.map((r) => `| ${columns.map((c) => String(r[c] ?? "")).join(" | ")} |`),
+  ].join("\n");
 };
 let commit = "unknown";
 try {

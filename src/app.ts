@@ -154,7 +154,11 @@ export class Daemon {
         stateDir: config.stateDir,
         queues: () => this.config.queues.map((q) => ({ name: q.name, handlers: q.handlers.map(handlerName) })),
         ...(this.ownership
-          ? { fetchingQueues: () => this.ownership!.leases().map((l) => l.queue), cluster: () => this.ownership!.figures(), ...(state.leases ? { leaseStore: state.leases } : {}) }
+          ? {
+              fetchingQueues: () => this.ownership!.leases().map((l) => l.queue),
+              cluster: () => this.ownership!.figures(),
+              ...(state.leases ? { leaseStore: state.leases } : {}),
+            }
           : {}),
         probeState: () => state.ping(),
         logger,
@@ -173,7 +177,9 @@ export class Daemon {
 
   private async startOnce(): Promise<void> {
     // Advisory: a store that cannot be reached now (PostgreSQL down) does not keep the daemon from coming up.
-    await this.status.retain(this.config.queues.map((q) => q.name)).catch((error: unknown) => this.logger.warn({ err: describeError(error) }, "could not tidy the queue status rows; trying at the next reload"));
+    await this.status
+      .retain(this.config.queues.map((q) => q.name))
+      .catch((error: unknown) => this.logger.warn({ err: describeError(error) }, "could not tidy the queue status rows; trying at the next reload"));
     await this.surface?.listen();
     // With leases, a pipeline starts when its queue's lease is acquired (leaseAcquired).
     if (this.ownership) await this.ownership.start();
@@ -202,7 +208,14 @@ export class Daemon {
     const previous = this.config;
     const needRestart = RESTART_ONLY.filter((key) => JSON.stringify(previous[key]) !== JSON.stringify(next[key]));
     if (needRestart.length > 0) this.logger.warn({ keys: needRestart }, "these settings change only with a restart; the rest of the new config is applied");
-    const applied: Config = { ...next, stateDir: previous.stateDir, keyFile: previous.keyFile, postgres: previous.postgres, http: previous.http, delivery: previous.delivery };
+    const applied: Config = {
+      ...next,
+      stateDir: previous.stateDir,
+      keyFile: previous.keyFile,
+      postgres: previous.postgres,
+      http: previous.http,
+      delivery: previous.delivery,
+    };
     (this.logger as { level: string }).level = applied.logLevel;
 
     const wanted = new Map(applied.queues.map((q) => [q.name, q]));
@@ -228,10 +241,7 @@ export class Daemon {
       this.retention = this.createRetention();
       if (this.started) this.retention.start();
     }
-    this.logger.info(
-      { added: added.map((q) => q.name), removed, changed: changed.map((q) => q.name), queues: [...this.pipelines.keys()] },
-      "config reloaded",
-    );
+    this.logger.info({ added: added.map((q) => q.name), removed, changed: changed.map((q) => q.name), queues: [...this.pipelines.keys()] }, "config reloaded");
   }
 
   stop(deadlineMs = 20_000): Promise<void> {

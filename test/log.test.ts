@@ -42,6 +42,6 @@ describe("log scrubbing", () => {
   it("keeps text that only resembles a secret", () => {
     const { lines, logger } = capture(['pa"ss\\word-12']);
     logger.info('pa"ss word-12 and pa\\ss are not it');
-    expect(lines[0]).toContain("pa\\\"ss word-12");
+    expect(lines[0]).toContain('pa\\"ss word-12');
   });
 });

@@ -100,16 +100,22 @@ export async function checkQueue(options: CheckQueueOptions): Promise<boolean> {
     const step = STEP_OF_CODE[error.code] ?? STEPS.signIn;
     // A refused sign-in (a password, an expired refresh token) says nothing about consent: skip rather than guess.
     if (step === STEPS.signIn) {
-      for (const unknown of [STEPS.app, STEPS.publicClient, STEPS.consent]) emit({ step: unknown, status: "skip", detail: "not determined: the sign-in failed first" });
+      for (const unknown of [STEPS.app, STEPS.publicClient, STEPS.consent])
+        emit({ step: unknown, status: "skip", detail: "not determined: the sign-in failed first" });
     }
     if (step === STEPS.consent) {
       // The queue's permission is not consented: say which source the consented ones allow.
       const sources = judgeSources(queue, await readGrantedPermissions(options));
-      if (!sources.ok) return failAt(step, new MailfetchdError(`${error.message} ${sources.detail}.`, { code: error.code, retryable: false, fix: sources.fix }));
+      if (!sources.ok)
+        return failAt(step, new MailfetchdError(`${error.message} ${sources.detail}.`, { code: error.code, retryable: false, fix: sources.fix }));
     }
     return failAt(step, error);
   }
-  const how = { cache: "cached token", refresh: `stored sign-in of ${acquired.result.account?.username ?? queue.signIn.user}, refreshed`, password: `password sign-in as ${queue.signIn.user}` }[acquired.method];
+  const how = {
+    cache: "cached token",
+    refresh: `stored sign-in of ${acquired.result.account?.username ?? queue.signIn.user}, refreshed`,
+    password: `password sign-in as ${queue.signIn.user}`,
+  }[acquired.method];
   emit({ step: STEPS.app, status: "pass", detail: queue.identity.clientId });
   emit({ step: STEPS.publicClient, status: "pass" });
   emit({ step: STEPS.consent, status: "pass" });
@@ -132,11 +138,24 @@ export async function checkQueue(options: CheckQueueOptions): Promise<boolean> {
 }
 
 /** 7-8 of a Graph queue: a Graph token with the mail permission, then the folder looked up over Graph. */
-async function checkGraph(queue: QueueConfig, accessToken: string, options: CheckQueueOptions, emit: (result: StepResult) => void, failAt: (step: string, error: MailfetchdError) => false): Promise<boolean> {
+async function checkGraph(
+  queue: QueueConfig,
+  accessToken: string,
+  options: CheckQueueOptions,
+  emit: (result: StepResult) => void,
+  failAt: (step: string, error: MailfetchdError) => false,
+): Promise<boolean> {
   const claims = readJwtClaims(accessToken);
   const aud = typeof claims?.aud === "string" ? claims.aud.replace(/\/+$/, "").toLowerCase() : undefined;
   if (aud !== undefined && aud !== "https://graph.microsoft.com" && aud !== "00000003-0000-0000-c000-000000000000") {
-    return failAt(GRAPH_STEPS.audience, new MailfetchdError(`the token is for ${String(claims!.aud)}, not Microsoft Graph`, { code: "GRAPH_AUTH_REJECTED", retryable: false, fix: "Remove identity.scopes from the queue: a source: graph queue asks for https://graph.microsoft.com/Mail.ReadWrite by default." }));
+    return failAt(
+      GRAPH_STEPS.audience,
+      new MailfetchdError(`the token is for ${String(claims!.aud)}, not Microsoft Graph`, {
+        code: "GRAPH_AUTH_REJECTED",
+        retryable: false,
+        fix: "Remove identity.scopes from the queue: a source: graph queue asks for https://graph.microsoft.com/Mail.ReadWrite by default.",
+      }),
+    );
   }
   const sources = judgeSources(queue, { graph: typeof claims?.scp === "string" ? claims.scp.split(" ") : undefined, exchange: undefined });
   if (claims && !sources.ok) {
@@ -144,13 +163,28 @@ async function checkGraph(queue: QueueConfig, accessToken: string, options: Chec
     const judged = judgeSources(queue, granted);
     return failAt(GRAPH_STEPS.audience, new MailfetchdError(judged.detail, { code: "GRAPH_ACCESS_DENIED", retryable: false, fix: judged.fix }));
   }
-  emit({ step: GRAPH_STEPS.audience, status: "pass", detail: claims ? `aud ${String(claims.aud)}, scp ${String(claims.scp)}` : "the token is opaque (not a readable JWT); Graph will judge it" });
+  emit({
+    step: GRAPH_STEPS.audience,
+    status: "pass",
+    detail: claims ? `aud ${String(claims.aud)}, scp ${String(claims.scp)}` : "the token is opaque (not a readable JWT); Graph will judge it",
+  });
   try {
-    const folderId = await new GraphSource(queue, { getAccessToken: async () => ({ token: accessToken, expiresOn: new Date(Date.now() + 60_000) }) }, options.logger).lookUpFolder();
-    emit({ step: GRAPH_STEPS.mailbox, status: "pass", detail: `${queue.address}, folder '${queue.folder}' (${folderId.slice(0, 12)}…) at ${queue.graph.host}` });
+    const folderId = await new GraphSource(
+      queue,
+      { getAccessToken: async () => ({ token: accessToken, expiresOn: new Date(Date.now() + 60_000) }) },
+      options.logger,
+    ).lookUpFolder();
+    emit({
+      step: GRAPH_STEPS.mailbox,
+      status: "pass",
+      detail: `${queue.address}, folder '${queue.folder}' (${folderId.slice(0, 12)}…) at ${queue.graph.host}`,
+    });
     return true;
   } catch (error) {
-    return failAt(GRAPH_STEPS.mailbox, error instanceof MailfetchdError ? error : new MailfetchdError(String(error), { code: "GRAPH_UNAVAILABLE", retryable: true }));
+    return failAt(
+      GRAPH_STEPS.mailbox,
+      error instanceof MailfetchdError ? error : new MailfetchdError(String(error), { code: "GRAPH_UNAVAILABLE", retryable: true }),
+    );
   }
 }
 
@@ -163,7 +197,14 @@ async function discover(queue: QueueConfig, limiter: ConcurrencyLimiter): Promis
     const error = classifyIdentityError(http.lastDiscoveryFailure ?? new Error(`HTTP ${response.status} from ${url}`), queue.name);
     if (error.code === "IDENTITY_TENANT_NOT_FOUND") return { error, step: STEPS.tenant };
     const fix = "Check identity.authority (default https://login.microsoftonline.com/<tenantId>) and identity.tenantId (admin guide section 2.2 step 8).";
-    return { error: new MailfetchdError(`Queue ${queue.name}: ${url} answered HTTP ${response.status}, not a discovery document.`, { code: error.code, retryable: error.retryable, fix }), step: STEPS.endpoint };
+    return {
+      error: new MailfetchdError(`Queue ${queue.name}: ${url} answered HTTP ${response.status}, not a discovery document.`, {
+        code: error.code,
+        retryable: error.retryable,
+        fix,
+      }),
+      step: STEPS.endpoint,
+    };
   } catch (raw) {
     return { error: classifyIdentityError(raw, queue.name), step: STEPS.endpoint };
   }

@@ -45,7 +45,12 @@ export function judgeSources(queue: Pick<QueueConfig, "source" | "address" | "si
 }
 
 /** Asks for a `.default` token of each resource; a resource without any consent reads as []. */
-export async function readGrantedPermissions(options: { queue: QueueConfig; store: TokenCacheStore; limiter: ConcurrencyLimiter; logger: Logger }): Promise<GrantedPermissions> {
+export async function readGrantedPermissions(options: {
+  queue: QueueConfig;
+  store: TokenCacheStore;
+  limiter: ConcurrencyLimiter;
+  logger: Logger;
+}): Promise<GrantedPermissions> {
   const read = async (resource: string): Promise<string[] | undefined> => {
     const queue = { ...options.queue, identity: { ...options.queue.identity, scopes: [`${resource}/.default`, "offline_access"] } };
     try {

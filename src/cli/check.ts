@@ -34,7 +34,11 @@ export function registerCheck(program: Command): void {
     }
     const queues = config.queues.filter((q) => options.queue === undefined || q.name === options.queue);
     if (queues.length === 0) {
-      line({ step: "config valid", status: "fail", detail: `no queue named '${options.queue}'; the config has ${config.queues.map((q) => q.name).join(", ")}` });
+      line({
+        step: "config valid",
+        status: "fail",
+        detail: `no queue named '${options.queue}'; the config has ${config.queues.map((q) => q.name).join(", ")}`,
+      });
       process.exitCode = EXIT.FAILURE;
       return;
     }

@@ -26,4 +26,3 @@ export function withConfigOption(command: Command): Command {
 export function configPathOf(options: { config?: string }): string {
   return options.config ?? defaultConfigPath();
 }
-

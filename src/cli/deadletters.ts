@@ -53,7 +53,9 @@ export function registerDeadLetters(program: Command): void {
           return;
         }
         for (const l of letters) {
-          process.stdout.write(`${l.id}  ${l.queue}  ${l.handler}  ${l.source.uid === undefined ? `item ${l.source.item}` : `uid ${l.source.uid}`}  ${l.spooledAt.toISOString()}  ${l.reason}\n`);
+          process.stdout.write(
+            `${l.id}  ${l.queue}  ${l.handler}  ${l.source.uid === undefined ? `item ${l.source.item}` : `uid ${l.source.uid}`}  ${l.spooledAt.toISOString()}  ${l.reason}\n`,
+          );
         }
       }),
     );
@@ -85,7 +87,12 @@ export function registerDeadLetters(program: Command): void {
       }),
     );
 
-  const decide = (verb: "retry" | "drop", description: string, act: (spool: Spool, queue: string, id: string, handler?: string) => Promise<number>, done: string) =>
+  const decide = (
+    verb: "retry" | "drop",
+    description: string,
+    act: (spool: Spool, queue: string, id: string, handler?: string) => Promise<number>,
+    done: string,
+  ) =>
     withConfigOption(group.command(`${verb} <id>`).description(description))
       .option("-q, --queue <name>", "the queue, if the id is in several")
       .option("--handler <name>", "only for this handler")
@@ -96,6 +103,16 @@ export function registerDeadLetters(program: Command): void {
           process.stdout.write(`${done} ${count} deliver${count === 1 ? "y" : "ies"} of ${id}.\n`);
         }),
       );
-  decide("retry", "deliver a dead letter again (a too-large one is fetched again)", (spool, queue, id, handler) => spool.retryDeadLetter(queue, id, handler), "Requeued");
-  decide("drop", "give up on a dead letter for good (it stays in the spool, marked dropped)", (spool, queue, id, handler) => spool.dropDeadLetter(queue, id, handler), "Dropped");
+  decide(
+    "retry",
+    "deliver a dead letter again (a too-large one is fetched again)",
+    (spool, queue, id, handler) => spool.retryDeadLetter(queue, id, handler),
+    "Requeued",
+  );
+  decide(
+    "drop",
+    "give up on a dead letter for good (it stays in the spool, marked dropped)",
+    (spool, queue, id, handler) => spool.dropDeadLetter(queue, id, handler),
+    "Dropped",
+  );
 }

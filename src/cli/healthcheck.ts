@@ -67,7 +67,15 @@ async function probe(http: HttpConfig, path: string, timeoutMs: number): Promise
         response.on("end", () => {
           const text = body.trim().slice(0, 300);
           if (response.statusCode === 200) resolve(text);
-          else reject(unhealthy(`GET ${where} answered ${response.statusCode}: ${text}`, response.statusCode === 401 ? "The bearer token does not match: the daemon and this command must read the same http.bearerTokenFile." : undefined));
+          else
+            reject(
+              unhealthy(
+                `GET ${where} answered ${response.statusCode}: ${text}`,
+                response.statusCode === 401
+                  ? "The bearer token does not match: the daemon and this command must read the same http.bearerTokenFile."
+                  : undefined,
+              ),
+            );
         });
       },
     );
@@ -76,7 +84,10 @@ async function probe(http: HttpConfig, path: string, timeoutMs: number): Promise
       reject(
         error instanceof MailfetchdError
           ? error
-          : unhealthy(`GET ${where} failed: ${error.code ?? error.message}`, error.code === "ECONNREFUSED" ? "Is the daemon running, with this config's http.listen?" : undefined),
+          : unhealthy(
+              `GET ${where} failed: ${error.code ?? error.message}`,
+              error.code === "ECONNREFUSED" ? "Is the daemon running, with this config's http.listen?" : undefined,
+            ),
       ),
     );
     req.end();
@@ -109,7 +120,14 @@ function pinnedConnection(host: string, port: number, certPem: string, timeoutMs
     });
     socket.once("error", (error: NodeJS.ErrnoException) => {
       clearTimeout(timer);
-      reject(error instanceof MailfetchdError ? error : unhealthy(`GET ${where} failed: ${error.code ?? error.message}`, error.code === "ECONNREFUSED" ? "Is the daemon running, with this config's http.listen?" : undefined));
+      reject(
+        error instanceof MailfetchdError
+          ? error
+          : unhealthy(
+              `GET ${where} failed: ${error.code ?? error.message}`,
+              error.code === "ECONNREFUSED" ? "Is the daemon running, with this config's http.listen?" : undefined,
+            ),
+      );
     });
   });
 }

@@ -36,7 +36,9 @@ export function registerLogin(program: Command): void {
         logger: commandLogger(config),
         onPrompt: (message) => process.stdout.write(`${message}\n`),
       });
-      process.stdout.write(`Signed in as ${signedIn.username}. The sign-in of queue ${queue.name} is stored, encrypted; a running daemon uses it within seconds.\n`);
+      process.stdout.write(
+        `Signed in as ${signedIn.username}. The sign-in of queue ${queue.name} is stored, encrypted; a running daemon uses it within seconds.\n`,
+      );
       if (signedIn.username.toLowerCase() !== queue.signIn.user) {
         process.stdout.write(
           `Note: the config names ${queue.signIn.user} as the sign-in user (signIn.user). mailfetchd uses the sign-in of ${signedIn.username}; it opens the mailbox ${queue.address} only if that user has Full Access to it. Set signIn.user to ${signedIn.username}, or run login again as ${queue.signIn.user}.\n`,

@@ -24,7 +24,9 @@ export function registerMigrate(program: Command): void {
         const applied = await migrate(pool, config.postgres.url);
         const version = await postgresSchemaVersion(pool);
         process.stdout.write(
-          applied.length === 0 ? `The PostgreSQL schema is up to date (version ${version}).\n` : `Applied migration${applied.length > 1 ? "s" : ""} ${applied.join(", ")}: the PostgreSQL schema is at version ${version}.\n`,
+          applied.length === 0
+            ? `The PostgreSQL schema is up to date (version ${version}).\n`
+            : `Applied migration${applied.length > 1 ? "s" : ""} ${applied.join(", ")}: the PostgreSQL schema is at version ${version}.\n`,
         );
       } finally {
         await pool.end();

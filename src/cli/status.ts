@@ -19,7 +19,9 @@ export function registerStatus(program: Command): void {
   withConfigOption(
     program
       .command("status")
-      .description("each queue's state, token expiry, last successful fetch, backlog, dead letters and last error with its fix (exit 1 when any needs attention)")
+      .description(
+        "each queue's state, token expiry, last successful fetch, backlog, dead letters and last error with its fix (exit 1 when any needs attention)",
+      )
       .option("--json", "print JSON instead of a table"),
   ).action(async (options: { config?: string; json?: boolean }) => {
     const config = loadConfig(configPathOf(options));
@@ -38,11 +40,16 @@ export function registerStatus(program: Command): void {
     const now = new Date();
     const ok = health.every((h) => !needsAttention(h)) && (cluster === undefined || unheldQueues(cluster).length === 0);
     if (options.json) {
-      process.stdout.write(`${JSON.stringify({ generatedAt: now.toISOString(), ok, queues: health.map(healthToJson), ...(cluster ? clusterToJson(cluster) : {}) }, null, 2)}\n`);
+      process.stdout.write(
+        `${JSON.stringify({ generatedAt: now.toISOString(), ok, queues: health.map(healthToJson), ...(cluster ? clusterToJson(cluster) : {}) }, null, 2)}\n`,
+      );
     } else {
       process.stdout.write(renderTable(health, now));
       if (cluster) process.stdout.write(`\n${renderCluster(cluster, now)}`);
-      if (!store) process.stdout.write(`\nNo state yet in ${config.stateDir}: the daemon has not run with this config. Start it: mailfetchd run (or systemctl start mailfetchd).\n`);
+      if (!store)
+        process.stdout.write(
+          `\nNo state yet in ${config.stateDir}: the daemon has not run with this config. Start it: mailfetchd run (or systemctl start mailfetchd).\n`,
+        );
     }
     process.exitCode = ok ? EXIT.OK : EXIT.FAILURE;
   });
@@ -92,11 +99,12 @@ export function renderTable(health: readonly QueueHealth[], now: Date): string {
     if (!error && hints.length === 0) continue;
     out.push("", `${h.queue}:`);
     if (error) {
-      out.push(`  last error ${error.code} (${relativeTime(error.at, now)}${h.consecutiveFailures > 1 ? `, ${h.consecutiveFailures} in a row` : ""}): ${error.message}`);
+      out.push(
+        `  last error ${error.code} (${relativeTime(error.at, now)}${h.consecutiveFailures > 1 ? `, ${h.consecutiveFailures} in a row` : ""}): ${error.message}`,
+      );
       if (error.fix) out.push(`  fix: ${error.fix}`);
     }
     for (const hint of hints) out.push(`  ${hint}`);
   }
   return `${out.join("\n")}\n`;
 }
-

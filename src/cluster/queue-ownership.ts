@@ -92,7 +92,12 @@ export class QueueOwnership implements QueueFence {
 
   /** For /metrics. */
   figures(): { leasesHeld: number; takeovers: number; fencingRejections: number; renewFailures: number } {
-    return { leasesHeld: this.held.size, takeovers: this.counters.takeovers, fencingRejections: this.counters.fencingRejections, renewFailures: this.counters.renewFailures };
+    return {
+      leasesHeld: this.held.size,
+      takeovers: this.counters.takeovers,
+      fencingRejections: this.counters.fencingRejections,
+      renewFailures: this.counters.renewFailures,
+    };
   }
 
   /** Leases held now, for status. */
@@ -107,7 +112,11 @@ export class QueueOwnership implements QueueFence {
     this.timer = undefined;
     // A round in flight is not waited for (PostgreSQL may hang): its result is ignored.
     for (const queue of [...this.held.keys()]) this.drop(queue, "released");
-    await this.store.release(this.owner).catch((error: unknown) => this.logger?.warn({ err: describeError(error) }, "could not give the queue leases back; other replicas take them when they run out"));
+    await this.store
+      .release(this.owner)
+      .catch((error: unknown) =>
+        this.logger?.warn({ err: describeError(error) }, "could not give the queue leases back; other replicas take them when they run out"),
+      );
   }
 
   private tick(): Promise<void> {

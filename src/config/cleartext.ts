@@ -23,7 +23,11 @@ export function cleartextUses(queue: QueueConfig): CleartextUse[] {
     if (handler.type !== "webhook") continue;
     const url = new URL(handler.url);
     if (url.protocol === "http:" && !isLoopbackHost(url.hostname.replace(/^\[|\]$/g, ""))) {
-      uses.push({ key: `queues[${queue.name}].handlers[${handler.name ?? "webhook"}].allowCleartext`, host: url.hostname, carries: "every message and the handler's headers" });
+      uses.push({
+        key: `queues[${queue.name}].handlers[${handler.name ?? "webhook"}].allowCleartext`,
+        host: url.hostname,
+        carries: "every message and the handler's headers",
+      });
     }
   }
   return uses;

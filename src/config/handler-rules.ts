@@ -7,7 +7,18 @@
 const HEADER_NAME = /^[!#$%&'*+.^_`|~0-9A-Za-z-]+$/;
 const ENV_NAME = /^[A-Za-z_][A-Za-z0-9_]*$/;
 /** Set by the HTTP client or by the handler itself; a static value would break the request or the signature. */
-const RESERVED_HEADERS = new Set(["host", "content-type", "content-length", "transfer-encoding", "connection", "keep-alive", "upgrade", "te", "trailer", "expect"]);
+const RESERVED_HEADERS = new Set([
+  "host",
+  "content-type",
+  "content-length",
+  "transfer-encoding",
+  "connection",
+  "keep-alive",
+  "upgrade",
+  "te",
+  "trailer",
+  "expect",
+]);
 const RESERVED_HEADER_PREFIXES = ["webhook-", "x-mailfetchd-"];
 const RESERVED_ENV_PREFIX = "MAILFETCHD_";
 /** Whole words of a name (split at "-" and "_") that say "credential". */

@@ -159,7 +159,9 @@ function resolveConfig(raw: RawConfig, baseDir: string): Config {
     try {
       return readFileSync(resolvePath(file), "utf8");
     } catch (error) {
-      problems.push(`  ${key}: cannot read ${file} (${(error as NodeJS.ErrnoException).code ?? "error"}): check the path and that the daemon's user may read it`);
+      problems.push(
+        `  ${key}: cannot read ${file} (${(error as NodeJS.ErrnoException).code ?? "error"}): check the path and that the daemon's user may read it`,
+      );
       return undefined;
     }
   };
@@ -172,7 +174,8 @@ function resolveConfig(raw: RawConfig, baseDir: string): Config {
 
     const handlerNames = q.handlers.map((h) => h.name ?? h.type);
     for (const [i, handler] of handlerNames.entries()) {
-      if (handlerNames.indexOf(handler) !== i) problems.push(`  ${at}.handlers[${i}].name: '${handler}' is used twice in this queue: give each handler its own name`);
+      if (handlerNames.indexOf(handler) !== i)
+        problems.push(`  ${at}.handlers[${i}].name: '${handler}' is used twice in this queue: give each handler its own name`);
     }
 
     const identity = { ...raw.identity, ...q.identity };
@@ -180,8 +183,14 @@ function resolveConfig(raw: RawConfig, baseDir: string): Config {
     const graph = { ...raw.graph, ...q.graph };
     const source = q.source ?? "imap";
     const signInUser = (q.signIn?.user ?? q.address).toLowerCase();
-    if (!identity.tenantId) problems.push(`  ${at}.identity.tenantId: missing: write the Directory (tenant) ID (admin guide, section 2.2 step 8) here or in the top-level identity block`);
-    if (!identity.clientId) problems.push(`  ${at}.identity.clientId: missing: write the Application (client) ID (admin guide, section 2.2 step 7) here or in the top-level identity block`);
+    if (!identity.tenantId)
+      problems.push(
+        `  ${at}.identity.tenantId: missing: write the Directory (tenant) ID (admin guide, section 2.2 step 8) here or in the top-level identity block`,
+      );
+    if (!identity.clientId)
+      problems.push(
+        `  ${at}.identity.clientId: missing: write the Application (client) ID (admin guide, section 2.2 step 7) here or in the top-level identity block`,
+      );
 
     const scopes = identity.scopes ?? defaultScopes(source, q.address.toLowerCase(), signInUser);
     const scopeProblem = source === "graph" ? checkGraphScopes(scopes, q.address.toLowerCase() !== signInUser) : checkScopes(scopes);
@@ -291,7 +300,9 @@ function httpTlsOf(
 ): HttpConfig["tls"] {
   if (!raw.tlsCertFile && !raw.tlsKeyFile) return undefined;
   if (!raw.tlsCertFile || !raw.tlsKeyFile) {
-    problems.push(`  http.${raw.tlsCertFile ? "tlsKeyFile" : "tlsCertFile"}: missing: name both the certificate (tlsCertFile) and its private key (tlsKeyFile), or neither`);
+    problems.push(
+      `  http.${raw.tlsCertFile ? "tlsKeyFile" : "tlsCertFile"}: missing: name both the certificate (tlsCertFile) and its private key (tlsKeyFile), or neither`,
+    );
     return undefined;
   }
   const cert = readPublic("http.tlsCertFile", raw.tlsCertFile);

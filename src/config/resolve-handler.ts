@@ -34,7 +34,12 @@ export function resolveHandler(raw: RawHandlerConfig, context: HandlerResolution
       if (raw.secretFile !== undefined) {
         secret = readSecret(`${at}.secretFile`, raw.secretFile);
         if (secret !== undefined) {
-          secretValues.push(...secret.split(/\r?\n/).map((line) => line.trim()).filter(Boolean));
+          secretValues.push(
+            ...secret
+              .split(/\r?\n/)
+              .map((line) => line.trim())
+              .filter(Boolean),
+          );
           try {
             parseSigningSecrets(secret);
           } catch (error) {
@@ -70,7 +75,8 @@ export function resolveHandler(raw: RawHandlerConfig, context: HandlerResolution
       const resolved = program !== undefined && program.includes("/") ? resolvePath(program) : program;
       if (resolved !== undefined && resolved.includes("/")) {
         const problem = unusable(() => accessSync(resolved, constants.X_OK));
-        if (problem) problems.push(`  ${at}.command[0]: ${resolved} cannot be run (${problem}): check the path and that the daemon's user may execute it (chmod +x)`);
+        if (problem)
+          problems.push(`  ${at}.command[0]: ${resolved} cannot be run (${problem}): check the path and that the daemon's user may execute it (chmod +x)`);
       }
       const cwd = raw.cwd === undefined ? undefined : resolvePath(raw.cwd);
       if (cwd !== undefined) {
@@ -101,7 +107,9 @@ export function resolveHandler(raw: RawHandlerConfig, context: HandlerResolution
 function runAsProblems(raw: Extract<RawHandlerConfig, { type: "command" }>, at: string, problems: string[]): void {
   if (raw.uid === undefined && raw.gid === undefined) return;
   if (raw.uid === undefined || raw.gid === undefined) {
-    problems.push(`  ${at}.${raw.uid === undefined ? "uid" : "gid"}: missing: give both uid and gid (numbers, e.g. uid: 65534, gid: 65534 for nobody), or neither`);
+    problems.push(
+      `  ${at}.${raw.uid === undefined ? "uid" : "gid"}: missing: give both uid and gid (numbers, e.g. uid: 65534, gid: 65534 for nobody), or neither`,
+    );
     return;
   }
   const daemonUid = process.getuid?.();

@@ -126,7 +126,10 @@ const webhookHandler = z
     name: queueName.optional(),
     url: z
       .url({ protocol: /^https?$/, error: "write an https:// (or http://) URL such as https://crm.contoso.com/hooks/mail" })
-      .refine((url) => !/^[a-z]+:\/\/[^/?#]*@/i.test(url), "remove the user:password@ part: send credentials as a header read from a file (headers: { Authorization: { file: PATH } })"),
+      .refine(
+        (url) => !/^[a-z]+:\/\/[^/?#]*@/i.test(url),
+        "remove the user:password@ part: send credentials as a header read from a file (headers: { Authorization: { file: PATH } })",
+      ),
     /** Standard Webhooks signing key(s): "whsec_" + base64, one per line (two while rotating). */
     secretFile: z.string().min(1).optional(),
     format: z.enum(["json", "raw"], { error: "write json (the parsed message) or raw (the MIME, as message/rfc822)" }).optional(),
@@ -169,7 +172,10 @@ const postgresBlock = z
     /** Verify PostgreSQL's certificate (default true). */
     rejectUnauthorized: z.boolean().optional(),
     /** How long a replica holds a queue without renewing: a dead replica's queues move within this (default 15s). */
-    lease: z.string().refine((text) => (parseInterval(text) ?? 0) >= 1000, "write a duration of at least 1s, such as '15s'").optional(),
+    lease: z
+      .string()
+      .refine((text) => (parseInterval(text) ?? 0) >= 1000, "write a duration of at least 1s, such as '15s'")
+      .optional(),
     /** This replica's name in leases and `status` (default: host name and process id). */
     replicaId: z.string().min(1).max(200).optional(),
     /** Connections this replica opens at most (default 10). */
@@ -241,7 +247,10 @@ export const configSchema = z
         /** Their small index rows (which recognise a re-fetched message) are kept this long. */
         forgetAfter: duration.optional(),
         /** When the pruning runs (cron). */
-        schedule: z.string().refine((text) => cron.validate(text), "write a cron expression such as '17 3 * * *'").optional(),
+        schedule: z
+          .string()
+          .refine((text) => cron.validate(text), "write a cron expression such as '17 3 * * *'")
+          .optional(),
       })
       .strict()
       .optional(),
@@ -249,7 +258,12 @@ export const configSchema = z
     delivery: z
       .object({
         /** Messages being parsed and handed to handlers at once, across all queues. Default 8. */
-        messagesInFlight: z.number({ error: "write a whole number of messages, e.g. 8" }).int("write a whole number of messages, e.g. 8").min(1, "at least 1").max(1000, "at most 1000").optional(),
+        messagesInFlight: z
+          .number({ error: "write a whole number of messages, e.g. 8" })
+          .int("write a whole number of messages, e.g. 8")
+          .min(1, "at least 1")
+          .max(1000, "at most 1000")
+          .optional(),
         /** Their sizes (RFC822.SIZE) at most; a bigger message goes alone. Default 64MB. */
         bytesInFlight: byteSize.optional(),
       })

@@ -32,11 +32,35 @@ const NEGATIVE_VALUES = new Set(["no", "false", "0", "none", "off"]);
 // Exchange/Outlook "Automatic reply:" in the languages of its UI, and the common others.
 // Compared lower-case at the start of the subject, colon optional-spaced.
 const OUT_OF_OFFICE_SUBJECT_PREFIXES = [
-  "automatic reply", "auto reply", "autoreply", "auto-reply", "auto response", "autoresponse", "out of office",
-  "out of the office", "automatische antwort", "abwesenheitsnotiz", "réponse automatique", "respuesta automática",
-  "risposta automatica", "automatisch antwoord", "resposta automática", "autosvar", "automaattinen vastaus",
-  "automatické odpověď", "automatická odpověď", "odpowiedź automatyczna", "automatikus válasz", "otomatik yanıt",
-  "automatski odgovor", "автоматический ответ", "αυτόματη απάντηση", "自动答复", "自動回覆", "自動応答", "자동 회신",
+  "automatic reply",
+  "auto reply",
+  "autoreply",
+  "auto-reply",
+  "auto response",
+  "autoresponse",
+  "out of office",
+  "out of the office",
+  "automatische antwort",
+  "abwesenheitsnotiz",
+  "réponse automatique",
+  "respuesta automática",
+  "risposta automatica",
+  "automatisch antwoord",
+  "resposta automática",
+  "autosvar",
+  "automaattinen vastaus",
+  "automatické odpověď",
+  "automatická odpověď",
+  "odpowiedź automatyczna",
+  "automatikus válasz",
+  "otomatik yanıt",
+  "automatski odgovor",
+  "автоматический ответ",
+  "αυτόματη απάντηση",
+  "自动答复",
+  "自動回覆",
+  "自動応答",
+  "자동 회신",
 ];
 
 export function autoReplyMarkers(headers: HeaderView, subject: string | undefined): AutoReplyMarkers {
@@ -61,7 +85,10 @@ export function autoReplyMarkers(headers: HeaderView, subject: string | undefine
   }
 
   const suppress = headers.first("x-auto-response-suppress");
-  const suppressTokens = (suppress ?? "").toLowerCase().split(/[\s,;]+/).filter((token) => token !== "");
+  const suppressTokens = (suppress ?? "")
+    .toLowerCase()
+    .split(/[\s,;]+/)
+    .filter((token) => token !== "");
   const suppressRequested = suppressTokens.some((token) => token === "all" || token === "oof" || token === "autoreply");
   if (suppressRequested) weak.push(`X-Auto-Response-Suppress: ${suppress}`);
   const rulesLoop = headers.first("x-ms-exchange-inbox-rules-loop");
@@ -81,7 +108,11 @@ export function hasNullReturnPath(headers: HeaderView): boolean {
 function outOfOfficeSubjectPrefix(subject: string | undefined): string | undefined {
   const text = (subject ?? "").normalize("NFKC").trim().toLowerCase();
   for (const prefix of OUT_OF_OFFICE_SUBJECT_PREFIXES) {
-    if (text.startsWith(prefix) && /^\s*[:：]/u.test(text.slice(prefix.length))) return subject!.trim().slice(0, prefix.length + 2).trim();
+    if (text.startsWith(prefix) && /^\s*[:：]/u.test(text.slice(prefix.length)))
+      return subject!
+        .trim()
+        .slice(0, prefix.length + 2)
+        .trim();
   }
   return undefined;
 }

@@ -66,5 +66,8 @@ export function messageIdIn(value: string | undefined): string | undefined {
 
 /** "c" + 31 hex digits of SHA-256 over the rule name and its material: rules never collide. */
 function conversationKey(rule: string, ...material: string[]): string {
-  return `c${createHash("sha256").update([rule, ...material].join("\n")).digest("hex").slice(0, 31)}`;
+  return `c${createHash("sha256")
+    .update([rule, ...material].join("\n"))
+    .digest("hex")
+    .slice(0, 31)}`;
 }

@@ -39,7 +39,10 @@ export function parseDeliveryStatus(text: string): DeliveryStatusReport {
     const colon = line.indexOf(":");
     if (colon <= 0) continue;
     const name = line.slice(0, colon).trim().toLowerCase();
-    const value = line.slice(colon + 1).trim().slice(0, MAX_FIELD_LENGTH);
+    const value = line
+      .slice(colon + 1)
+      .trim()
+      .slice(0, MAX_FIELD_LENGTH);
     switch (name) {
       case "reporting-mta":
         if (current === undefined) reportingMta ??= typedValue(value);
@@ -105,7 +108,10 @@ function decodeEmbeddedBase64(text: string): string {
 }
 
 function unfold(text: string): string[] {
-  return text.replace(/\r\n?/g, "\n").replace(/\n(?=[ \t]+\S)/g, " ").split("\n");
+  return text
+    .replace(/\r\n?/g, "\n")
+    .replace(/\n(?=[ \t]+\S)/g, " ")
+    .split("\n");
 }
 
 /** "rfc822; user@example.com" -> "user@example.com"; "dns; mx.example.com" -> "mx.example.com". */

@@ -20,16 +20,7 @@ import { unpackTnefAttachments } from "./tnef-attachments.js";
 export type EnrichedFields = Partial<
   Pick<
     ParsedMessage,
-    | "attachments"
-    | "conversation"
-    | "kind"
-    | "priority"
-    | "safeHtml"
-    | "remoteContentBlocked"
-    | "text"
-    | "textFromHtml"
-    | "replyText"
-    | "replyTextReliable"
+    "attachments" | "conversation" | "kind" | "priority" | "safeHtml" | "remoteContentBlocked" | "text" | "textFromHtml" | "replyText" | "replyTextReliable"
   >
 >;
 

@@ -43,14 +43,33 @@ const OPEN_IMPLIES_CLOSE: ReadonlyMap<string, ReadonlySet<string>> = new Map(
       ["tbody", ["thead", "tbody"]],
       ["tfoot", ["thead", "tbody"]],
       ...["select", "input", "output", "button", "datalist", "textarea"].map((name) => [name, FORM] as const),
-      ...["p", "h1", "h2", "h3", "h4", "h5", "h6", "address", "article", "aside", "blockquote", "details", "div", "dl", "fieldset"].map((name) => [name, P] as const),
+      ...["p", "h1", "h2", "h3", "h4", "h5", "h6", "address", "article", "aside", "blockquote", "details", "div", "dl", "fieldset"].map(
+        (name) => [name, P] as const,
+      ),
       ...["figcaption", "figure", "footer", "form", "header", "hr", "main", "nav", "ol", "pre", "section", "table", "ul"].map((name) => [name, P] as const),
     ] as const
   ).map(([name, closes]) => [name, new Set<string>(closes)]),
 );
 const VOID_ELEMENTS = new Set([
-  "area", "base", "basefont", "br", "col", "command", "embed", "frame", "hr", "img", "input", "isindex", "keygen", "link", "meta",
-  "param", "source", "track", "wbr",
+  "area",
+  "base",
+  "basefont",
+  "br",
+  "col",
+  "command",
+  "embed",
+  "frame",
+  "hr",
+  "img",
+  "input",
+  "isindex",
+  "keygen",
+  "link",
+  "meta",
+  "param",
+  "source",
+  "track",
+  "wbr",
 ]);
 const FOREIGN_CONTEXT = new Set(["math", "svg"]);
 const HTML_INTEGRATION = new Set(["mi", "mo", "mn", "ms", "mtext", "annotation-xml", "foreignobject", "desc", "title"]);

@@ -75,7 +75,13 @@ const blockquote: FormatCallback = (elem, walk, builder, options) => {
 
 type Elem = Parameters<FormatCallback>[0];
 
-function formatList(elem: Elem, walk: Parameters<FormatCallback>[1], builder: Parameters<FormatCallback>[2], options: Parameters<FormatCallback>[3], nextPrefix: () => string): void {
+function formatList(
+  elem: Elem,
+  walk: Parameters<FormatCallback>[1],
+  builder: Parameters<FormatCallback>[2],
+  options: Parameters<FormatCallback>[3],
+  nextPrefix: () => string,
+): void {
   const nested = (elem as { parent?: { name?: string } }).parent?.name === "li";
   let maxPrefixLength = 0;
   const items = ((elem.children ?? []) as Elem[])
@@ -129,7 +135,10 @@ function letters(n: number, base: string): string {
     digits.push(n % 26);
     n = Math.floor(n / 26);
   } while (n > 0);
-  return digits.reverse().map((digit) => String.fromCharCode(base.charCodeAt(0) + digit)).join("");
+  return digits
+    .reverse()
+    .map((digit) => String.fromCharCode(base.charCodeAt(0) + digit))
+    .join("");
 }
 
 const ONES = ["I", "X", "C", "M"];

@@ -10,14 +10,57 @@
 // clients write them. "Automatic reply:" is not: an auto-reply is a different message.
 const REPLY_FORWARD_PREFIXES = [
   // replies
-  "re", "aw", "sv", "svar", "vs", "antw", "antwort", "odp", "odg", "r", "ynt", "atb", "vá", "rif", "res", "ref",
-  "отв", "ответ", "回复", "回覆", "答复", "返信", "답장", "απ", "σχετ", "השב",
+  "re",
+  "aw",
+  "sv",
+  "svar",
+  "vs",
+  "antw",
+  "antwort",
+  "odp",
+  "odg",
+  "r",
+  "ynt",
+  "atb",
+  "vá",
+  "rif",
+  "res",
+  "ref",
+  "отв",
+  "ответ",
+  "回复",
+  "回覆",
+  "答复",
+  "返信",
+  "답장",
+  "απ",
+  "σχετ",
+  "השב",
   // forwards
-  "fw", "fwd", "wg", "tr", "rv", "enc", "pd", "i", "vl", "ilt", "doorst", "пересл", "転送", "转发", "轉寄", "전달", "πρθ",
+  "fw",
+  "fwd",
+  "wg",
+  "tr",
+  "rv",
+  "enc",
+  "pd",
+  "i",
+  "vl",
+  "ilt",
+  "doorst",
+  "пересл",
+  "転送",
+  "转发",
+  "轉寄",
+  "전달",
+  "πρθ",
 ];
 // "Re:", "RE :", "Re[2]:", "Re(3):", "Re：" (full-width colon), each followed by anything.
 const PREFIX = new RegExp(
-  `^(?:${[...new Set(REPLY_FORWARD_PREFIXES)].sort((a, b) => b.length - a.length).map(escapeRegExp).join("|")})\\s*(?:\\[\\d{1,4}\\]|\\(\\d{1,4}\\))?\\s*[:：]\\s*`,
+  `^(?:${[...new Set(REPLY_FORWARD_PREFIXES)]
+    .sort((a, b) => b.length - a.length)
+    .map(escapeRegExp)
+    .join("|")})\\s*(?:\\[\\d{1,4}\\]|\\(\\d{1,4}\\))?\\s*[:：]\\s*`,
   "iu",
 );
 /** A tag anywhere that carries a ticket or case reference: "[#1234]", "[Ticket#123]", "[Case 00123]", "(#5521)". */

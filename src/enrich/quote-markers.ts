@@ -11,17 +11,41 @@ export const MAX_MARKER_LINE_LENGTH = 1000;
 const SEPARATOR_LINE = new RegExp(
   "^\\s*[-_=]{2,}\\s*(?:" +
     [
-      "original message", "ursprüngliche nachricht", "originalnachricht", "message d'origine", "mensaje original",
-      "messaggio originale", "oorspronkelijk bericht", "originalmeddelande", "opprinnelig melding", "oprindelig meddelelse",
-      "wiadomość oryginalna", "alkuperäinen viesti", "původní zpráva", "eredeti üzenet", "orijinal ileti", "orijinal mesaj",
-      "исходное сообщение", "原始邮件", "原始郵件", "元のメッセージ", "원본 메시지", "forwarded message", "weitergeleitete nachricht",
-      "message transféré", "mensaje reenviado", "messaggio inoltrato", "doorgestuurd bericht", "vidarebefordrat meddelande",
+      "original message",
+      "ursprüngliche nachricht",
+      "originalnachricht",
+      "message d'origine",
+      "mensaje original",
+      "messaggio originale",
+      "oorspronkelijk bericht",
+      "originalmeddelande",
+      "opprinnelig melding",
+      "oprindelig meddelelse",
+      "wiadomość oryginalna",
+      "alkuperäinen viesti",
+      "původní zpráva",
+      "eredeti üzenet",
+      "orijinal ileti",
+      "orijinal mesaj",
+      "исходное сообщение",
+      "原始邮件",
+      "原始郵件",
+      "元のメッセージ",
+      "원본 메시지",
+      "forwarded message",
+      "weitergeleitete nachricht",
+      "message transféré",
+      "mensaje reenviado",
+      "messaggio inoltrato",
+      "doorgestuurd bericht",
+      "vidarebefordrat meddelande",
     ].join("|") +
     ")\\s*[-_=]{2,}\\s*$",
   "iu",
 );
 // Apple Mail's forward header.
-const FORWARD_INTRO = /^\s*(?:begin forwarded message|anfang der weitergeleiteten nachricht|début du message réexpédié|inicio del mensaje reenviado|inizio messaggio inoltrato|begin doorgestuurd bericht|vidarebefordrat brev)\s*[:：]\s*$/iu;
+const FORWARD_INTRO =
+  /^\s*(?:begin forwarded message|anfang der weitergeleiteten nachricht|début du message réexpédié|inicio del mensaje reenviado|inizio messaggio inoltrato|begin doorgestuurd bericht|vidarebefordrat brev)\s*[:：]\s*$/iu;
 // Outlook on the web / Outlook for Windows draw a line of underscores above the header block.
 const UNDERSCORE_LINE = /^\s*_{10,}\s*$/;
 
@@ -32,29 +56,106 @@ const UNDERSCORE_LINE = /^\s*_{10,}\s*$/;
 // cost O(n^2) on "From" and 1000 spaces (3.6 ms a line). Same lines matched.
 const label = (words: string[]): RegExp => new RegExp(`^\\s*\\*{0,2}(?:${words.join("|")})\\s*(?:\\*{1,2}\\s*)?[:：]`, "iu");
 const FROM_LABEL = label([
-  "from", "von", "de", "da", "van", "från", "fra", "od", "lähettäjä", "feladó", "kimden", "от", "寄件者", "发件人", "差出人",
-  "보낸 사람", "מאת", "από",
+  "from",
+  "von",
+  "de",
+  "da",
+  "van",
+  "från",
+  "fra",
+  "od",
+  "lähettäjä",
+  "feladó",
+  "kimden",
+  "от",
+  "寄件者",
+  "发件人",
+  "差出人",
+  "보낸 사람",
+  "מאת",
+  "από",
 ]);
 const SENT_LABEL = label([
-  "sent", "date", "gesendet", "datum", "envoyé", "date d'envoi", "enviado", "fecha", "inviato", "data", "verzonden",
-  "skickat", "sendt", "dato", "wysłano", "lähetetty", "päivämäärä", "elküldve", "dátum", "gönderildi", "tarih",
-  "отправлено", "дата", "日期", "发送时间", "送信日時", "보낸 날짜", "תאריך", "ημερομηνία", "στάλθηκε",
+  "sent",
+  "date",
+  "gesendet",
+  "datum",
+  "envoyé",
+  "date d'envoi",
+  "enviado",
+  "fecha",
+  "inviato",
+  "data",
+  "verzonden",
+  "skickat",
+  "sendt",
+  "dato",
+  "wysłano",
+  "lähetetty",
+  "päivämäärä",
+  "elküldve",
+  "dátum",
+  "gönderildi",
+  "tarih",
+  "отправлено",
+  "дата",
+  "日期",
+  "发送时间",
+  "送信日時",
+  "보낸 날짜",
+  "תאריך",
+  "ημερομηνία",
+  "στάλθηκε",
 ]);
 const TO_LABEL = label([
-  "to", "an", "à", "a", "para", "aan", "till", "til", "do", "vastaanottaja", "címzett", "kime", "alıcı", "кому", "收件者",
-  "收件人", "宛先", "받는 사람", "אל", "προς",
+  "to",
+  "an",
+  "à",
+  "a",
+  "para",
+  "aan",
+  "till",
+  "til",
+  "do",
+  "vastaanottaja",
+  "címzett",
+  "kime",
+  "alıcı",
+  "кому",
+  "收件者",
+  "收件人",
+  "宛先",
+  "받는 사람",
+  "אל",
+  "προς",
 ]);
 const SUBJECT_LABEL = label([
-  "subject", "betreff", "objet", "asunto", "oggetto", "onderwerp", "ämne", "emne", "temat", "aihe", "tárgy", "konu",
-  "тема", "主旨", "主题", "件名", "제목", "נושא", "θέμα",
+  "subject",
+  "betreff",
+  "objet",
+  "asunto",
+  "oggetto",
+  "onderwerp",
+  "ämne",
+  "emne",
+  "temat",
+  "aihe",
+  "tárgy",
+  "konu",
+  "тема",
+  "主旨",
+  "主题",
+  "件名",
+  "제목",
+  "נושא",
+  "θέμα",
 ]);
 /** The header block is From and, within this many lines, Sent/Date and To or Subject. */
 const HEADER_BLOCK_LINES = 8;
 
 // "On <date>, <name> <address> wrote:" and its translations, from Gmail, Apple Mail,
 // Thunderbird and mobile clients; the attribution may be wrapped over two lines.
-const ATTRIBUTION_START =
-  /^\s*(?:on|le|el|il|em|am|op|den|dne|w dniu|dnia|pe|ma|ti|ke|to|la|su|lø|sø|må|в|20\d\d)(?![\p{L}\p{N}])/iu;
+const ATTRIBUTION_START = /^\s*(?:on|le|el|il|em|am|op|den|dne|w dniu|dnia|pe|ma|ti|ke|to|la|su|lø|sø|må|в|20\d\d)(?![\p{L}\p{N}])/iu;
 const VERB =
   "(?<![\\p{L}\\p{N}])(?:wrote|a écrit|écrit|escribió|ha scritto|scritto|escreveu|schrieb|schreef|skrev|napisał|napisała|napisal|pisze|kirjoitti|написал|написала|yazdı|írta|napsal|napísal)(?![\\p{L}\\p{N}])";
 const VERB_ANYWHERE = new RegExp(VERB, "iu");

@@ -157,7 +157,7 @@ export class GraphClient {
     let token = await this.accessToken();
     let refreshed = false;
     let throttled = 0;
-    for (let transient = 0; ; ) {
+    for (let transient = 0; ;) {
       await this.waitIfThrottled(call.doing);
       const release = await this.gate.acquire();
       let response: IncomingMessage;
@@ -166,7 +166,10 @@ export class GraphClient {
       } catch (error) {
         release();
         if (++transient > TRANSIENT_RETRIES) throw this.fail({ status: 0, code: (error as NodeJS.ErrnoException).code ?? "network" }, call.doing, token.token);
-        this.options.logger.debug({ doing: call.doing, attempt: transient, err: { code: (error as NodeJS.ErrnoException).code } }, "Graph request failed; retrying");
+        this.options.logger.debug(
+          { doing: call.doing, attempt: transient, err: { code: (error as NodeJS.ErrnoException).code } },
+          "Graph request failed; retrying",
+        );
         await sleep(backoffDelay(transient, TRANSIENT_BACKOFF));
         continue;
       }
@@ -187,7 +190,10 @@ export class GraphClient {
         if (++throttled > MAX_THROTTLED_IN_A_ROW) throw this.fail(failure, call.doing, token.token);
         const waitMs = failure.retryAfterMs ?? fallbackDelay(++this.gate.fallbackStep);
         this.gate.blockedUntil = Math.max(this.gate.blockedUntil, Date.now() + waitMs);
-        this.options.logger.info({ doing: call.doing, status, waitMs, retryAfter: failure.retryAfterMs !== undefined }, "Graph is throttling the mailbox; waiting");
+        this.options.logger.info(
+          { doing: call.doing, status, waitMs, retryAfter: failure.retryAfterMs !== undefined },
+          "Graph is throttling the mailbox; waiting",
+        );
         continue;
       }
       if (status >= 500 && ++transient <= TRANSIENT_RETRIES) {
@@ -258,11 +264,14 @@ export class GraphClient {
   private resolve(target: string): URL {
     const url = new URL(target, this.options.host);
     if (!this.isOwnLink(target)) {
-      throw new MailfetchdError(`Queue ${this.options.context.queue}: Graph handed out a link to another host or API (${url.origin === this.options.host ? "path outside /v1.0/" : url.host}); it is not followed.`, {
-        code: "GRAPH_BAD_LINK",
-        retryable: false,
-        fix: `Set graph.host to the Graph endpoint the tenant uses (now ${this.options.host}); the daemon sends its token to that host only.`,
-      });
+      throw new MailfetchdError(
+        `Queue ${this.options.context.queue}: Graph handed out a link to another host or API (${url.origin === this.options.host ? "path outside /v1.0/" : url.host}); it is not followed.`,
+        {
+          code: "GRAPH_BAD_LINK",
+          retryable: false,
+          fix: `Set graph.host to the Graph endpoint the tenant uses (now ${this.options.host}); the daemon sends its token to that host only.`,
+        },
+      );
     }
     return url;
   }

@@ -53,7 +53,11 @@ export function classifyGraphFailure(failure: GraphFailure, context: GraphErrorC
     const permissionMissing = granted === undefined || !granted.some((p) => p.toLowerCase() === needed.toLowerCase());
     const permissionFix = `Give the app registration the delegated Microsoft Graph permission ${needed}${context.shared ? " (besides Mail.ReadWrite)" : ""}: ${PERMISSION_STEP}.`;
     const rightFix = `Give the sign-in user Full Access to the mailbox ${mailbox} (Exchange admin center: Recipients > Mailboxes > ${mailbox} > Delegation > Read and manage (Full Access)).`;
-    const fix = !permissionMissing ? rightFix : context.shared ? `${permissionFix} If it has it, ${rightFix.charAt(0).toLowerCase()}${rightFix.slice(1)}` : permissionFix;
+    const fix = !permissionMissing
+      ? rightFix
+      : context.shared
+        ? `${permissionFix} If it has it, ${rightFix.charAt(0).toLowerCase()}${rightFix.slice(1)}`
+        : permissionFix;
     return new MailfetchdError(`${what}: access denied to the mailbox ${mailbox}${granted ? ` (the token grants: ${granted.join(" ") || "nothing"})` : ""}.`, {
       code: "GRAPH_ACCESS_DENIED",
       retryable: false,

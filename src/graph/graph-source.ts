@@ -31,7 +31,18 @@ const DOWNLOADS_IN_FLIGHT = GRAPH_REQUESTS_PER_MAILBOX - 1;
 /** A message whose $value failed in this many syncs is parked as a headers-only dead letter. */
 const VALUE_FAILURES_BEFORE_PARKING = 5;
 /** Folder names Graph knows by themselves; any other name is looked up by display name. */
-const WELL_KNOWN_FOLDERS = new Set(["inbox", "archive", "deleteditems", "drafts", "junkemail", "sentitems", "outbox", "clutter", "conversationhistory", "scheduled"]);
+const WELL_KNOWN_FOLDERS = new Set([
+  "inbox",
+  "archive",
+  "deleteditems",
+  "drafts",
+  "junkemail",
+  "sentitems",
+  "outbox",
+  "clutter",
+  "conversationhistory",
+  "scheduled",
+]);
 /** PR_MESSAGE_SIZE: the size is known before the download, so the size cap applies as for IMAP. */
 const SIZE_PROPERTY = "Long 0x0E08";
 
@@ -87,7 +98,10 @@ export class GraphSource implements MailSource {
       link = undefined;
     }
     if (link && !this.client.isOwnLink(link)) {
-      this.logger.warn({ folder }, "the stored delta link is not on the configured Graph host (graph.host changed): reading the folder again; messages already spooled are not delivered again");
+      this.logger.warn(
+        { folder },
+        "the stored delta link is not on the configured Graph host (graph.host changed): reading the folder again; messages already spooled are not delivered again",
+      );
       link = undefined;
     }
     // A new queue's first round walks the whole folder, as IMAP's first sync reads from UID 1.
@@ -111,7 +125,12 @@ export class GraphSource implements MailSource {
       }
       await this.spoolPage(sink, page.value ?? []);
       const next = page["@odata.nextLink"] ?? page["@odata.deltaLink"];
-      if (!next) throw new MailfetchdError(`Queue ${this.queue.name}: a Graph delta page came without a next or delta link.`, { code: "GRAPH_UNAVAILABLE", retryable: true, fix: "mailfetchd retries; if it lasts, report it with the daemon's debug log." });
+      if (!next)
+        throw new MailfetchdError(`Queue ${this.queue.name}: a Graph delta page came without a next or delta link.`, {
+          code: "GRAPH_UNAVAILABLE",
+          retryable: true,
+          fix: "mailfetchd retries; if it lasts, report it with the daemon's debug log.",
+        });
       // Checked before it is stored: a link to another host would be refused at every sync.
       this.client.checkLink(next);
       // Commits after (never before) this page's messages; the deltaLink ends the round.
@@ -136,7 +155,11 @@ export class GraphSource implements MailSource {
         if (size > limit || failures >= VALUE_FAILURES_BEFORE_PARKING) {
           await settleAll(accepting.splice(0));
           if (size > limit) this.logger.error({ item: item.id, size, limit }, "message above maxMessageSize: not downloaded, parked as dead letter");
-          else this.logger.error({ item: item.id, size, failures }, "Graph could not serve this message's MIME ($value) in several syncs: parked as a headers-only dead letter");
+          else
+            this.logger.error(
+              { item: item.id, size, failures },
+              "Graph could not serve this message's MIME ($value) in several syncs: parked as a headers-only dead letter",
+            );
           const raw = await this.headersOf(item.id);
           const tooLarge =
             size > limit
@@ -171,11 +194,14 @@ export class GraphSource implements MailSource {
       this.valueFailures.set(id, (this.valueFailures.get(id) ?? 0) + 1);
       if (error instanceof MailfetchdError) throw error;
       // A transfer cut off half-way (Graph's $value of big messages does this): retried at the next sync.
-      throw new MailfetchdError(`Queue ${this.queue.name}: the download of a message from Graph broke off (${(error as NodeJS.ErrnoException).code ?? "connection closed"}).`, {
-        code: "GRAPH_UNAVAILABLE",
-        retryable: true,
-        fix: `None needed: it is retried at the next sync, and after ${VALUE_FAILURES_BEFORE_PARKING} failed syncs the message is parked as a dead letter with its headers.`,
-      });
+      throw new MailfetchdError(
+        `Queue ${this.queue.name}: the download of a message from Graph broke off (${(error as NodeJS.ErrnoException).code ?? "connection closed"}).`,
+        {
+          code: "GRAPH_UNAVAILABLE",
+          retryable: true,
+          fix: `None needed: it is retried at the next sync, and after ${VALUE_FAILURES_BEFORE_PARKING} failed syncs the message is parked as a dead letter with its headers.`,
+        },
+      );
     } finally {
       body?.destroy();
     }
@@ -217,20 +243,33 @@ export class GraphSource implements MailSource {
       id = (await this.client.json<{ id: string }>({ target: `${this.mailboxPath}/mailFolders/${wellKnown}`, doing: `looking up the folder '${name}'` })).id;
     } else {
       const filter = encodeURIComponent(`displayName eq '${name.replaceAll("'", "''")}'`);
-      const found = await this.client.json<{ value: Array<{ id: string }> }>({ target: `${this.mailboxPath}/mailFolders?$filter=${filter}`, doing: `looking up the folder '${name}'` });
+      const found = await this.client.json<{ value: Array<{ id: string }> }>({
+        target: `${this.mailboxPath}/mailFolders?$filter=${filter}`,
+        doing: `looking up the folder '${name}'`,
+      });
       id = found.value[0]?.id;
     }
     if (!id && name !== this.queue.folder) {
-      throw new MailfetchdError(`Queue ${this.queue.name}: the folder '${name}' (afterSpool: move) does not exist in ${this.queue.address}; spooled messages stay where they are until it does.`, {
-        code: "GRAPH_NOT_FOUND",
-        retryable: false,
-        fix: "Create the folder at the top of the mailbox, or correct the queue's moveTo (a well-known name such as archive, or a top-level folder's display name).",
-      });
+      throw new MailfetchdError(
+        `Queue ${this.queue.name}: the folder '${name}' (afterSpool: move) does not exist in ${this.queue.address}; spooled messages stay where they are until it does.`,
+        {
+          code: "GRAPH_NOT_FOUND",
+          retryable: false,
+          fix: "Create the folder at the top of the mailbox, or correct the queue's moveTo (a well-known name such as archive, or a top-level folder's display name).",
+        },
+      );
     }
     if (!id) {
       throw classifyGraphFailure(
         { status: 404, code: "ErrorItemNotFound" },
-        { queue: this.queue.name, mailbox: this.queue.address, folder: name, host: new URL(this.queue.graph.host).host, doing: `looking up the folder '${name}'`, shared: false },
+        {
+          queue: this.queue.name,
+          mailbox: this.queue.address,
+          folder: name,
+          host: new URL(this.queue.graph.host).host,
+          doing: `looking up the folder '${name}'`,
+          shared: false,
+        },
       );
     }
     this.folderIds.set(name, id);
@@ -252,7 +291,8 @@ export class GraphSource implements MailSource {
         const { item } = group[i]!;
         if (outcome.status === "fulfilled") done.push(item);
         // The message is no longer there (moved or deleted by someone): nothing can be done to it.
-        else if (outcome.reason instanceof GraphAnswerError && outcome.reason.failure.status === 404 && outcome.reason.failure.code === "ErrorItemNotFound") gone.push(item);
+        else if (outcome.reason instanceof GraphAnswerError && outcome.reason.failure.status === 404 && outcome.reason.failure.code === "ErrorItemNotFound")
+          gone.push(item);
         else failure ??= outcome.reason;
       });
       if (done.length > 0) await sink.actionsDone(folder, done);
@@ -280,7 +320,9 @@ export class GraphSource implements MailSource {
 }
 
 function sizeOf(item: DeltaItem): number {
-  const property = item.singleValueExtendedProperties?.find((p) => p.id.toLowerCase().replace("0x0", "0x") === SIZE_PROPERTY.toLowerCase().replace("0x0", "0x"));
+  const property = item.singleValueExtendedProperties?.find(
+    (p) => p.id.toLowerCase().replace("0x0", "0x") === SIZE_PROPERTY.toLowerCase().replace("0x0", "0x"),
+  );
   const size = Number(property?.value);
   return Number.isFinite(size) && size >= 0 ? size : 0;
 }

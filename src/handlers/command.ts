@@ -124,11 +124,14 @@ export function createCommandHandler(options: CommandHandlerOptions): Handler {
         if (ending.kind === "spawn-failed") throw spawnError(program, ending.error, options.cwd);
         if (killer.reason === "shutdown") throw context.signal.reason;
         if (killer.reason === "timeout") {
-          throw new MailfetchdError(`Command ${program} did not finish within ${timeoutMs / 1000}s; its process group was killed and the message is retried.${output()}`, {
-            code: "HANDLER_FAILED",
-            retryable: true,
-            fix: "Find out why it hangs (does it wait for input or a network?), or raise the handler's timeout.",
-          });
+          throw new MailfetchdError(
+            `Command ${program} did not finish within ${timeoutMs / 1000}s; its process group was killed and the message is retried.${output()}`,
+            {
+              code: "HANDLER_FAILED",
+              retryable: true,
+              fix: "Find out why it hangs (does it wait for input or a network?), or raise the handler's timeout.",
+            },
+          );
         }
         if (ending.code === 0) {
           context.logger.debug({ program }, "command accepted the message");

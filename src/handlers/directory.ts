@@ -107,12 +107,7 @@ export function createDirectoryHandler(options: DirectoryHandlerOptions): Handle
   };
 }
 
-async function writeMessageDirectory(
-  message: DeliverableMessage,
-  queueDir: string,
-  finalDir: string,
-  signal: AbortSignal,
-): Promise<"written" | "duplicate"> {
+async function writeMessageDirectory(message: DeliverableMessage, queueDir: string, finalDir: string, signal: AbortSignal): Promise<"written" | "duplicate"> {
   const tempDir = join(queueDir, tempName(message.id));
   tempDirsInProgress.add(tempDir);
   try {

@@ -94,7 +94,10 @@ export function createWebhookHandler(options: WebhookHandlerOptions): Handler {
         if (context.signal.aborted) throw context.signal.reason;
         if (verdict === "too-large") {
           const error = tooLarge(url, response, excerpt, { bodyBytes: body.length, headerBytes: headerBytes(headers), inlineLimit });
-          context.logger.warn({ host: url.host, status: response.status, reason: error.message }, "webhook receiver refused the size of our request; the message is retried");
+          context.logger.warn(
+            { host: url.host, status: response.status, reason: error.message },
+            "webhook receiver refused the size of our request; the message is retried",
+          );
           throw error;
         }
         if (verdict === "reject") throw rejection(url, response, excerpt);
@@ -108,13 +111,19 @@ function redirectTarget(from: URL, response: Response, hop: number): URL {
   const location = response.headers.get("location");
   const status = response.status;
   if (!location) {
-    throw handlerFailed(`Webhook receiver ${from.host} answered HTTP ${status} without a Location header.`, `Point the handler's url at the receiver's final address.`);
+    throw handlerFailed(
+      `Webhook receiver ${from.host} answered HTTP ${status} without a Location header.`,
+      `Point the handler's url at the receiver's final address.`,
+    );
   }
   let next: URL;
   try {
     next = new URL(location, from);
   } catch {
-    throw handlerFailed(`Webhook receiver ${from.host} answered HTTP ${status} with an unusable Location header.`, `Point the handler's url at the receiver's final address.`);
+    throw handlerFailed(
+      `Webhook receiver ${from.host} answered HTTP ${status} with an unusable Location header.`,
+      `Point the handler's url at the receiver's final address.`,
+    );
   }
   if (next.origin !== from.origin) {
     throw handlerFailed(
@@ -123,7 +132,10 @@ function redirectTarget(from: URL, response: Response, hop: number): URL {
     );
   }
   if (hop + 1 > MAX_REDIRECTS) {
-    throw handlerFailed(`Webhook receiver ${from.host} redirected more than ${MAX_REDIRECTS} times.`, `Set the handler's url to the receiver's final address; a redirect loop never ends.`);
+    throw handlerFailed(
+      `Webhook receiver ${from.host} redirected more than ${MAX_REDIRECTS} times.`,
+      `Set the handler's url to the receiver's final address; a redirect loop never ends.`,
+    );
   }
   return next;
 }

@@ -78,7 +78,9 @@ export class HttpSurface {
       connectionsCheckingInterval: Math.max(50, Math.min(1_000, Math.floor(limits.headersTimeoutMs / 10))),
       keepAliveTimeout: 5_000,
       // A TLS handshake never finished holds a connection as long as headers never sent.
-      ...(options.config.tls ? { cert: options.config.tls.cert, key: options.config.tls.key, minVersion: "TLSv1.2" as const, handshakeTimeout: limits.headersTimeoutMs } : {}),
+      ...(options.config.tls
+        ? { cert: options.config.tls.cert, key: options.config.tls.key, minVersion: "TLSv1.2" as const, handshakeTimeout: limits.headersTimeoutMs }
+        : {}),
     };
     const onRequest = (request: IncomingMessage, response: ServerResponse) => {
       handle(options, request, response).catch((error: unknown) => {
@@ -140,13 +142,23 @@ async function handle(options: HttpSurfaceOptions, request: IncomingMessage, res
   const path = pathOf(request);
   if (isLoopbackHost(options.config.host) && !isLoopbackHostHeader(request.headers.host)) {
     options.logger.debug({ path, host: request.headers.host?.slice(0, 100) }, "HTTP request refused: Host is not a loopback name");
-    send(response, 421, "text/plain; charset=utf-8", "421 misdirected request: this surface listens on loopback and answers only to Host localhost, 127.0.0.1 or [::1]\n");
+    send(
+      response,
+      421,
+      "text/plain; charset=utf-8",
+      "421 misdirected request: this surface listens on loopback and answers only to Host localhost, 127.0.0.1 or [::1]\n",
+    );
     return;
   }
   if (options.config.bearerToken !== undefined && !bearerTokenMatches(request.headers.authorization, options.config.bearerToken)) {
     options.logger.debug({ path, remote: request.socket.remoteAddress }, "HTTP request refused: no valid bearer token");
     response.setHeader("www-authenticate", 'Bearer realm="mailfetchd"');
-    send(response, 401, "text/plain; charset=utf-8", "401 unauthorized: send the header Authorization: Bearer <the token in the file named by http.bearerTokenFile>\n");
+    send(
+      response,
+      401,
+      "text/plain; charset=utf-8",
+      "401 unauthorized: send the header Authorization: Bearer <the token in the file named by http.bearerTokenFile>\n",
+    );
     return;
   }
   if (request.method !== "GET" && request.method !== "HEAD") {
@@ -172,13 +184,24 @@ async function handle(options: HttpSurfaceOptions, request: IncomingMessage, res
       const ready = (await options.readiness.check(options.queues(), options.probeState)).ready;
       response.setHeader("content-security-policy", STATUS_PAGE_CSP);
       response.setHeader("x-frame-options", "DENY");
-      send(response, 200, "text/html; charset=utf-8", renderStatusPage(await options.health(), { now, version: options.version, ready, charts: await options.charts(), cluster: await options.cluster?.() }));
+      send(
+        response,
+        200,
+        "text/html; charset=utf-8",
+        renderStatusPage(await options.health(), { now, version: options.version, ready, charts: await options.charts(), cluster: await options.cluster?.() }),
+      );
       return;
     }
     case "/status.json": {
       const readiness = await options.readiness.check(options.queues(), options.probeState);
       const cluster = await options.cluster?.();
-      const body = { generatedAt: new Date().toISOString(), version: options.version, ready: readiness.ready, queues: (await options.health()).map(healthToJson), ...(cluster ? clusterToJson(cluster) : {}) };
+      const body = {
+        generatedAt: new Date().toISOString(),
+        version: options.version,
+        ready: readiness.ready,
+        queues: (await options.health()).map(healthToJson),
+        ...(cluster ? clusterToJson(cluster) : {}),
+      };
       send(response, 200, "application/json; charset=utf-8", `${JSON.stringify(body, null, 2)}\n`);
       return;
     }

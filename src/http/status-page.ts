@@ -147,12 +147,17 @@ export function renderChart(hours: readonly HourActivity[]): string {
   const label = `Last 24 hours: ${delivered} delivered, ${failures24}`;
   const active = hours
     .filter((h) => h.delivered + failures(h) > 0)
-    .map((h) => `${h.start.toISOString().slice(11, 16)} UTC: ${h.delivered} delivered, ${h.deliveryFailures} failed deliveries, ${h.fetchFailures} failed fetches`);
+    .map(
+      (h) => `${h.start.toISOString().slice(11, 16)} UTC: ${h.delivered} delivered, ${h.deliveryFailures} failed deliveries, ${h.fetchFailures} failed fetches`,
+    );
   // A newline as a character reference keeps each table row on one line of HTML.
   const tooltip = [`${label} (one bar pair per hour, oldest left)`, ...active].map((line) => e(line)).join("&#10;");
   return (
     `<svg class="chart" width="${width}" height="${CHART_HEIGHT}" viewBox="0 0 ${width} ${CHART_HEIGHT}" role="img" aria-label="${e(label)}" data-delivered="${delivered}" data-failures="${failed}">` +
-    `<title>${tooltip}</title>${path("delivered", bars((h) => h.delivered, 0))}${path("failed", bars(failures, BAR))}` +
+    `<title>${tooltip}</title>${path(
+      "delivered",
+      bars((h) => h.delivered, 0),
+    )}${path("failed", bars(failures, BAR))}` +
     `<line class="axis" x1="0" y1="${CHART_HEIGHT - 0.5}" x2="${width}" y2="${CHART_HEIGHT - 0.5}"/></svg>` +
     `<div class="chart-legend"><span class="d">${delivered} delivered</span> · <span class="f">${failures24}</span></div>`
   );

@@ -143,7 +143,10 @@ export class IdleWatcher {
       client.on("exists", () => this.onNewMail());
       this.ready = true;
       // Mail may have arrived while no session was held: the EXAMINE's answer tells.
-      const folder = opened.uidNext !== undefined && opened.uidValidity !== undefined ? { uidValidity: String(opened.uidValidity), uidNext: opened.uidNext, messages: opened.exists ?? 0 } : undefined;
+      const folder =
+        opened.uidNext !== undefined && opened.uidValidity !== undefined
+          ? { uidValidity: String(opened.uidValidity), uidNext: opened.uidNext, messages: opened.exists ?? 0 }
+          : undefined;
       if (this.onSessionOpen && folder) await this.onSessionOpen(folder);
       else this.onNewMail();
       const lifetime = tokenExpiresOn.getTime() - Date.now() - TOKEN_REFRESH_MARGIN_MS - Math.random() * 60_000;

@@ -97,7 +97,13 @@ export class ImapMailbox {
       await target.restart(folder, imapCursorPosition({ uidValidity: state.uidValidity, lastUid: 0 }));
       const stale = (await target.pendingActions(folder)).filter((owed) => parseImapItem(owed.item)?.uidValidity !== state.uidValidity);
       // Actions owed under an old UIDVALIDITY cannot be addressed any more: the UIDs mean nothing now.
-      const dropped = stale.length > 0 ? await target.dropActions(folder, stale.map((owed) => owed.item)) : 0;
+      const dropped =
+        stale.length > 0
+          ? await target.dropActions(
+              folder,
+              stale.map((owed) => owed.item),
+            )
+          : 0;
       if (dropped > 0) this.logger.warn({ dropped }, "server-side actions owed under the old UIDVALIDITY cannot be taken any more");
     }
 
@@ -131,7 +137,12 @@ export class ImapMailbox {
     const tooLargeUids = batch.filter((uid) => (sizes.get(uid) ?? 0) > limit);
     if (tooLargeUids.length > 0) {
       for await (const message of client.fetch(tooLargeUids.join(","), { uid: true, size: true, internalDate: true, headers: true }, { uid: true })) {
-        tooLarge.push({ uid: message.uid, ...this.located(state, message.uid, message.size ?? 0, message.internalDate), raw: message.headers ?? Buffer.alloc(0), tooLarge: { limit } });
+        tooLarge.push({
+          uid: message.uid,
+          ...this.located(state, message.uid, message.size ?? 0, message.internalDate),
+          raw: message.headers ?? Buffer.alloc(0),
+          tooLarge: { limit },
+        });
       }
       tooLarge.sort((a, b) => a.uid - b.uid);
     }
@@ -179,7 +190,10 @@ export class ImapMailbox {
             await settleAll(accepting.splice(0));
             await acceptTooLargeBelow(message.uid);
           }
-          const accepted = target.accept({ ...this.located(state, message.uid, message.size ?? message.source.length, message.internalDate), raw: message.source });
+          const accepted = target.accept({
+            ...this.located(state, message.uid, message.size ?? message.source.length, message.internalDate),
+            raw: message.source,
+          });
           // Its failure is read below (shift, settleAll); until then it must not count as
           // unhandled, which would end the process (a read-only spool did, between two messages).
           accepted.catch(() => undefined);
@@ -250,10 +264,23 @@ export class ImapMailbox {
       // arrived after it opened the folder, or a set of which another session (a replica that
       // held the queue before) had moved a part (Dovecot then answers OK and moves nothing).
       for (let attempt = 1; attempt <= 2 && owed.length > 0; attempt++) {
-        await this.applyAction(client, action, owed.map((a) => a.uid), destination);
-        const still = await this.notYetTaken(client, action, owed.map((a) => a.uid));
+        await this.applyAction(
+          client,
+          action,
+          owed.map((a) => a.uid),
+          destination,
+        );
+        const still = await this.notYetTaken(
+          client,
+          action,
+          owed.map((a) => a.uid),
+        );
         const done = owed.filter((a) => !still.has(a.uid));
-        if (done.length > 0) await target.actionsDone(folder, done.map((a) => a.item));
+        if (done.length > 0)
+          await target.actionsDone(
+            folder,
+            done.map((a) => a.item),
+          );
         taken += done.length;
         owed = owed.filter((a) => still.has(a.uid));
       }
@@ -361,7 +388,7 @@ export class ImapMailbox {
 export function uidSet(uids: readonly number[]): string {
   const sorted = [...new Set(uids)].sort((a, b) => a - b);
   const parts: string[] = [];
-  for (let i = 0; i < sorted.length; ) {
+  for (let i = 0; i < sorted.length;) {
     let j = i;
     while (j + 1 < sorted.length && sorted[j + 1] === sorted[j]! + 1) j++;
     parts.push(j === i ? String(sorted[i]) : `${sorted[i]}:${sorted[j]}`);

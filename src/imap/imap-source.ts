@@ -33,7 +33,13 @@ export class ImapSource implements MailSource {
   }
 
   watch(signals: WatchSignals, spool: SpoolView): SourceWatch {
-    const watcher = new IdleWatcher(this.queue, this.mailbox, () => signals.newMail(), this.logger, async (folder) => signals.sessionOpened(await this.spoolHasAll(folder, spool)));
+    const watcher = new IdleWatcher(
+      this.queue,
+      this.mailbox,
+      () => signals.newMail(),
+      this.logger,
+      async (folder) => signals.sessionOpened(await this.spoolHasAll(folder, spool)),
+    );
     this.watcher = watcher;
     return {
       start: () => watcher.start(),

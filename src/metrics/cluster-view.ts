@@ -43,7 +43,13 @@ export function clusterView(leases: readonly LeaseRecord[], replicas: readonly R
       const lease = leases.find((l) => l.queue === queue);
       if (!lease) return { queue, leaseUntil: new Date(0), epoch: 0, takeovers: 0 };
       const held = lease.owner !== undefined && lease.leaseUntil > now;
-      return { queue, ...(held ? { heldBy: lease.owner, since: lease.acquiredAt } : {}), leaseUntil: lease.leaseUntil, epoch: lease.epoch, takeovers: lease.takeovers };
+      return {
+        queue,
+        ...(held ? { heldBy: lease.owner, since: lease.acquiredAt } : {}),
+        leaseUntil: lease.leaseUntil,
+        epoch: lease.epoch,
+        takeovers: lease.takeovers,
+      };
     }),
     replicas: replicas.map((r) => ({ id: r.id, startedAt: r.startedAt, seenUntil: r.seenUntil, alive: r.seenUntil > now })),
   };

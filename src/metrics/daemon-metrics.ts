@@ -13,7 +13,16 @@ import type { QueueState } from "../store/ports.js";
 import { readQueueHealth, type HealthSources, type QueueHealth } from "./queue-health.js";
 
 /** Every state a queue can be in, so a state gauge reads 0 for the others (alerting on `== 1`). */
-const QUEUE_STATES: readonly (QueueState | "unknown")[] = ["unknown", "starting", "ok", "retrying", "needs-password", "needs-sign-in", "needs-admin", "misconfigured"];
+const QUEUE_STATES: readonly (QueueState | "unknown")[] = [
+  "unknown",
+  "starting",
+  "ok",
+  "retrying",
+  "needs-password",
+  "needs-sign-in",
+  "needs-admin",
+  "misconfigured",
+];
 
 /** Handler latencies, seconds: a local directory takes milliseconds, a webhook up to its timeout. */
 const LATENCY_BUCKETS = [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60];
@@ -58,16 +67,62 @@ export class DaemonMetrics {
     collectDefaultMetrics({ register: this.registry });
     new Gauge({ name: "mailfetchd_info", help: "Always 1; the version as a label", labelNames: ["version"], registers }).set({ version }, 1);
 
-    const fetched = new Counter({ name: "mailfetchd_messages_fetched_total", help: "Messages downloaded from IMAP (repeats after a crash or re-sync included)", labelNames: ["queue"], registers });
-    const spooled = new Counter({ name: "mailfetchd_messages_spooled_total", help: "Messages made durable in the spool for the first time", labelNames: ["queue"], registers });
-    const cycles = new Counter({ name: "mailfetchd_fetch_cycles_total", help: "Fetch cycles, by result (ok or failed)", labelNames: ["queue", "result"], registers });
-    const failures = new Counter({ name: "mailfetchd_fetch_failures_total", help: "Failed fetch cycles by error code (see docs/troubleshooting.md)", labelNames: ["queue", "code"], registers });
-    const identityErrors = new Counter({ name: "mailfetchd_identity_errors_total", help: "Failed fetch cycles caused by the identity platform (IDENTITY_* codes)", labelNames: ["queue", "code"], registers });
-    const imapErrors = new Counter({ name: "mailfetchd_imap_errors_total", help: "Failed fetch cycles caused by the IMAP server (IMAP_* codes)", labelNames: ["queue", "code"], registers });
+    const fetched = new Counter({
+      name: "mailfetchd_messages_fetched_total",
+      help: "Messages downloaded from IMAP (repeats after a crash or re-sync included)",
+      labelNames: ["queue"],
+      registers,
+    });
+    const spooled = new Counter({
+      name: "mailfetchd_messages_spooled_total",
+      help: "Messages made durable in the spool for the first time",
+      labelNames: ["queue"],
+      registers,
+    });
+    const cycles = new Counter({
+      name: "mailfetchd_fetch_cycles_total",
+      help: "Fetch cycles, by result (ok or failed)",
+      labelNames: ["queue", "result"],
+      registers,
+    });
+    const failures = new Counter({
+      name: "mailfetchd_fetch_failures_total",
+      help: "Failed fetch cycles by error code (see docs/troubleshooting.md)",
+      labelNames: ["queue", "code"],
+      registers,
+    });
+    const identityErrors = new Counter({
+      name: "mailfetchd_identity_errors_total",
+      help: "Failed fetch cycles caused by the identity platform (IDENTITY_* codes)",
+      labelNames: ["queue", "code"],
+      registers,
+    });
+    const imapErrors = new Counter({
+      name: "mailfetchd_imap_errors_total",
+      help: "Failed fetch cycles caused by the IMAP server (IMAP_* codes)",
+      labelNames: ["queue", "code"],
+      registers,
+    });
     const delivered = new Counter({ name: "mailfetchd_deliveries_total", help: "Messages a handler accepted", labelNames: ["queue", "handler"], registers });
-    const deliveryFailures = new Counter({ name: "mailfetchd_delivery_failures_total", help: "Delivery attempts that failed and will be retried", labelNames: ["queue", "handler"], registers });
-    const deadLettered = new Counter({ name: "mailfetchd_dead_lettered_total", help: "Deliveries parked for good (handler rejection or message too large)", labelNames: ["queue", "handler"], registers });
-    const latency = new Histogram({ name: "mailfetchd_handler_duration_seconds", help: "Time a handler took to accept a message", labelNames: ["queue", "handler"], buckets: LATENCY_BUCKETS, registers });
+    const deliveryFailures = new Counter({
+      name: "mailfetchd_delivery_failures_total",
+      help: "Delivery attempts that failed and will be retried",
+      labelNames: ["queue", "handler"],
+      registers,
+    });
+    const deadLettered = new Counter({
+      name: "mailfetchd_dead_lettered_total",
+      help: "Deliveries parked for good (handler rejection or message too large)",
+      labelNames: ["queue", "handler"],
+      registers,
+    });
+    const latency = new Histogram({
+      name: "mailfetchd_handler_duration_seconds",
+      help: "Time a handler took to accept a message",
+      labelNames: ["queue", "handler"],
+      buckets: LATENCY_BUCKETS,
+      registers,
+    });
     const delay = new Histogram({
       name: "mailfetchd_delivery_delay_seconds",
       help: "Time from a message's arrival in the mailbox (IMAP INTERNALDATE) to a handler accepting it",
@@ -90,7 +145,12 @@ export class DaemonMetrics {
         });
       figure("mailfetchd_leases_held", "Queue leases this replica holds (its queues' pipelines run here)", Gauge, (f) => f.leasesHeld);
       figure("mailfetchd_lease_takeovers_total", "Queues this replica took over from a replica whose lease ran out", Counter, (f) => f.takeovers);
-      figure("mailfetchd_fencing_rejections_total", "Writes refused because another replica owns the queue now (STATE_FENCED)", Counter, (f) => f.fencingRejections);
+      figure(
+        "mailfetchd_fencing_rejections_total",
+        "Writes refused because another replica owns the queue now (STATE_FENCED)",
+        Counter,
+        (f) => f.fencingRejections,
+      );
       figure("mailfetchd_lease_renew_failures_total", "Lease rounds that failed (PostgreSQL unreachable or slow)", Counter, (f) => f.renewFailures);
     }
 
@@ -98,7 +158,8 @@ export class DaemonMetrics {
     for (const queue of sources.queues()) {
       for (const counter of [fetched, spooled]) counter.labels({ queue: queue.name }).inc(0);
       for (const result of ["ok", "failed"]) cycles.labels({ queue: queue.name, result }).inc(0);
-      for (const handler of queue.handlers) for (const counter of [delivered, deliveryFailures, deadLettered]) counter.labels({ queue: queue.name, handler }).inc(0);
+      for (const handler of queue.handlers)
+        for (const counter of [delivered, deliveryFailures, deadLettered]) counter.labels({ queue: queue.name, handler }).inc(0);
     }
 
     this.on("fetch-succeeded", (e) => {
@@ -147,7 +208,11 @@ export class DaemonMetrics {
 
   private defineScrapeGauges(registers: Registry[]): void {
     const sources = this.sources;
-    const health = () => readQueueHealth(sources, sources.queues().map((q) => q.name));
+    const health = () =>
+      readQueueHealth(
+        sources,
+        sources.queues().map((q) => q.name),
+      );
     // One read of the state store per scrape, shared by the gauges below.
     let snapshot: { scrape: number; health: ReturnType<typeof health> } | undefined;
     const current = () => {
@@ -169,20 +234,20 @@ export class DaemonMetrics {
         },
       });
 
+    gauge("mailfetchd_queue_state", "1 for the queue's current state, 0 for the others", ["queue", "state"], (g, queues) => {
+      for (const q of queues) for (const state of QUEUE_STATES) g.set({ queue: q.queue, state }, q.state === state ? 1 : 0);
+    });
     gauge(
-      "mailfetchd_queue_state",
-      "1 for the queue's current state, 0 for the others",
-      ["queue", "state"],
+      "mailfetchd_token_expiry_timestamp_seconds",
+      "When the queue's current access token expires (Unix time); it is refreshed before",
+      ["queue"],
       (g, queues) => {
-        for (const q of queues) for (const state of QUEUE_STATES) g.set({ queue: q.queue, state }, q.state === state ? 1 : 0);
+        for (const q of queues) {
+          const value = seconds(q.tokenExpiresAt);
+          if (value !== undefined) g.set({ queue: q.queue }, value);
+        }
       },
     );
-    gauge("mailfetchd_token_expiry_timestamp_seconds", "When the queue's current access token expires (Unix time); it is refreshed before", ["queue"], (g, queues) => {
-      for (const q of queues) {
-        const value = seconds(q.tokenExpiresAt);
-        if (value !== undefined) g.set({ queue: q.queue }, value);
-      }
-    });
     gauge("mailfetchd_last_success_timestamp_seconds", "When the queue's last fetch cycle succeeded (Unix time)", ["queue"], (g, queues) => {
       for (const q of queues) {
         const value = seconds(q.lastSuccessAt);
@@ -199,9 +264,14 @@ export class DaemonMetrics {
         for (const q of queues) g.set({ queue: q.queue }, age(q.lastSuccessAt ?? this.startedAt));
       },
     );
-    gauge("mailfetchd_oldest_undelivered_age_seconds", "Seconds the oldest message waiting for a handler has been in the spool (0: none waits; dead letters not included)", ["queue"], (g, queues) => {
-      for (const q of queues) g.set({ queue: q.queue }, q.oldestUndeliveredAt ? age(q.oldestUndeliveredAt) : 0);
-    });
+    gauge(
+      "mailfetchd_oldest_undelivered_age_seconds",
+      "Seconds the oldest message waiting for a handler has been in the spool (0: none waits; dead letters not included)",
+      ["queue"],
+      (g, queues) => {
+        for (const q of queues) g.set({ queue: q.queue }, q.oldestUndeliveredAt ? age(q.oldestUndeliveredAt) : 0);
+      },
+    );
     gauge(
       "mailfetchd_refresh_token_age_seconds",
       "Seconds since the queue's stored sign-in (refresh token) was last used; Microsoft revokes it after 90 days unused. Absent without a stored sign-in",
@@ -227,7 +297,12 @@ export class DaemonMetrics {
       const fs = statfsSync(sources.stateDir);
       return { avail: fs.bavail * fs.bsize, size: fs.blocks * fs.bsize };
     };
-    gauge("mailfetchd_state_filesystem_avail_bytes", "Bytes free for the daemon on the file system of state.dir (spool, state database, parse scratch)", [], (g) => g.set(filesystem().avail));
+    gauge(
+      "mailfetchd_state_filesystem_avail_bytes",
+      "Bytes free for the daemon on the file system of state.dir (spool, state database, parse scratch)",
+      [],
+      (g) => g.set(filesystem().avail),
+    );
     gauge("mailfetchd_state_filesystem_size_bytes", "Size of the file system of state.dir, bytes", [], (g) => g.set(filesystem().size));
   }
 }

@@ -125,7 +125,9 @@ export function attentionHints(health: QueueHealth): string[] {
     if (health.state === "starting") hints.push("The first fetch has not finished yet; look again in a minute.");
   }
   if (health.deadLetters > 0) {
-    hints.push(`${health.deadLetters} deliver${health.deadLetters === 1 ? "y was" : "ies were"} parked for good: see \`mailfetchd deadletters list\`, then retry or drop them.`);
+    hints.push(
+      `${health.deadLetters} deliver${health.deadLetters === 1 ? "y was" : "ies were"} parked for good: see \`mailfetchd deadletters list\`, then retry or drop them.`,
+    );
   }
   return hints;
 }

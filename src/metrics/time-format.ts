@@ -19,7 +19,10 @@ export function shortDuration(ms: number): string {
 
 /** 2026-05-20 10:32:05Z: sortable, unambiguous, short. */
 export function utcTime(at: Date): string {
-  return at.toISOString().replace("T", " ").replace(/\.\d{3}Z$/, "Z");
+  return at
+    .toISOString()
+    .replace("T", " ")
+    .replace(/\.\d{3}Z$/, "Z");
 }
 
 /** A token expiry for a person: an expired access token is normal (it is refreshed on use). */

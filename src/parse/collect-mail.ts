@@ -26,8 +26,7 @@ export interface SpillOptions {
 
 /** An attachment as collected: its bytes in `content`, or in `file` when spilled. */
 export type CollectedAttachment = { readonly size: number; readonly sha256: string } & (
-  | { readonly content: Buffer; readonly file?: undefined }
-  | { readonly file: string; readonly content?: undefined }
+  { readonly content: Buffer; readonly file?: undefined } | { readonly file: string; readonly content?: undefined }
 );
 
 /**
@@ -36,14 +35,19 @@ export type CollectedAttachment = { readonly size: number; readonly sha256: stri
  * headers, so the delivery waits and is retried (src/queue/deliverer.ts).
  */
 export class ScratchWriteError extends Error {
-  constructor(readonly file: string, cause: unknown) {
+  constructor(
+    readonly file: string,
+    cause: unknown,
+  ) {
     super(`could not write parse scratch file ${file}: ${(cause as { code?: string })?.code ?? String(cause)}`, { cause });
     this.name = "ScratchWriteError";
   }
 }
 
 /** ParsedMail whose attachments carry a CollectedAttachment under `collected`. */
-export type CollectedMail = Omit<ParsedMail, "attachments"> & { readonly attachments: Array<ParsedMail["attachments"][number] & { collected: CollectedAttachment }> };
+export type CollectedMail = Omit<ParsedMail, "attachments"> & {
+  readonly attachments: Array<ParsedMail["attachments"][number] & { collected: CollectedAttachment }>;
+};
 
 const HEADER_KEYS = ["subject", "references", "date", "to", "from", "cc", "bcc", "message-id", "in-reply-to", "reply-to"];
 
@@ -83,14 +87,11 @@ export function collectMail(input: Buffer | Readable, options: MailParserOptions
       const index = mail.attachments.length;
       mail.attachments.push(attachment);
       const spillTo = spill && !spill.keepInMemory((attachment.contentType || "").toLowerCase(), attachment.filename) ? spill : undefined;
-      collectAttachment(attachment.content, spillTo, () => path.join(spill!.dir, `${index + 1}-${++spilled}`)).then(
-        (collected) => {
-          Object.assign(attachment, { content: collected.content ?? Buffer.alloc(0), collected });
-          attachment.release?.();
-          reader();
-        },
-        fail,
-      );
+      collectAttachment(attachment.content, spillTo, () => path.join(spill!.dir, `${index + 1}-${++spilled}`)).then((collected) => {
+        Object.assign(attachment, { content: collected.content ?? Buffer.alloc(0), collected });
+        attachment.release?.();
+        reader();
+      }, fail);
     };
     parser.on("readable", () => {
       if (!reading) reader();

@@ -48,11 +48,23 @@ export function contentFingerprint(content: FingerprintedContent): string {
     ["cc", content.cc],
     ["reply-to", content.replyTo],
   ] as const) {
-    field(name, list.map((a) => a.address.trim().toLowerCase()).sort().join(","));
+    field(
+      name,
+      list
+        .map((a) => a.address.trim().toLowerCase())
+        .sort()
+        .join(","),
+    );
   }
   if (content.html !== undefined) field("html", collapse(content.html));
   else field("text", collapse(content.text ?? ""));
-  field("attachments", content.attachments.map((a) => a.sha256).sort().join(","));
+  field(
+    "attachments",
+    content.attachments
+      .map((a) => a.sha256)
+      .sort()
+      .join(","),
+  );
   return hash.digest("hex");
 }
 

@@ -209,7 +209,10 @@ function bodyText(mail: ParsedMail): string | undefined {
 function headerDate(mail: ParsedMail): string | undefined {
   const line = mail.headerLines?.find((header) => header.key === "date")?.line;
   if (line === undefined) return undefined;
-  const value = line.slice(line.indexOf(":") + 1).replace(/\r?\n/g, "").trim();
+  const value = line
+    .slice(line.indexOf(":") + 1)
+    .replace(/\r?\n/g, "")
+    .trim();
   // Date.parse accepts almost anything with a number in it ("1" is 2001-01-01); a real Date
   // header has at least a day-month-year and an hh:mm time.
   if (!/\d{1,2}:\d{2}/.test(value) || !/\d{4}|\b\d{2}\b/.test(value)) return undefined;
@@ -229,14 +232,18 @@ function decodeSubject(mail: ParsedMail): string | undefined {
   const line = mail.headerLines?.find((header) => header.key === "subject")?.line;
   if (line === undefined) return subject;
   // headerLines holds the raw bytes as a binary (latin1) string.
-  const value = line.slice(line.indexOf(":") + 1).replace(/\r?\n(?=[ \t])/g, "").trim();
+  const value = line
+    .slice(line.indexOf(":") + 1)
+    .replace(/\r?\n(?=[ \t])/g, "")
+    .trim();
   if (value.includes("=?")) return subject;
   const bytes = Buffer.from(value, "latin1");
   return isUtf8(bytes) ? subject : decodeWindows1252(bytes);
 }
 
 // windows-1252 differs from ISO-8859-1 only in 0x80-0x9F; the five undefined bytes stay C1 controls.
-const WINDOWS_1252_HIGH = "\u20ac\u0081\u201a\u0192\u201e\u2026\u2020\u2021\u02c6\u2030\u0160\u2039\u0152\u008d\u017d\u008f\u0090\u2018\u2019\u201c\u201d\u2022\u2013\u2014\u02dc\u2122\u0161\u203a\u0153\u009d\u017e\u0178";
+const WINDOWS_1252_HIGH =
+  "\u20ac\u0081\u201a\u0192\u201e\u2026\u2020\u2021\u02c6\u2030\u0160\u2039\u0152\u008d\u017d\u008f\u0090\u2018\u2019\u201c\u201d\u2022\u2013\u2014\u02dc\u2122\u0161\u203a\u0153\u009d\u017e\u0178";
 
 /** By hand: Node 20's TextDecoder("windows-1252") decodes 0x80-0x9F as ISO-8859-1 C1 controls, not as windows-1252. */
 function decodeWindows1252(bytes: Buffer): string {

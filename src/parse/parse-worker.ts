@@ -28,7 +28,9 @@ export interface ParseRequest {
   readonly parseError?: string;
 }
 
-export type ParseReply = ({ readonly id: number; readonly parsed: ParsedMessage } | { readonly id: number; readonly error: string; readonly scratchWriteFailed?: boolean }) & {
+export type ParseReply = (
+  { readonly id: number; readonly parsed: ParsedMessage } | { readonly id: number; readonly error: string; readonly scratchWriteFailed?: boolean }
+) & {
   /** This worker grew big (a big message): end it rather than keep its memory until a GC that may not come soon. */
   readonly retire?: boolean;
 };
@@ -52,9 +54,15 @@ if (!port) throw new Error("parse-worker.js runs only as a worker thread (src/pa
 
 port.on("message", (request: ParseRequest) => {
   void handle(request).then(
-    ({ parsed, transfer, bytes }) => port.postMessage({ id: request.id, parsed, retire: bytes > RETIRE_AFTER_MESSAGE_BYTES || grown() } satisfies ParseReply, transfer),
+    ({ parsed, transfer, bytes }) =>
+      port.postMessage({ id: request.id, parsed, retire: bytes > RETIRE_AFTER_MESSAGE_BYTES || grown() } satisfies ParseReply, transfer),
     (error: unknown) =>
-      port.postMessage({ id: request.id, error: error instanceof Error ? error.message : String(error), scratchWriteFailed: error instanceof ScratchWriteError, retire: true } satisfies ParseReply),
+      port.postMessage({
+        id: request.id,
+        error: error instanceof Error ? error.message : String(error),
+        scratchWriteFailed: error instanceof ScratchWriteError,
+        retire: true,
+      } satisfies ParseReply),
   );
 });
 
@@ -64,7 +72,13 @@ function grown(): boolean {
 }
 
 async function handle(request: ParseRequest): Promise<{ parsed: ParsedMessage; transfer: ArrayBuffer[]; bytes: number }> {
-  const bytes = request.file !== undefined ? await stat(request.file).then((s) => s.size, () => 0) : (request.raw?.byteLength ?? 0);
+  const bytes =
+    request.file !== undefined
+      ? await stat(request.file).then(
+          (s) => s.size,
+          () => 0,
+        )
+      : (request.raw?.byteLength ?? 0);
   const parsed = request.kind === "headers" ? await parseHeaders(request) : await parseFull(request, bytes);
   return { parsed, transfer: transferable(parsed), bytes };
 }
@@ -111,7 +125,13 @@ function transferable(parsed: ParsedMessage): ArrayBuffer[] {
   for (const { content } of parsed.attachments) {
     if (content === undefined) continue;
     const whole = content.buffer;
-    if (content.byteLength >= TRANSFER_FROM_BYTES && whole instanceof ArrayBuffer && content.byteOffset === 0 && content.byteLength === whole.byteLength && !transfer.includes(whole)) {
+    if (
+      content.byteLength >= TRANSFER_FROM_BYTES &&
+      whole instanceof ArrayBuffer &&
+      content.byteOffset === 0 &&
+      content.byteLength === whole.byteLength &&
+      !transfer.includes(whole)
+    ) {
       transfer.push(whole);
     }
   }

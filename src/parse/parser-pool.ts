@@ -145,7 +145,10 @@ export class ParserPool implements MessageParser {
     await Promise.allSettled(slots.map((slot) => slot.worker.terminate()));
   }
 
-  private async parseWithFallback(queue: string, source: () => { request: Pick<ParseRequest, "file" | "raw" | "scratchDir">; transfer: ArrayBuffer[] }): Promise<ParsedMessage> {
+  private async parseWithFallback(
+    queue: string,
+    source: () => { request: Pick<ParseRequest, "file" | "raw" | "scratchDir">; transfer: ArrayBuffer[] },
+  ): Promise<ParsedMessage> {
     const full = source();
     const outcome = await this.run(queue, { ...full.request, kind: "full" }, full.transfer, this.timeoutMs);
     if (outcome.ok) return outcome.parsed;
@@ -273,7 +276,11 @@ export class ParserPool implements MessageParser {
       if (!job || job.id !== reply.id) return;
       clearTimeout(job.timer);
       slot.job = undefined;
-      job.settle("parsed" in reply ? { ok: true, parsed: revive(reply.parsed) } : { ok: false, reason: `parser failed: ${reply.error}`, scratchWriteFailed: reply.scratchWriteFailed });
+      job.settle(
+        "parsed" in reply
+          ? { ok: true, parsed: revive(reply.parsed) }
+          : { ok: false, reason: `parser failed: ${reply.error}`, scratchWriteFailed: reply.scratchWriteFailed },
+      );
       // A worker that parsed a big message holds its garbage until some later GC: a fresh one
       // (~0.3 s to start) returns that memory now, which bounds the daemon's RSS.
       if (reply.retire) this.retire(slot);

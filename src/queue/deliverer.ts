@@ -61,7 +61,9 @@ export class Deliverer {
   start(): void {
     if (this.running) return;
     for (const handler of this.handlers.values()) {
-      void handler.start?.(this.queue, this.logger.child({ handler: handler.name })).catch((error: unknown) => this.logger.warn({ err: error, handler: handler.name }, "handler start-up failed"));
+      void handler
+        .start?.(this.queue, this.logger.child({ handler: handler.name }))
+        .catch((error: unknown) => this.logger.warn({ err: error, handler: handler.name }, "handler start-up failed"));
     }
     this.running = this.loop().catch((error) => this.logger.fatal({ err: error }, "delivery loop crashed"));
   }
@@ -194,7 +196,9 @@ export class Deliverer {
       if (stableId === undefined) return;
       await this.deliverMessage(group, stableId, parsed, signal);
     } finally {
-      await rm(scratchDir, { recursive: true, force: true }).catch((error: unknown) => this.logger.warn({ err: error, dir: scratchDir }, "could not remove a parse scratch directory"));
+      await rm(scratchDir, { recursive: true, force: true }).catch((error: unknown) =>
+        this.logger.warn({ err: error, dir: scratchDir }, "could not remove a parse scratch directory"),
+      );
     }
   }
 
@@ -288,7 +292,13 @@ export class Deliverer {
     }
   }
 
-  private async deliverToHandlers(group: DueDelivery[], id: string, message: Parameters<Handler["deliver"]>[0], log: Logger, signal: AbortSignal): Promise<void> {
+  private async deliverToHandlers(
+    group: DueDelivery[],
+    id: string,
+    message: Parameters<Handler["deliver"]>[0],
+    log: Logger,
+    signal: AbortSignal,
+  ): Promise<void> {
     const first = group[0]!;
     for (const delivery of group) {
       const handler = this.handlers.get(delivery.handler);

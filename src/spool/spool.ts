@@ -29,7 +29,17 @@ import type { FetchedMessage, QueueIdentity, StreamedMessage } from "../interfac
 import type { OwedAction, SourceKind } from "../source/message-location.js";
 import { sourceFields, type SourceFields } from "../source/source-fields.js";
 import { cursorBefore } from "../source/source-kinds.js";
-import type { CommitEntry, DeadLetterRecord, DueDelivery, MessageEntry, PrunableMessage, QueueTotals, StableIdAssignment, StateStore, WrittenRaw } from "../store/ports.js";
+import type {
+  CommitEntry,
+  DeadLetterRecord,
+  DueDelivery,
+  MessageEntry,
+  PrunableMessage,
+  QueueTotals,
+  StableIdAssignment,
+  StateStore,
+  WrittenRaw,
+} from "../store/ports.js";
 import { MailfetchdError } from "../errors.js";
 import { StreamSourceError } from "./spool-file-writer.js";
 import { HEADER_SCAN_LIMIT, headerMessageId, spoolKey, stableIdFromHeaders } from "./stable-id.js";
@@ -105,7 +115,10 @@ export class Spool {
         const scratch = path.join(dir, entry);
         const stats = await stat(scratch).catch(() => undefined);
         if (stats === undefined || Date.now() - stats.mtimeMs < STALE_SCRATCH_MS) continue;
-        await rm(scratch, { recursive: true, force: true }).then(() => removed++, () => undefined);
+        await rm(scratch, { recursive: true, force: true }).then(
+          () => removed++,
+          () => undefined,
+        );
       }
     }
     return removed;
@@ -150,13 +163,20 @@ export class Spool {
     const key = spoolKey(queue.name, location);
     let written: WrittenRaw | undefined;
     try {
-      written = (await this.store.messages.isSpooled(queue.name, location)) ? await skip(message) : await this.store.raw.write(queue.name, key, "content" in message ? message.content : message.raw, HEADER_SCAN_LIMIT);
+      written = (await this.store.messages.isSpooled(queue.name, location))
+        ? await skip(message)
+        : await this.store.raw.write(queue.name, key, "content" in message ? message.content : message.raw, HEADER_SCAN_LIMIT);
     } catch (cause) {
       // The download broke, not the disk: the IMAP error goes up as it is.
       const error =
         cause instanceof StreamSourceError
           ? cause.cause
-          : new MailfetchdError(`Cannot write to the spool of queue ${queue.name}: ${describeCause(cause)}.`, { code: "SPOOL_WRITE_FAILED", retryable: true, fix: fixFor(cause), cause });
+          : new MailfetchdError(`Cannot write to the spool of queue ${queue.name}: ${describeCause(cause)}.`, {
+              code: "SPOOL_WRITE_FAILED",
+              retryable: true,
+              fix: fixFor(cause),
+              cause,
+            });
       this.failFrom(queue.name, entry, error);
       throw error;
     }
@@ -166,7 +186,13 @@ export class Spool {
   }
 
   /** What commit records for an accepted message; `written` is undefined when its location was spooled before. */
-  private entryFor(queue: QueueIdentity, key: string, options: AcceptOptions, message: FetchedMessage | StreamedMessage, written: WrittenRaw | undefined): MessageEntry {
+  private entryFor(
+    queue: QueueIdentity,
+    key: string,
+    options: AcceptOptions,
+    message: FetchedMessage | StreamedMessage,
+    written: WrittenRaw | undefined,
+  ): MessageEntry {
     const head = written?.head ?? Buffer.alloc(0);
     const headerId = written && headerMessageId(head);
     return {
@@ -181,7 +207,14 @@ export class Spool {
       contentSha256: written?.sha256 ?? "",
       handlers: options.handlers,
       // A message too large to download is parked at once: handlers cannot have it, an operator must decide.
-      ...(message.tooLarge ? { headersOnly: { stableId: stableIdFromHeaders(queue.address, head, message.size), reason: message.tooLarge.reason ?? tooLargeReason(message.size, message.tooLarge.limit) } } : {}),
+      ...(message.tooLarge
+        ? {
+            headersOnly: {
+              stableId: stableIdFromHeaders(queue.address, head, message.size),
+              reason: message.tooLarge.reason ?? tooLargeReason(message.size, message.tooLarge.limit),
+            },
+          }
+        : {}),
       // The server copy of a message that was not downloaded is left alone. Any other is
       // durable by now: written above, or spooled from this very location before.
       ...(options.serverAction && !message.tooLarge ? { serverAction: options.serverAction } : {}),
@@ -257,10 +290,19 @@ export class Spool {
     } catch (cause) {
       const queues = [...new Set(ready.map((r) => r.queue))];
       if (split && queues.length > 1 && cause instanceof MailfetchdError && cause.code === "STATE_FENCED") {
-        for (const queue of queues) await this.commitGroup(ready.filter((r) => r.queue === queue), false);
+        for (const queue of queues)
+          await this.commitGroup(
+            ready.filter((r) => r.queue === queue),
+            false,
+          );
         return;
       }
-      const error = new MailfetchdError(`Cannot record a message in the state store: ${describeCause(cause)}.`, { code: "SPOOL_WRITE_FAILED", retryable: true, fix: fixFor(cause), cause });
+      const error = new MailfetchdError(`Cannot record a message in the state store: ${describeCause(cause)}.`, {
+        code: "SPOOL_WRITE_FAILED",
+        retryable: true,
+        fix: fixFor(cause),
+        cause,
+      });
       for (const { queue, entry } of ready) {
         entry.fail(error);
         const line = this.commitLines.get(queue);

@@ -157,7 +157,12 @@ export interface DeadLetterStore {
    * deliveries removed and its folder's cursor rewound by `rewind` (src/source/source-kinds.ts
    * cursorBefore), in the same transaction. Returns how many deliveries changed.
    */
-  retry(queue: string, id: string, handler: string | undefined, rewind: (location: MessageLocation, cursor: string | undefined) => string | undefined): Promise<number>;
+  retry(
+    queue: string,
+    id: string,
+    handler: string | undefined,
+    rewind: (location: MessageLocation, cursor: string | undefined) => string | undefined,
+  ): Promise<number>;
   /** Marks them dropped for good; returns how many. */
   drop(queue: string, id: string, handler?: string): Promise<number>;
 }

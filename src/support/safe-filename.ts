@@ -50,7 +50,10 @@ export function safeFileName(name: string | undefined, fallback: string): string
 
 function sanitize(input: string): string {
   // Tabs and line breaks are controls, but they separated words: a space, not nothing.
-  let name = input.replace(/[\t\r\n]+/g, " ").replace(INVISIBLE_OR_CONTROL, "").replace(LONE_SURROGATE, "\ufffd");
+  let name = input
+    .replace(/[\t\r\n]+/g, " ")
+    .replace(INVISIBLE_OR_CONTROL, "")
+    .replace(LONE_SURROGATE, "\ufffd");
   name = name.replace(WHITE_SPACE_RUN, " ");
   // Keep only the last path component, whichever separator the sender's system used.
   name = name.slice(Math.max(name.lastIndexOf("/"), name.lastIndexOf("\\")) + 1);

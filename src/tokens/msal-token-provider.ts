@@ -170,7 +170,11 @@ export class MsalTokenProvider implements TokenProvider {
     if (this.warnedShortLived) return;
     this.warnedShortLived = true;
     this.logger.warn(
-      { lifetimeSeconds: Math.round(lifetimeMs / 1000), renewalOffsetSeconds: MSAL_RENEWAL_OFFSET_MS / 1000, minRefreshIntervalSeconds: this.minRefreshIntervalMs / 1000 },
+      {
+        lifetimeSeconds: Math.round(lifetimeMs / 1000),
+        renewalOffsetSeconds: MSAL_RENEWAL_OFFSET_MS / 1000,
+        minRefreshIntervalSeconds: this.minRefreshIntervalMs / 1000,
+      },
       "access tokens for this queue live less than the 5 minutes MSAL renews them ahead of expiry, so no refresh can be scheduled ahead: " +
         `each token is reused and refreshed at most every ${this.minRefreshIntervalMs / 1000} s instead; Microsoft 365 tokens normally live 60-90 minutes: check the tenant's token lifetime policy or any proxy in front of the identity endpoint`,
     );

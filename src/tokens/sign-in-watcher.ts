@@ -66,7 +66,10 @@ export class SignInWatcher {
       if (version === this.seen.get(queue)) continue;
       this.seen.set(queue, version);
       if (this.options.store.isOwnWrite(queue, version)) continue;
-      this.options.logger.info({ queue, signedIn: version !== undefined }, version === undefined ? "the queue's sign-in was removed (logout)" : "a new sign-in was stored for the queue (login): fetching now");
+      this.options.logger.info(
+        { queue, signedIn: version !== undefined },
+        version === undefined ? "the queue's sign-in was removed (logout)" : "a new sign-in was stored for the queue (login): fetching now",
+      );
       this.options.onChange(queue);
     }
   }

@@ -24,7 +24,8 @@ describe("npm run bench -- --help", () => {
   it("prints the scenarios and options and exits 0", async () => {
     const { code, stdout } = await bench("--help");
     expect(code).toBe(0);
-    for (const word of ["drain", "latency", "many", "big", "worst", "--scale", "--reps", "--only", "--out", "--cpu-prof", "--quick", "getmail6"]) expect(stdout).toContain(word);
+    for (const word of ["drain", "latency", "many", "big", "worst", "--scale", "--reps", "--only", "--out", "--cpu-prof", "--quick", "getmail6"])
+      expect(stdout).toContain(word);
   });
 
   it.each([["--only", "nope"], ["--scale", "-1"], ["--reps", "0"], ["--bogus"]])("refuses %s %s with the usage, no stack trace, exit 2", async (...args) => {

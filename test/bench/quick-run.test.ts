@@ -21,7 +21,15 @@ describe("npm run bench -- --quick", () => {
       const out = path.join(dir, "report.md");
       await run(process.execPath, [BENCH, "--quick", "--out", out], { timeout: 420_000, maxBuffer: 16 * 1024 * 1024 });
       const report = await readFile(out, "utf8");
-      for (const title of ["1. Backlog drain", "1b. Backlog drain over Microsoft Graph, next to IMAP", "2. New-mail latency", "3. Many queues", "4. One big message among small mail", "5. Worst-case parse cost and fairness between queues"]) expect(report).toContain(`### ${title}`);
+      for (const title of [
+        "1. Backlog drain",
+        "1b. Backlog drain over Microsoft Graph, next to IMAP",
+        "2. New-mail latency",
+        "3. Many queues",
+        "4. One big message among small mail",
+        "5. Worst-case parse cost and fairness between queues",
+      ])
+        expect(report).toContain(`### ${title}`);
       expect(report).toMatch(/\| mailfetchd, 1 queue \| \d/);
       expect(report).toMatch(/\| IDLE \| 10 \| \d/);
       expect(report).toContain("<!-- bench:end -->");

@@ -12,7 +12,11 @@ import { startTestBed, type TestBed } from "../../tools/testbed/test-bed.js";
 import { runCli } from "../../tools/testbed/helpers/tokens-cli.js";
 
 const USER = { address: "agent@example.test", password: "agent-Pa55word!" };
-const ADMIN_GUIDE_CONSENT = ["https://graph.microsoft.com/User.Read", "https://graph.microsoft.com/User.ReadBasic.All", "https://graph.microsoft.com/Mail.ReadWrite"];
+const ADMIN_GUIDE_CONSENT = [
+  "https://graph.microsoft.com/User.Read",
+  "https://graph.microsoft.com/User.ReadBasic.All",
+  "https://graph.microsoft.com/Mail.ReadWrite",
+];
 
 let bed: TestBed;
 let configFile: string;
@@ -91,16 +95,28 @@ describe("judgeSources", () => {
 
   it("passes a queue whose source is allowed, saying what the other source would need", () => {
     const judged = judgeSources({ ...own, source: "imap" }, { exchange: ["IMAP.AccessAsUser.All"], graph: ["User.Read"] });
-    expect(judged).toMatchObject({ ok: true, fix: expect.stringContaining("To use source: graph instead, add the delegated Microsoft Graph permission Mail.ReadWrite") });
-    expect(judgeSources({ ...own, source: "graph" }, { exchange: [], graph: ["Mail.ReadWrite"] })).toMatchObject({ ok: true, fix: expect.stringContaining("IMAP.AccessAsUser.All") });
+    expect(judged).toMatchObject({
+      ok: true,
+      fix: expect.stringContaining("To use source: graph instead, add the delegated Microsoft Graph permission Mail.ReadWrite"),
+    });
+    expect(judgeSources({ ...own, source: "graph" }, { exchange: [], graph: ["Mail.ReadWrite"] })).toMatchObject({
+      ok: true,
+      fix: expect.stringContaining("IMAP.AccessAsUser.All"),
+    });
   });
 
   it("needs Mail.ReadWrite.Shared for another user's mailbox", () => {
-    expect(judgeSources({ ...shared, source: "graph" }, { exchange: [], graph: ["Mail.ReadWrite"] })).toMatchObject({ ok: false, fix: expect.stringContaining("Mail.ReadWrite.Shared") });
+    expect(judgeSources({ ...shared, source: "graph" }, { exchange: [], graph: ["Mail.ReadWrite"] })).toMatchObject({
+      ok: false,
+      fix: expect.stringContaining("Mail.ReadWrite.Shared"),
+    });
     expect(judgeSources({ ...shared, source: "graph" }, { exchange: [], graph: ["Mail.ReadWrite", "Mail.ReadWrite.Shared"] }).ok).toBe(true);
   });
 
   it("names the permission to add when neither source is allowed", () => {
-    expect(judgeSources({ ...own, source: "imap" }, {})).toMatchObject({ ok: false, fix: expect.stringMatching(/^Add the delegated permission IMAP\.AccessAsUser\.All/) });
+    expect(judgeSources({ ...own, source: "imap" }, {})).toMatchObject({
+      ok: false,
+      fix: expect.stringMatching(/^Add the delegated permission IMAP\.AccessAsUser\.All/),
+    });
   });
 });

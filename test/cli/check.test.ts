@@ -90,7 +90,8 @@ describe("mailfetchd check", () => {
     expect(failed).toMatch(new RegExp(`^FAIL  \\[alpha\\] ${step}: Queue alpha: .*\\(AADSTS${aadsts}\\)\\. Fix: `));
     expect(failed).toMatch(fix);
     for (const earlier of passedBefore) expect(lineOf(lines, earlier)).toMatch(/^PASS/);
-    for (const later of ["sign-in works", "IMAP login works", "folder exists"]) expect(lineOf(lines, later)).toMatch(/^SKIP .*not checked: an earlier step failed/);
+    for (const later of ["sign-in works", "IMAP login works", "folder exists"])
+      expect(lineOf(lines, later)).toMatch(/^SKIP .*not checked: an earlier step failed/);
   });
 
   it("a queue that was never signed in fails at the sign-in, naming `mailfetchd login`", async () => {

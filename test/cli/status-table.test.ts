@@ -8,13 +8,27 @@ const now = new Date("2026-05-20T10:00:00Z");
 describe("status table", () => {
   it("lines up one row per queue, then each problem with its fix", () => {
     const health: QueueHealth[] = [
-      { queue: "support", state: "ok", tokenExpiresAt: new Date("2026-05-20T10:52:00Z"), lastSuccessAt: new Date("2026-05-20T09:59:48Z"), consecutiveFailures: 0, backlog: 0, deadLetters: 0, spoolBytes: 0 },
+      {
+        queue: "support",
+        state: "ok",
+        tokenExpiresAt: new Date("2026-05-20T10:52:00Z"),
+        lastSuccessAt: new Date("2026-05-20T09:59:48Z"),
+        consecutiveFailures: 0,
+        backlog: 0,
+        deadLetters: 0,
+        spoolBytes: 0,
+      },
       {
         queue: "sales",
         state: "needs-password",
         tokenExpiresAt: new Date("2026-05-20T07:00:00Z"),
         lastSuccessAt: new Date("2026-05-20T06:30:00Z"),
-        lastError: { code: "IDENTITY_BAD_PASSWORD", message: "Queue sales: the password was refused.", fix: "Write the current password to the passwordFile.", at: new Date("2026-05-20T09:58:00Z") },
+        lastError: {
+          code: "IDENTITY_BAD_PASSWORD",
+          message: "Queue sales: the password was refused.",
+          fix: "Write the current password to the passwordFile.",
+          at: new Date("2026-05-20T09:58:00Z"),
+        },
         consecutiveFailures: 4,
         backlog: 12,
         oldestUndeliveredAt: new Date("2026-05-20T09:17:00Z"),

@@ -44,13 +44,27 @@ beforeAll(async () => {
     stateDir: path.join(bed.dir, "state"),
     poll: "1s",
     queues: [
-      { name: "alpha", address: "alpha@example.test", password: "alpha-Pa55word!", options: { idle: false }, handlers: [{ type: "directory", path: path.join(bed.dir, "out") }] },
-      { name: "locked", address: "locked@example.test", password: "wrong-password", options: { idle: false }, handlers: [{ type: "directory", path: path.join(bed.dir, "out") }] },
+      {
+        name: "alpha",
+        address: "alpha@example.test",
+        password: "alpha-Pa55word!",
+        options: { idle: false },
+        handlers: [{ type: "directory", path: path.join(bed.dir, "out") }],
+      },
+      {
+        name: "locked",
+        address: "locked@example.test",
+        password: "wrong-password",
+        options: { idle: false },
+        handlers: [{ type: "directory", path: path.join(bed.dir, "out") }],
+      },
     ],
   };
   noHttpFile = bed.writeDaemonConfig(input, path.join(bed.dir, "no-http.yaml"));
   configFile = addHttpBlock(noHttpFile, { listen: `127.0.0.1:${port}` }, path.join(bed.dir, "config.yaml"));
-  alphaOnlyFile = addHttpBlock(bed.writeDaemonConfig({ ...input, queues: input.queues.slice(0, 1) }, path.join(bed.dir, "alpha-only.yaml")), { listen: `127.0.0.1:${port}` });
+  alphaOnlyFile = addHttpBlock(bed.writeDaemonConfig({ ...input, queues: input.queues.slice(0, 1) }, path.join(bed.dir, "alpha-only.yaml")), {
+    listen: `127.0.0.1:${port}`,
+  });
 });
 
 afterAll(async () => {
@@ -75,7 +89,9 @@ describe("mailfetchd status and healthcheck", () => {
     daemon = new DaemonProcess(configFile);
     daemon.start();
     await daemon.waitFor("readiness", async () => (await fetch(`http://127.0.0.1:${port}/readyz`).catch(() => undefined))?.status === 200);
-    await waitFor("locked's refusal recorded", async () => (await (await fetch(`http://127.0.0.1:${port}/status.json`)).text()).includes("IDENTITY_BAD_PASSWORD"));
+    await waitFor("locked's refusal recorded", async () =>
+      (await (await fetch(`http://127.0.0.1:${port}/status.json`)).text()).includes("IDENTITY_BAD_PASSWORD"),
+    );
 
     const ready = await cli("healthcheck", "--config", configFile);
     expect(ready).toMatchObject({ code: 0, stdout: "healthy: ready\n" });

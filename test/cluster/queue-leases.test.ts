@@ -124,7 +124,11 @@ describe("queue leases on PostgreSQL", () => {
     aLeases.freeze();
     // A round already under way when A froze still lands: let it, then read how long A's leases last.
     await new Promise((resolve) => setTimeout(resolve, (leaseMs / 5) * 2));
-    const [aLease] = await postgres.query<{ until: Date }>("SELECT max(lease_until) AS until FROM queue_leases WHERE owner = 'replica-a'", [], new URL(url).pathname.slice(1));
+    const [aLease] = await postgres.query<{ until: Date }>(
+      "SELECT max(lease_until) AS until FROM queue_leases WHERE owner = 'replica-a'",
+      [],
+      new URL(url).pathname.slice(1),
+    );
     await until(() => (b.leases().length === QUEUES.length ? true : undefined));
     const rows = await store.leases.all();
     for (const row of rows.filter((r) => aQueues.includes(r.queue))) {
@@ -252,7 +256,9 @@ describe("the spool on a fenced store", () => {
       spool.accept({ name: "lost", address: "lost@example.test" }, { handlers: ["h"] }, message(1)),
     ]);
     void accepts;
-    await until(async () => ((await postgres.query<{ n: number }>("SELECT count(*)::int AS n FROM raw_parts", [], new URL(url).pathname.slice(1)))[0]!.n === 3 ? true : undefined));
+    await until(async () =>
+      (await postgres.query<{ n: number }>("SELECT count(*)::int AS n FROM raw_parts", [], new URL(url).pathname.slice(1)))[0]!.n === 3 ? true : undefined,
+    );
     // Both messages' bytes are stored; now another replica takes "lost" over, before their commit.
     await postgres.query("UPDATE queue_leases SET lease_until = now() - interval '1 minute' WHERE queue = 'lost'", [], new URL(url).pathname.slice(1));
     expect((await admin.leases.round("replica-b", ["lost"], 60_000)).tookOver).toEqual(["lost"]);

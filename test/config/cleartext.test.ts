@@ -65,7 +65,11 @@ describe("clear text on the network", () => {
 
   it("accepts the explicit opt-out and warns loudly at start", async () => {
     const loaded = parse(
-      config({ imap: "{ host: imap.contoso.com, tls: false, allowCleartext: true }", url: "http://crm.contoso.com/hook", webhookExtra: "        allowCleartext: true" }),
+      config({
+        imap: "{ host: imap.contoso.com, tls: false, allowCleartext: true }",
+        url: "http://crm.contoso.com/hook",
+        webhookExtra: "        allowCleartext: true",
+      }),
     );
     const lines: string[] = [];
     const secrets = new SecretRegistry();

@@ -108,9 +108,11 @@ describe("webhook handler config", () => {
   });
 
   it("refuses a non-HTTP URL", () => {
-    expect(errorOf(`      - type: webhook
+    expect(
+      errorOf(`      - type: webhook
         url: ftp://crm.contoso.com/hook
-`)).toContain("queues[0].handlers[0].url: write an https://");
+`),
+    ).toContain("queues[0].handlers[0].url: write an https://");
   });
 });
 
@@ -164,15 +166,19 @@ describe("command handler config", () => {
 `;
     if (process.getuid?.() === 0) expect(parse(asNobody).queues[0]!.handlers[0]).toMatchObject({ uid: 65534, gid: 65534 });
     else expect(errorOf(asNobody)).toContain("not root, so it cannot start programs as uid 65534");
-    expect(errorOf(`      - type: command
+    expect(
+      errorOf(`      - type: command
         command: [logger]
         uid: 65534
-`)).toContain("queues[0].handlers[0].gid: missing: give both uid and gid");
-    expect(errorOf(`      - type: command
+`),
+    ).toContain("queues[0].handlers[0].gid: missing: give both uid and gid");
+    expect(
+      errorOf(`      - type: command
         command: [logger]
         uid: -1
         gid: 0
-`)).toContain("queues[0].handlers[0].uid:");
+`),
+    ).toContain("queues[0].handlers[0].uid:");
   });
 
   it("refuses a program that cannot run and a missing cwd (checked once the shape is valid)", () => {

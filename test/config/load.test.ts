@@ -98,7 +98,10 @@ queues:
     writeFileSync(header, "Bearer crm-token-value-1234\n", { mode: 0o644 });
     chmodSync(header, 0o644);
     const message = errorOf(
-      valid().replace("      - type: directory\n        path: out", `      - type: webhook\n        url: https://crm.contoso.com/hook\n        headers: { Authorization: { file: header-0644 } }`),
+      valid().replace(
+        "      - type: directory\n        path: out",
+        `      - type: webhook\n        url: https://crm.contoso.com/hook\n        headers: { Authorization: { file: header-0644 } }`,
+      ),
     );
     expect(message).toContain(`queues[0].handlers[0].headers.Authorization.file: ${header} is readable by group and others (mode 0644)`);
     expect(message).not.toContain("crm-token-value");

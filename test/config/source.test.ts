@@ -51,14 +51,25 @@ describe("queues[].source", () => {
     expect(own.source).toBe("graph");
     expect(own.identity.scopes).toEqual(["https://graph.microsoft.com/Mail.ReadWrite", "offline_access"]);
     expect(own.graph.host).toBe("https://graph.microsoft.com");
-    const shared = parseConfig(config("source: graph\n    graph: { host: 'https://graph.example.test/' }").replace("passwordFile: pw", "passwordFile: pw\n      user: agent@contoso.com"), path.join(dir, "config.yaml")).queues[0]!;
+    const shared = parseConfig(
+      config("source: graph\n    graph: { host: 'https://graph.example.test/' }").replace(
+        "passwordFile: pw",
+        "passwordFile: pw\n      user: agent@contoso.com",
+      ),
+      path.join(dir, "config.yaml"),
+    ).queues[0]!;
     expect(shared.identity.scopes).toContain("https://graph.microsoft.com/Mail.ReadWrite.Shared");
     expect(shared.graph.host).toBe("https://graph.example.test");
-    expect(parseConfig(config(""), path.join(dir, "config.yaml")).queues[0]!.identity.scopes).toEqual(["https://outlook.office.com/IMAP.AccessAsUser.All", "offline_access"]);
+    expect(parseConfig(config(""), path.join(dir, "config.yaml")).queues[0]!.identity.scopes).toEqual([
+      "https://outlook.office.com/IMAP.AccessAsUser.All",
+      "offline_access",
+    ]);
   });
 
   it("refuses IMAP scopes on a graph queue, naming what to write", () => {
     const withImapScopes = config("source: graph\n    identity: { scopes: [https://outlook.office.com/IMAP.AccessAsUser.All, offline_access] }");
-    expect(() => parseConfig(withImapScopes, path.join(dir, "config.yaml"))).toThrow(/Microsoft Graph scopes only.*remove https:\/\/outlook\.office\.com\/IMAP\.AccessAsUser\.All/);
+    expect(() => parseConfig(withImapScopes, path.join(dir, "config.yaml"))).toThrow(
+      /Microsoft Graph scopes only.*remove https:\/\/outlook\.office\.com\/IMAP\.AccessAsUser\.All/,
+    );
   });
 });

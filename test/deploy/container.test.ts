@@ -127,8 +127,21 @@ beforeAll(async () => {
     identity: { tenantId: bed.identity.tenantId, clientId: TEST_CLIENT_ID, authority: bed.identity.authority, caFile: "/etc/mailfetchd/ca.pem" },
     imap: { host: bed.dovecot.host, port: bed.dovecot.port, tls: true, caFile: "/etc/mailfetchd/ca.pem" },
     poll: "1s",
-    queues: [{ name: QUEUE.name, address: QUEUE.address, signIn: { passwordFile: `/run/secrets/${QUEUE.name}.password` }, idle: false, handlers: [{ type: "directory", path: "/srv/out" }] }],
-    http: { listen: `0.0.0.0:${port}`, bearerTokenFile: "/run/secrets/http.token", tlsCertFile: "/etc/mailfetchd/http.crt", tlsKeyFile: "/run/secrets/http.key" },
+    queues: [
+      {
+        name: QUEUE.name,
+        address: QUEUE.address,
+        signIn: { passwordFile: `/run/secrets/${QUEUE.name}.password` },
+        idle: false,
+        handlers: [{ type: "directory", path: "/srv/out" }],
+      },
+    ],
+    http: {
+      listen: `0.0.0.0:${port}`,
+      bearerTokenFile: "/run/secrets/http.token",
+      tlsCertFile: "/etc/mailfetchd/http.crt",
+      tlsKeyFile: "/run/secrets/http.key",
+    },
   };
   writeFileSync(path.join(dirs.etc, "config.yaml"), stringify(config), { mode: 0o644 });
   for (const dir of [dirs.secrets, dirs.state, dirs.out]) for (const file of [dir, ...listFiles(dir)]) chownSync(file, NODE_UID, NODE_UID);
@@ -136,7 +149,16 @@ beforeAll(async () => {
   chmodSync(dirs.etc, 0o755);
   chmodSync(path.join(dirs.etc, "ca.pem"), 0o644);
   chmodSync(path.join(dirs.etc, "http.crt"), 0o644);
-  mounts = ["-v", `${dirs.etc}:/etc/mailfetchd:ro`, "-v", `${dirs.secrets}:/run/secrets:ro`, "-v", `${dirs.state}:/var/lib/mailfetchd`, "-v", `${dirs.out}:/srv/out`];
+  mounts = [
+    "-v",
+    `${dirs.etc}:/etc/mailfetchd:ro`,
+    "-v",
+    `${dirs.secrets}:/run/secrets:ro`,
+    "-v",
+    `${dirs.state}:/var/lib/mailfetchd`,
+    "-v",
+    `${dirs.out}:/srv/out`,
+  ];
 
   await bed.dovecot.deliver(QUEUE.address, sampleMessages(1, { seed: "container", to: QUEUE.address })[0]!.raw);
   container = (await run("buildah", ["from", "--pull-never", TAG])).stdout.trim();
@@ -173,13 +195,33 @@ describe.skipIf(!ENABLED)("container image", () => {
   });
 
   it("has no compiler in the runtime image and cannot change its own code", async () => {
-    const probe = await run("buildah", ["run", "--isolation", "chroot", "--user", image.User, container!, "--", "sh", "-c", "command -v g++ make python3; touch /app/dist/cli.js; echo done"]);
+    const probe = await run("buildah", [
+      "run",
+      "--isolation",
+      "chroot",
+      "--user",
+      image.User,
+      container!,
+      "--",
+      "sh",
+      "-c",
+      "command -v g++ make python3; touch /app/dist/cli.js; echo done",
+    ]);
     expect(probe.stdout.trim()).toBe("done");
     expect(probe.stderr).toContain("Permission denied");
   });
 
   it("carries the daemon only: no test bed (fake identity issuer included), bench or demo", async () => {
-    const listing = await run("buildah", ["run", "--isolation", "chroot", container!, "--", "sh", "-c", "cd /app && ls -d dist/testbed dist/bench dist/demo tools dist-tools 2>/dev/null; echo done"]);
+    const listing = await run("buildah", [
+      "run",
+      "--isolation",
+      "chroot",
+      container!,
+      "--",
+      "sh",
+      "-c",
+      "cd /app && ls -d dist/testbed dist/bench dist/demo tools dist-tools 2>/dev/null; echo done",
+    ]);
     expect(listing.stdout.trim()).toBe("done");
   });
 
@@ -198,7 +240,10 @@ describe.skipIf(!ENABLED)("container image", () => {
       throw new Error(`${(error as Error).message}; container output:\n${daemonOutput.join("").slice(-4000)}`);
     }
     const messageDir = path.join(dirs.out, QUEUE.name, delivered()[0]!);
-    expect(JSON.parse(readFileSync(path.join(messageDir, "message.json"), "utf8"))).toMatchObject({ queue: { name: QUEUE.name }, source: { folder: "INBOX", uid: 1 } });
+    expect(JSON.parse(readFileSync(path.join(messageDir, "message.json"), "utf8"))).toMatchObject({
+      queue: { name: QUEUE.name },
+      source: { folder: "INBOX", uid: 1 },
+    });
     // Written by uid 1000, and the daemon's processes run as uid 1000.
     expect(statSync(messageDir).uid).toBe(NODE_UID);
     expect(statSync(path.join(dirs.state, "state.sqlite")).uid).toBe(NODE_UID);

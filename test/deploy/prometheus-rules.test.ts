@@ -49,8 +49,14 @@ describe("Prometheus alert rules", () => {
     const cases = ruleTests.tests.flatMap((t) => t.alert_rule_test);
     for (const rule of rules) {
       const mine = cases.filter((c) => c.alertname === rule.alert);
-      expect(mine.some((c) => c.exp_alerts.length > 0), `${rule.alert} fires in a test`).toBe(true);
-      expect(mine.some((c) => c.exp_alerts.length === 0), `${rule.alert} stays quiet in a test`).toBe(true);
+      expect(
+        mine.some((c) => c.exp_alerts.length > 0),
+        `${rule.alert} fires in a test`,
+      ).toBe(true);
+      expect(
+        mine.some((c) => c.exp_alerts.length === 0),
+        `${rule.alert} stays quiet in a test`,
+      ).toBe(true);
     }
   });
 

@@ -41,7 +41,12 @@ describe("systemd unit", () => {
     const dir = mkdtempSync(path.join(tmpdir(), "mailfetchd-unit-"));
     const broken = path.join(dir, "mailfetchd.service");
     copyFileSync(UNIT, broken);
-    writeFileSync(broken, readFileSync(broken, "utf8").replace("ProtectSystem=strict", "ProtectSystem=strictly").replace("ExecStart=/usr/bin/node", "ExecStart=/usr/bin/no-such-node"));
+    writeFileSync(
+      broken,
+      readFileSync(broken, "utf8")
+        .replace("ProtectSystem=strict", "ProtectSystem=strictly")
+        .replace("ExecStart=/usr/bin/node", "ExecStart=/usr/bin/no-such-node"),
+    );
     const problems = (await verify(broken)).join("\n");
     expect(problems).toContain("exit 1");
     expect(problems).toContain("strictly");
@@ -61,9 +66,7 @@ describe("systemd unit", () => {
       .split("\n")
       .filter((line) => line.startsWith("✗"))
       .map((line) => line.split(/\s+/)[1]);
-    expect(open).toEqual(
-      expect.arrayContaining(["MemoryDenyWriteExecute=", "PrivateNetwork=", "RestrictAddressFamilies=~AF_(INET|INET6)"]),
-    );
+    expect(open).toEqual(expect.arrayContaining(["MemoryDenyWriteExecute=", "PrivateNetwork=", "RestrictAddressFamilies=~AF_(INET|INET6)"]));
     for (const hardened of ["NoNewPrivileges=", "PrivateDevices=", "PrivateTmp=", "ProtectHome=", "ProtectSystem=", "UMask=", "User=/DynamicUser="]) {
       expect(open, hardened).not.toContain(hardened);
     }

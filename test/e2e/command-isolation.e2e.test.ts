@@ -67,7 +67,12 @@ describe("what a command handler's program can see", () => {
     expect(environ).toContain(`CRM_API_TOKEN=${LEAKY}`);
     // Never anything mailfetchd read from its secret files.
     expect(environ).not.toContain(QUEUE.password);
-    const key = readFileSync(readFileSync(setup.configFile, "utf8").match(/keyFile: (.+)/)![1]!.trim(), "utf8").trim();
+    const key = readFileSync(
+      readFileSync(setup.configFile, "utf8")
+        .match(/keyFile: (.+)/)![1]!
+        .trim(),
+      "utf8",
+    ).trim();
     expect(environ).not.toContain(key.split(":").pop()!);
 
     const warning = daemon.lines.find((line) => line.msg.includes("variables named like credentials"));

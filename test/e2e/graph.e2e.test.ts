@@ -82,7 +82,10 @@ describe("a Graph queue end to end", () => {
     const stateDir = path.join(bed.dir, "state-switch");
     const handlers = [{ type: "webhook", url: receiver.url(), timeout: "10s" }];
     const config = (source: "imap" | "graph") =>
-      bed.writeDaemonConfig({ stateDir, poll: "1s", queues: [{ ...queue, options: { source, idle: false }, handlers }] }, path.join(bed.dir, `switch-${source}.yaml`));
+      bed.writeDaemonConfig(
+        { stateDir, poll: "1s", queues: [{ ...queue, options: { source, idle: false }, handlers }] },
+        path.join(bed.dir, `switch-${source}.yaml`),
+      );
     // The same mail in both: Dovecot has one rendering, Graph serves another (as Exchange re-renders MIME).
     const contents = Array.from({ length: 5 }, (_, i) => baseContent(`switch-${i}`, queue.address));
     for (const content of contents) {
@@ -101,7 +104,10 @@ describe("a Graph queue end to end", () => {
     const overGraph = new DaemonProcess(config("graph"));
     overGraph.start();
     // Each copy fetched over Graph is parsed and recognised as a repeat of the IMAP copy.
-    await overGraph.waitFor("all 5 recognised as repeats", () => overGraph.lines.filter((l) => l.msg.startsWith("same content as a message already in the spool")).length >= 5);
+    await overGraph.waitFor(
+      "all 5 recognised as repeats",
+      () => overGraph.lines.filter((l) => l.msg.startsWith("same content as a message already in the spool")).length >= 5,
+    );
     expect(await overGraph.stop("SIGTERM")).toEqual({ code: 0, signal: null });
     expect(received()).toHaveLength(5);
     for (const content of contents) expect(idsOverImap).toContain(await expectedStableId(queue.address, render(content, "b")));

@@ -70,15 +70,17 @@ describe("mailbox behaviour", () => {
 
     const daemon = new DaemonProcess(configFile);
     daemon.start();
-    await daemon.waitFor("actions and deliveries", async () =>
-      delivered("seen").length === 4 &&
-      delivered("move").length === 4 &&
-      delivered("del").length === 4 &&
-      delivered("resync").length === 3 &&
-      delivered("small").length === smallMail.length - tooLarge.length &&
-      (await bed.dovecot.countMessages(Q.del.address)) === 0 &&
-      (await bed.dovecot.countMessages(Q.move.address, "Processed")) === 4 &&
-      (await uidsWithFlags(Q.seen.address)).every((m) => m.flags.includes("\\Seen")),
+    await daemon.waitFor(
+      "actions and deliveries",
+      async () =>
+        delivered("seen").length === 4 &&
+        delivered("move").length === 4 &&
+        delivered("del").length === 4 &&
+        delivered("resync").length === 3 &&
+        delivered("small").length === smallMail.length - tooLarge.length &&
+        (await bed.dovecot.countMessages(Q.del.address)) === 0 &&
+        (await bed.dovecot.countMessages(Q.move.address, "Processed")) === 4 &&
+        (await uidsWithFlags(Q.seen.address)).every((m) => m.flags.includes("\\Seen")),
     );
     expect(await bed.dovecot.countMessages(Q.move.address)).toBe(0);
     expect(await bed.dovecot.countMessages(Q.seen.address)).toBe(4);

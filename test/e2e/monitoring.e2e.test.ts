@@ -87,7 +87,15 @@ describe("operator kit against a running daemon", () => {
     }
     // What the issue asks to see: per-queue flow, latency, backlog, dead letters, token expiry, errors by code.
     const all = targets.map((t) => t.expr).join("\n");
-    for (const metric of ["mailfetchd_messages_fetched_total", "mailfetchd_deliveries_total", "mailfetchd_delivery_delay_seconds_bucket", "mailfetchd_spool_backlog", "mailfetchd_dead_letters", "mailfetchd_token_expiry_timestamp_seconds", "mailfetchd_fetch_failures_total"]) {
+    for (const metric of [
+      "mailfetchd_messages_fetched_total",
+      "mailfetchd_deliveries_total",
+      "mailfetchd_delivery_delay_seconds_bucket",
+      "mailfetchd_spool_backlog",
+      "mailfetchd_dead_letters",
+      "mailfetchd_token_expiry_timestamp_seconds",
+      "mailfetchd_fetch_failures_total",
+    ]) {
       expect(all).toContain(metric);
     }
     expect(all).toMatch(/sum by \(code\)/);
@@ -105,7 +113,9 @@ describe("operator kit against a running daemon", () => {
 
   it("alerts on metrics the daemon exports (and `up`, which Prometheus adds)", () => {
     const exported = exportedNames(metricsText);
-    const rules = (parse(readFileSync("deploy/prometheus/alerts.yaml", "utf8")) as { groups: Array<{ rules: Array<{ alert: string; expr: string }> }> }).groups.flatMap((g) => g.rules);
+    const rules = (
+      parse(readFileSync("deploy/prometheus/alerts.yaml", "utf8")) as { groups: Array<{ rules: Array<{ alert: string; expr: string }> }> }
+    ).groups.flatMap((g) => g.rules);
     for (const rule of rules) {
       const names = metricNames(rule.expr);
       expect(names.length, rule.alert).toBeGreaterThan(0);

@@ -29,7 +29,12 @@ afterAll(async () => {
 });
 
 const writeConfig = (queues: Array<typeof A>) =>
-  bed.writeDaemonConfig({ stateDir, logLevel: "debug", poll: "1s", queues: queues.map((q) => ({ ...q, options: { idle: false }, handlers: [{ type: "directory", path: outDir }] })) });
+  bed.writeDaemonConfig({
+    stateDir,
+    logLevel: "debug",
+    poll: "1s",
+    queues: queues.map((q) => ({ ...q, options: { idle: false }, handlers: [{ type: "directory", path: outDir }] })),
+  });
 const delivered = (queue: string) => deliveredIds(outDir, queue).length;
 
 describe("reload on SIGHUP", () => {

@@ -16,7 +16,12 @@ import { expectedStableId } from "../../tools/testbed/helpers/expected-id.js";
 import { CLI, DaemonProcess } from "../../tools/testbed/helpers/daemon-process.js";
 
 // Each test has mailboxes of its own: mail one leaves on the server is not the next one's.
-const queuesOf = (test: string) => ["north", "south", "east", "west"].map((side) => ({ name: `${test}-${side}`, address: `${test}-${side}@example.test`, password: `${test}-${side}-password` }));
+const queuesOf = (test: string) =>
+  ["north", "south", "east", "west"].map((side) => ({
+    name: `${test}-${side}`,
+    address: `${test}-${side}@example.test`,
+    password: `${test}-${side}-password`,
+  }));
 const KILL_QUEUES = queuesOf("kill");
 const STOP_QUEUES = queuesOf("stop");
 let QUEUES = KILL_QUEUES;
@@ -85,7 +90,11 @@ async function owners(database: string): Promise<Map<string, string>> {
   // Before the first replica created the schema: nobody holds anything.
   const [schema] = await postgres.query<{ ready: boolean }>("SELECT to_regclass('queue_leases') IS NOT NULL AS ready", [], database);
   if (!schema?.ready) return new Map();
-  const rows = await postgres.query<{ queue: string; owner: string }>("SELECT queue, owner FROM queue_leases WHERE owner IS NOT NULL AND lease_until > now()", [], database);
+  const rows = await postgres.query<{ queue: string; owner: string }>(
+    "SELECT queue, owner FROM queue_leases WHERE owner IS NOT NULL AND lease_until > now()",
+    [],
+    database,
+  );
   return new Map(rows.map((r) => [r.queue, r.owner.split(":")[0]!]));
 }
 
@@ -123,7 +132,10 @@ describe("several replicas on PostgreSQL", () => {
     await new Promise((resolve) => setTimeout(resolve, 500));
     const killedAt = Date.now();
     await a.stop("SIGKILL");
-    await until("beta to own every queue", async () => [...(await owners(database)).values()].every((o) => o === "beta") && (await owners(database)).size === QUEUES.length);
+    await until(
+      "beta to own every queue",
+      async () => [...(await owners(database)).values()].every((o) => o === "beta") && (await owners(database)).size === QUEUES.length,
+    );
     const failoverMs = Date.now() - killedAt;
     await until("every message delivered after the kill", () => [...second].every((id) => received().includes(id)), 300_000);
 
@@ -131,8 +143,13 @@ describe("several replicas on PostgreSQL", () => {
     const ids = received();
     const lost = [...all].filter((id) => !ids.includes(id));
     expect(lost, "lost").toEqual([]);
-    expect(ids.filter((id) => !all.has(id)), "a repeat under another id").toEqual([]);
-    console.log(`replicas: ${all.size} messages, lost 0, repeats ${ids.length - new Set(ids).size}, queues moved ${alphaQueues.length}, kill to takeover ${failoverMs} ms`);
+    expect(
+      ids.filter((id) => !all.has(id)),
+      "a repeat under another id",
+    ).toEqual([]);
+    console.log(
+      `replicas: ${all.size} messages, lost 0, repeats ${ids.length - new Set(ids).size}, queues moved ${alphaQueues.length}, kill to takeover ${failoverMs} ms`,
+    );
     expect(b.lines.some((l) => l.msg === "queue lease acquired" && l.tookOver === true)).toBe(true);
 
     // Operators see who holds what: `status`, and beta's /metrics.
@@ -144,7 +161,10 @@ describe("several replicas on PostgreSQL", () => {
     const page = (await get(b, "/status")).body;
     for (const q of QUEUES) expect(page).toContain(`<tr data-queue="${q.name}" data-held-by="beta:`);
     expect(page).toMatch(/data-replica="alpha:[^"]+" data-alive="false">replica alpha:\S+: not renewing since/);
-    const json = JSON.parse((await get(b, "/status.json")).body) as { leases: Array<{ queue: string; heldBy: string | null }>; replicas: Array<{ id: string; alive: boolean }> };
+    const json = JSON.parse((await get(b, "/status.json")).body) as {
+      leases: Array<{ queue: string; heldBy: string | null }>;
+      replicas: Array<{ id: string; alive: boolean }>;
+    };
     expect(json.leases.map((l) => l.heldBy?.split(":")[0])).toEqual(QUEUES.map(() => "beta"));
     expect(json.replicas.find((r) => r.id.startsWith("alpha:"))?.alive).toBe(false);
     const metrics = (await get(b, "/metrics")).body;
@@ -164,7 +184,10 @@ describe("several replicas on PostgreSQL", () => {
     await postgres.start();
     await until("the mail that came during the outage delivered", () => [...third].every((id) => received().includes(id)), 300_000);
     await until("beta ready again", async () => (await get(b, "/readyz")).status === 200);
-    expect([...third].filter((id) => !received().includes(id)), "lost").toEqual([]);
+    expect(
+      [...third].filter((id) => !received().includes(id)),
+      "lost",
+    ).toEqual([]);
     await b.stop("SIGTERM");
   });
 
@@ -205,8 +228,14 @@ describe("several replicas on PostgreSQL", () => {
     await until("every message delivered at the end", () => [...third].every((id) => received().includes(id)), 180_000);
     const all = new Set([...first, ...second, ...third]);
     const ids = received();
-    expect([...all].filter((id) => !ids.includes(id)), "lost").toEqual([]);
-    expect(ids.filter((id) => !all.has(id)), "a repeat under another id").toEqual([]);
+    expect(
+      [...all].filter((id) => !ids.includes(id)),
+      "lost",
+    ).toEqual([]);
+    expect(
+      ids.filter((id) => !all.has(id)),
+      "a repeat under another id",
+    ).toEqual([]);
     await Promise.all([a.stop("SIGTERM"), b.stop("SIGTERM")]);
   });
 });

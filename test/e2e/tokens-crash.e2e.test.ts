@@ -86,7 +86,10 @@ function delivered(): number {
 
 async function deliverMail(): Promise<void> {
   const n = ++mailNumber;
-  await bed.dovecot.deliver(DESK.address, `From: c${n}@example.test\r\nTo: ${DESK.address}\r\nSubject: case ${n}\r\nMessage-ID: <case-${n}@example.test>\r\n\r\nbody ${n}\r\n`);
+  await bed.dovecot.deliver(
+    DESK.address,
+    `From: c${n}@example.test\r\nTo: ${DESK.address}\r\nSubject: case ${n}\r\nMessage-ID: <case-${n}@example.test>\r\n\r\nbody ${n}\r\n`,
+  );
 }
 
 /** Waits for the last mail; a lost sign-in ends the wait at once, with the reason. */

@@ -47,7 +47,13 @@ beforeAll(async () => {
     queues: [
       // No password: this queue can only be signed in with `mailfetchd login`.
       { name: DESK.name, address: DESK.address, handlers: [{ type: "directory", path: outDir }] },
-      { name: SHARED.name, address: SHARED.address, signInUser: DELEGATE.username, password: DELEGATE.password, handlers: [{ type: "directory", path: outDir }] },
+      {
+        name: SHARED.name,
+        address: SHARED.address,
+        signInUser: DELEGATE.username,
+        password: DELEGATE.password,
+        handlers: [{ type: "directory", path: outDir }],
+      },
     ],
   });
   daemon = new DaemonProcess(configFile);
@@ -112,7 +118,9 @@ describe("signing queues in while the daemon runs", () => {
     const declined = await login((code) => bed.identity.declineDeviceCode(code));
     expect(declined.code).toBe(1);
     expect(declined.stdout).toMatch(/To sign in, use a web browser to open the page https:\/\/\S+\/devicelogin and enter the code [A-Z2-9]{9}/);
-    expect(declined.stderr).toMatch(/^mailfetchd: Queue desk: the sign-in was declined on the device login page \(AADSTS65004\)\. Fix: Run `mailfetchd login desk` again/);
+    expect(declined.stderr).toMatch(
+      /^mailfetchd: Queue desk: the sign-in was declined on the device login page \(AADSTS65004\)\. Fix: Run `mailfetchd login desk` again/,
+    );
 
     const expired = await login((code) => bed.identity.expireDeviceCode(code));
     expect(expired.code).toBe(1);

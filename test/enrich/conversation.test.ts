@@ -88,7 +88,9 @@ describe("conversation rules", () => {
   });
 
   it("References win over In-Reply-To, and the first of them is the root", async () => {
-    const parsed = await parse(customerMail({ headers: ["References: <first@example.net> <answer@contoso.example>", "In-Reply-To: <answer@contoso.example>"] }));
+    const parsed = await parse(
+      customerMail({ headers: ["References: <first@example.net> <answer@contoso.example>", "In-Reply-To: <answer@contoso.example>"] }),
+    );
     expect(parsed.conversation?.rootMessageId).toBe("first@example.net");
     const first = await parse(customerMail({ messageId: "<first@example.net>" }));
     expect(first.conversation?.key).toBe(parsed.conversation?.key);

@@ -31,27 +31,30 @@ describe("every enricher's failure is contained", () => {
     expect(DEFAULT_ENRICHERS.map((enricher) => enricher.name).sort()).toEqual(Object.keys(FIELDS).sort());
   });
 
-  it.each(DEFAULT_ENRICHERS.map((enricher) => enricher.name))("%s throws: the message is parsed and delivered without its fields, the others still run", async (name) => {
-    const enrichers: Enricher[] = DEFAULT_ENRICHERS.map((enricher) =>
-      enricher.name === name
-        ? {
-            name,
-            enrich: () => {
-              throw new Error("boom\nwith a second line");
-            },
-          }
-        : enricher,
-    );
-    const parsed = await new MailparserParser({ enrichers }).parse(fixture("chains/outlook/2-reply.eml"));
-    expect(parsed.enrichmentErrors).toEqual([{ enricher: name, error: "failed: boom with a second line" }]);
-    expect(parsed.subject).toBe("RE: [#4711] Invoice 2024-0117 shows the wrong VAT rate");
-    for (const [other, fields] of Object.entries(FIELDS)) {
-      for (const field of fields) {
-        if (other === name) expect(parsed[field], field).toBeUndefined();
-        else if (field !== "safeHtml" && field !== "remoteContentBlocked") expect(parsed[field], field).toBeDefined(); // this message has no HTML
+  it.each(DEFAULT_ENRICHERS.map((enricher) => enricher.name))(
+    "%s throws: the message is parsed and delivered without its fields, the others still run",
+    async (name) => {
+      const enrichers: Enricher[] = DEFAULT_ENRICHERS.map((enricher) =>
+        enricher.name === name
+          ? {
+              name,
+              enrich: () => {
+                throw new Error("boom\nwith a second line");
+              },
+            }
+          : enricher,
+      );
+      const parsed = await new MailparserParser({ enrichers }).parse(fixture("chains/outlook/2-reply.eml"));
+      expect(parsed.enrichmentErrors).toEqual([{ enricher: name, error: "failed: boom with a second line" }]);
+      expect(parsed.subject).toBe("RE: [#4711] Invoice 2024-0117 shows the wrong VAT rate");
+      for (const [other, fields] of Object.entries(FIELDS)) {
+        for (const field of fields) {
+          if (other === name) expect(parsed[field], field).toBeUndefined();
+          else if (field !== "safeHtml" && field !== "remoteContentBlocked") expect(parsed[field], field).toBeDefined(); // this message has no HTML
+        }
       }
-    }
-  });
+    },
+  );
 
   it("HTML nested deeper than the parsers can bear is not processed, and that is noted", async () => {
     const deep = `${"<div>".repeat(5000)}deep${"</div>".repeat(5000)}`;
@@ -112,14 +115,24 @@ describe("in the message document", () => {
   });
 
   function deliverable(raw: Buffer, parsed: ParsedMessage): DeliverableMessage {
-    return { id: "m1", queue: { name: "support", address: "support@contoso.example" }, source: { kind: "imap", folder: "INBOX", item: "7:42", uidValidity: "7", uid: 42 }, raw: rawMessageFromBuffer(raw), parsed };
+    return {
+      id: "m1",
+      queue: { name: "support", address: "support@contoso.example" },
+      source: { kind: "imap", folder: "INBOX", item: "7:42", uidValidity: "7", uid: 42 },
+      raw: rawMessageFromBuffer(raw),
+      parsed,
+    };
   }
 
   it("carries every enrichment, as message.json on disk", async () => {
     const raw = fixture("corpus/mimekit/messages/bounce.txt");
     const root = await mkdtemp(join(tmpdir(), "mailfetchd-enrich-"));
     dirs.push(root);
-    await createDirectoryHandler({ path: root }).deliver(deliverable(raw, await parse(raw)), { signal: new AbortController().signal, logger: pino({ level: "silent" }), attempt: 1 });
+    await createDirectoryHandler({ path: root }).deliver(deliverable(raw, await parse(raw)), {
+      signal: new AbortController().signal,
+      logger: pino({ level: "silent" }),
+      attempt: 1,
+    });
     const document = JSON.parse(await readFile(join(root, "support", "m1", "message.json"), "utf8")) as MessageDocument;
     expect(document.kind).toEqual({
       type: "bounce",
@@ -128,7 +141,14 @@ describe("in the message document", () => {
       suppressAutoReply: true,
       bounce: {
         reportingMta: "hmail.jitbit.com",
-        recipients: [{ address: "netec.test@netecgc.com", action: "failed", status: "5.1.1", diagnostic: "550 5.1.1 <netec.test@netecgc.com>: Recipient address rejected: User unknown" }],
+        recipients: [
+          {
+            address: "netec.test@netecgc.com",
+            action: "failed",
+            status: "5.1.1",
+            diagnostic: "550 5.1.1 <netec.test@netecgc.com>: Recipient address rejected: User unknown",
+          },
+        ],
       },
       calendar: null,
     });
@@ -164,7 +184,11 @@ describe("in the message document", () => {
     for (const attempt of [1, 2]) {
       const root = await mkdtemp(join(tmpdir(), "mailfetchd-enrich-"));
       dirs.push(root);
-      await createDirectoryHandler({ path: root }).deliver(deliverable(raw, await parse(raw)), { signal: new AbortController().signal, logger: pino({ level: "silent" }), attempt });
+      await createDirectoryHandler({ path: root }).deliver(deliverable(raw, await parse(raw)), {
+        signal: new AbortController().signal,
+        logger: pino({ level: "silent" }),
+        attempt,
+      });
       written.push(await readFile(join(root, "support", "m1", "message.json"), "utf8"));
     }
     expect(written[1]).toBe(written[0]);

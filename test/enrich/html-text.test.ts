@@ -6,8 +6,14 @@ import { sanitizeMessageHtml } from "../../src/enrich/safe-html.js";
 
 describe("htmlToPlainText", () => {
   it.each([
-    ["a Gmail reply chain", `<div>Thanks!</div><div class="gmail_quote">On Mon wrote:<blockquote>Hello<blockquote>first <b>mail</b></blockquote></blockquote></div>`],
-    ["lists, nested and numbered", `<ul><li>one<ul><li>inner</li></ul></li><li>two</li></ul><ol start="3" type="i"><li>x</li><li>y</li></ol><ol type="A"><li>a</li></ol>`],
+    [
+      "a Gmail reply chain",
+      `<div>Thanks!</div><div class="gmail_quote">On Mon wrote:<blockquote>Hello<blockquote>first <b>mail</b></blockquote></blockquote></div>`,
+    ],
+    [
+      "lists, nested and numbered",
+      `<ul><li>one<ul><li>inner</li></ul></li><li>two</li></ul><ol start="3" type="i"><li>x</li><li>y</li></ol><ol type="A"><li>a</li></ol>`,
+    ],
     ["tables and paragraphs", `<table><tr><td>a</td><td>b</td></tr></table><p>para ${"word ".repeat(40)}</p>`],
   ])("writes %s exactly as html-to-text does", (_name, html) => {
     expect(htmlToPlainText(html)).toBe(convert(html, { limits: { maxDepth: 1000 } }));

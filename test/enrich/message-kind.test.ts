@@ -109,9 +109,7 @@ describe("bounces", () => {
 
   it("a DSN whose blocks have no blank line between them", async () => {
     const parsed = await parseFixture("corpus/mimekit/messages/delivery-status-no-blank-line.txt");
-    expect(parsed.kind?.bounce?.recipients).toEqual([
-      { address: "newsletter-request@imusic.com", action: "failed", diagnostic: "500 (err.nosuchuser)" },
-    ]);
+    expect(parsed.kind?.bounce?.recipients).toEqual([{ address: "newsletter-request@imusic.com", action: "failed", diagnostic: "500 (err.nosuchuser)" }]);
   });
 
   it("a non-standard bounce from MAILER-DAEMON with a null Return-Path (low confidence, X-Failed-Recipients)", async () => {
@@ -136,7 +134,12 @@ describe("bounces", () => {
   });
 
   it("an Exchange-style 'Undeliverable:' with a null Return-Path is a bounce even from an ordinary sender name", async () => {
-    const raw = mail(["Return-Path: <>", "From: Microsoft Outlook <postmaster@contoso.example>", "To: support@contoso.example", "Subject: Undeliverable: Your ticket"]);
+    const raw = mail([
+      "Return-Path: <>",
+      "From: Microsoft Outlook <postmaster@contoso.example>",
+      "To: support@contoso.example",
+      "Subject: Undeliverable: Your ticket",
+    ]);
     expect((await parse(raw)).kind?.type).toBe("bounce");
   });
 
@@ -173,7 +176,9 @@ describe("calendar", () => {
         'Content-Type: application/ms-tnef; name="winmail.dat"',
         "Content-Transfer-Encoding: base64",
         "",
-        ...(fixture("corpus/mimekit/tnef/two-files.tnef").toString("base64").match(/.{1,76}/g) ?? []),
+        ...(fixture("corpus/mimekit/tnef/two-files.tnef")
+          .toString("base64")
+          .match(/.{1,76}/g) ?? []),
         "--b2",
         "Content-Type: text/calendar; charset=utf-8",
         "",
@@ -215,7 +220,9 @@ describe("parseDeliveryStatus", () => {
     const rfc = parseDeliveryStatus(
       "Reporting-MTA: dns; mx.example\n\nOriginal-Recipient: rfc822;a@example.org\nFinal-Recipient: rfc822;a@example.org\nAction: failed\nStatus: 5.1.1\n",
     );
-    const postfix = parseDeliveryStatus("Reporting-MTA: dns; mx.example\n\nFinal-Recipient: rfc822; a@example.org\nOriginal-Recipient: rfc822;a@example.org\nAction: failed\nStatus: 5.1.1\n");
+    const postfix = parseDeliveryStatus(
+      "Reporting-MTA: dns; mx.example\n\nFinal-Recipient: rfc822; a@example.org\nOriginal-Recipient: rfc822;a@example.org\nAction: failed\nStatus: 5.1.1\n",
+    );
     expect(rfc.recipients).toEqual([{ address: "a@example.org", action: "failed", status: "5.1.1" }]);
     expect(postfix.recipients).toEqual(rfc.recipients);
   });

@@ -30,7 +30,20 @@ const htmlWithTextAttachment = customerMail({
 });
 const forwardedPlainInsideHtml = customerMail({
   contentType: 'multipart/mixed; boundary="fw"',
-  body: ["--fw", "Content-Type: text/html", "", "<p>Forwarding</p>", "--fw", "Content-Type: message/rfc822", "", "Subject: old", "Content-Type: text/plain", "", "old text", "--fw--"],
+  body: [
+    "--fw",
+    "Content-Type: text/html",
+    "",
+    "<p>Forwarding</p>",
+    "--fw",
+    "Content-Type: message/rfc822",
+    "",
+    "Subject: old",
+    "Content-Type: text/plain",
+    "",
+    "old text",
+    "--fw--",
+  ],
 });
 
 describe("hasPlainTextBody", () => {

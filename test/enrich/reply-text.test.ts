@@ -8,7 +8,10 @@ const lines = (...text: string[]): string => text.join("\n");
 
 describe("reply text of real reply chains", () => {
   it.each([
-    ["chains/outlook/2-reply.eml", "Thanks, but the corrected invoice still shows 19 %. Our VAT ID is ATU12345678.\n\nJana Novak\nFabrikam GmbH | Accounts Payable\n+43 1 2345678"],
+    [
+      "chains/outlook/2-reply.eml",
+      "Thanks, but the corrected invoice still shows 19 %. Our VAT ID is ATU12345678.\n\nJana Novak\nFabrikam GmbH | Accounts Payable\n+43 1 2345678",
+    ],
     ["chains/outlook/3-reply.eml", "Vielen Dank, jetzt stimmt die Rechnung.\n\nJana Novak"],
     ["chains/outlook/4-reply-without-references.eml", "One more question: can you send the invoice by post as well?\n\nJana Novak"],
     ["chains/gmail/2-reply.eml", "I cleared the cache and tried in another browser: same result."],
@@ -31,19 +34,56 @@ describe("reply text of real reply chains", () => {
 
 describe("extractReplyText", () => {
   it.each([
-    ["Outlook, English", lines("Answer", "", "From: Support <s@contoso.example>", "Sent: Tuesday, March 5, 2024 11:02 AM", "To: Jana <j@f.example>", "Subject: Invoice", "", "old")],
-    ["Outlook, German, bold labels", lines("Antwort", "", "*Von:* Support <s@contoso.example>", "*Gesendet:* Dienstag, 5. März 2024 11:02", "*An:* Jana", "*Betreff:* Rechnung", "", "alt")],
-    ["Outlook, French", lines("Réponse", "", "De : Support <s@contoso.example>", "Envoyé : mardi 5 mars 2024 11:02", "À : Jana", "Objet : Facture", "", "ancien")],
+    [
+      "Outlook, English",
+      lines(
+        "Answer",
+        "",
+        "From: Support <s@contoso.example>",
+        "Sent: Tuesday, March 5, 2024 11:02 AM",
+        "To: Jana <j@f.example>",
+        "Subject: Invoice",
+        "",
+        "old",
+      ),
+    ],
+    [
+      "Outlook, German, bold labels",
+      lines("Antwort", "", "*Von:* Support <s@contoso.example>", "*Gesendet:* Dienstag, 5. März 2024 11:02", "*An:* Jana", "*Betreff:* Rechnung", "", "alt"),
+    ],
+    [
+      "Outlook, French",
+      lines("Réponse", "", "De : Support <s@contoso.example>", "Envoyé : mardi 5 mars 2024 11:02", "À : Jana", "Objet : Facture", "", "ancien"),
+    ],
     ["Outlook, Spanish", lines("Respuesta", "", "De: Support", "Enviado: martes, 5 de marzo de 2024 11:02", "Para: Jana", "Asunto: Factura", "", "viejo")],
-    ["Outlook, Dutch, no address on the From line", lines("Antwoord", "", "Van: Support", "Verzonden: dinsdag 5 maart 2024 11:02", "Aan: Jana", "Onderwerp: Factuur", "", "oud")],
-    ["Outlook, underscores above the block", lines("Answer", "", "________________________________", "From: Support", "Sent: Tuesday, March 5, 2024 11:02 AM", "To: Jana", "Subject: Invoice", "", "old")],
+    [
+      "Outlook, Dutch, no address on the From line",
+      lines("Antwoord", "", "Van: Support", "Verzonden: dinsdag 5 maart 2024 11:02", "Aan: Jana", "Onderwerp: Factuur", "", "oud"),
+    ],
+    [
+      "Outlook, underscores above the block",
+      lines(
+        "Answer",
+        "",
+        "________________________________",
+        "From: Support",
+        "Sent: Tuesday, March 5, 2024 11:02 AM",
+        "To: Jana",
+        "Subject: Invoice",
+        "",
+        "old",
+      ),
+    ],
     ["Outlook, -----Original Message-----", lines("Answer", "", "-----Original Message-----", "From: Support", "old")],
     ["Outlook, -----Ursprüngliche Nachricht-----", lines("Answer", "", "-----Ursprüngliche Nachricht-----", "Von: Support", "alt")],
     ["Gmail, wrapped attribution", lines("Answer", "", "On Tue, 5 Mar 2024 at 11:20, Contoso Support <", "support@contoso.example> wrote:", "", "> old")],
     ["Gmail, German", lines("Answer", "", "Am Di., 5. März 2024 um 11:20 Uhr schrieb Contoso Support <support@contoso.example>:", "", "> alt")],
     ["Gmail, French", lines("Answer", "", "Le mar. 5 mars 2024 à 11:20, Contoso Support <support@contoso.example> a écrit :", "", "> ancien")],
     ["Thunderbird, Polish", lines("Answer", "", "W dniu 5.03.2024 o 11:20, Contoso Support pisze:", "> stare")],
-    ["Apple Mail, Italian, quoted attribution", lines("Answer", "", "> Il giorno 5 mar 2024, alle ore 14:30, Contoso Support <s@contoso.example> ha scritto:", ">", "> vecchio")],
+    [
+      "Apple Mail, Italian, quoted attribution",
+      lines("Answer", "", "> Il giorno 5 mar 2024, alle ore 14:30, Contoso Support <s@contoso.example> ha scritto:", ">", "> vecchio"),
+    ],
     ["Gmail, forwarded message", lines("See below", "", "---------- Forwarded message ---------", "From: Someone <x@example.org>", "text")],
     ["Apple Mail, forwarded message", lines("See below", "", "Begin forwarded message:", "", "From: Someone <x@example.org>")],
     ["plain > quote to the end", lines("Answer", "", "> old line 1", "> old line 2", "")],

@@ -102,7 +102,9 @@ function unsafeParts(html: string): Finding[] {
 }
 
 const ALLOWED_TAG_NAMES = new Set(
-  "a abbr address article aside b bdi bdo big blockquote br caption center cite code col colgroup dd del details dfn div dl dt em figcaption figure font footer h1 h2 h3 h4 h5 h6 header hr i img ins kbd li main mark nav ol p pre q s samp section small span strike strong sub summary sup table tbody td tfoot th thead time tr tt u ul var wbr style".split(" "),
+  "a abbr address article aside b bdi bdo big blockquote br caption center cite code col colgroup dd del details dfn div dl dt em figcaption figure font footer h1 h2 h3 h4 h5 h6 header hr i img ins kbd li main mark nav ol p pre q s samp section small span strike strong sub summary sup table tbody td tfoot th thead time tr tt u ul var wbr style".split(
+    " ",
+  ),
 );
 
 function unsafeCss(css: string): boolean {
@@ -143,7 +145,9 @@ describe("sanitizeMessageHtml", () => {
         `<table border="1" cellpadding="2"><tr><td align="right" colspan="2">19 %</td></tr></table>`,
       [],
     );
-    expect(safe.html).toContain('<style>p.MsoNormal { margin: 0; font-family: "Calibri", sans-serif } @media (max-width: 600px) { td { display: block } }</style>');
+    expect(safe.html).toContain(
+      '<style>p.MsoNormal { margin: 0; font-family: "Calibri", sans-serif } @media (max-width: 600px) { td { display: block } }</style>',
+    );
     expect(safe.html).toContain('<p class="MsoNormal" style="color: #1F497D; font-size: 11pt">Hello <b>Jana</b>');
     expect(safe.html).toContain('<a href="https://contoso.example/portal" target="_blank" rel="noopener noreferrer">the portal</a>');
     expect(safe.html).toContain('<a href="mailto:help@contoso.example" target="_blank" rel="noopener noreferrer">mail us</a>');

@@ -106,7 +106,11 @@ describe("readTnef on broken and hostile streams", () => {
   });
 
   it("an embedded message: its attachments are unpacked, to a bounded depth", () => {
-    const inner = tnef([attribute(2, 0x00069002, Buffer.alloc(14)), attribute(2, 0x00018010, Buffer.from("inner.txt\0")), attribute(2, 0x0006800f, Buffer.from("inner file"))]);
+    const inner = tnef([
+      attribute(2, 0x00069002, Buffer.alloc(14)),
+      attribute(2, 0x00018010, Buffer.from("inner.txt\0")),
+      attribute(2, 0x0006800f, Buffer.from("inner file")),
+    ]);
     const embedding = (stream: Buffer): Buffer =>
       tnef([
         attribute(2, 0x00069002, Buffer.alloc(14)),
@@ -178,7 +182,13 @@ describe("winmail.dat in a message", () => {
     const parsed = await parse(raw);
     const handler = createDirectoryHandler({ path: root });
     await handler.deliver(
-      { id: "m1", queue: { name: "support", address: "support@contoso.example" }, source: { kind: "imap", folder: "INBOX", item: "1:7", uidValidity: "1", uid: 7 }, raw: rawMessageFromBuffer(raw), parsed },
+      {
+        id: "m1",
+        queue: { name: "support", address: "support@contoso.example" },
+        source: { kind: "imap", folder: "INBOX", item: "1:7", uidValidity: "1", uid: 7 },
+        raw: rawMessageFromBuffer(raw),
+        parsed,
+      },
       { signal: new AbortController().signal, logger: pino({ level: "silent" }), attempt: 1 },
     );
     const dir = join(root, "support", "m1");
@@ -203,7 +213,14 @@ describe("winmail.dat in a message", () => {
   });
 
   it("does nothing to a message without TNEF", () => {
-    const plain: ParsedAttachment = { filename: "a.txt", contentType: "text/plain", size: 1, sha256: sha256(Buffer.from("a")), inline: false, content: Buffer.from("a") };
+    const plain: ParsedAttachment = {
+      filename: "a.txt",
+      contentType: "text/plain",
+      size: 1,
+      sha256: sha256(Buffer.from("a")),
+      inline: false,
+      content: Buffer.from("a"),
+    };
     expect(unpackTnefAttachments([plain])).toEqual({ attachments: [plain], warnings: [] });
   });
 });

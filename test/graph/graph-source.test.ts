@@ -29,7 +29,10 @@ afterAll(async () => {
 });
 
 /** A new Graph queue on a mailbox of its own (so one test's throttling is not another's). */
-function graphQueue(options: Record<string, unknown> = {}, spec: Partial<QueueSpec> = {}): { queue: QueueConfig; source: GraphSource; sink: () => QueueSpoolSink } {
+function graphQueue(
+  options: Record<string, unknown> = {},
+  spec: Partial<QueueSpec> = {},
+): { queue: QueueConfig; source: GraphSource; sink: () => QueueSpoolSink } {
   const name = `g${++seq}`;
   const address = `${name}@example.test`;
   if (!spec.signInUser) {
@@ -49,7 +52,9 @@ function put(queue: QueueConfig, count: number, seed: string, folder = "inbox"):
 }
 
 function spooledItems(queue: QueueConfig): string[] {
-  return (fx.db.prepare("SELECT item_id FROM messages WHERE queue = ? AND source_kind = 'graph' ORDER BY seq").all(queue.name) as Array<{ item_id: string }>).map((r) => r.item_id);
+  return (
+    fx.db.prepare("SELECT item_id FROM messages WHERE queue = ? AND source_kind = 'graph' ORDER BY seq").all(queue.name) as Array<{ item_id: string }>
+  ).map((r) => r.item_id);
 }
 
 function requestsOf(queue: QueueConfig) {
@@ -94,7 +99,11 @@ describe("Graph as a MailSource", () => {
     if (action === "move") fx.bed.graph.addFolder(queue.address, "Processed");
     const ids = put(queue, 6, `act-${action}`);
     // The fourth message's download breaks every time: it and what follows stay unspooled.
-    const big = fx.bed.graph.putMessage(queue.address, "inbox", Buffer.concat([sampleMessages(1, { seed: `big-${action}`, to: queue.address })[0]!.raw, Buffer.alloc(400_000, "a")]));
+    const big = fx.bed.graph.putMessage(
+      queue.address,
+      "inbox",
+      Buffer.concat([sampleMessages(1, { seed: `big-${action}`, to: queue.address })[0]!.raw, Buffer.alloc(400_000, "a")]),
+    );
     put(queue, 2, `after-${action}`);
     fx.bed.graph.setValueBehaviour({ above: 300_000, fail: "broken" });
     try {
@@ -118,22 +127,25 @@ describe("Graph as a MailSource", () => {
     expect(await spool.pendingServerActions(queue.name, "graph", "INBOX")).toEqual([]);
   });
 
-  it.each(["gone", "syncStateNotFound", "resyncRequired"] as const)("starts a full round when the delta link expired (%s) and delivers nothing twice", async (how) => {
-    const { queue, source, sink } = graphQueue();
-    put(queue, 4, `expire-${how}`);
-    await source.sync(sink());
-    fx.bed.graph.expireDeltaTokens(how);
-    put(queue, 2, `expire-more-${how}`);
-    const downloads = () => requestsOf(queue).filter((r) => r.path.endsWith("/$value")).length;
-    const downloadsBefore = downloads();
-    const round = sink();
-    await source.sync(round);
-    expect([round.fetched, round.spooled]).toEqual([6, 2]);
-    expect(spooledItems(queue)).toHaveLength(6);
-    // The four already spooled are recognised by their id, not downloaded again.
-    expect(downloads() - downloadsBefore).toBe(2);
-    expect(fx.logLines.some((l) => l.includes("delta link expired"))).toBe(true);
-  });
+  it.each(["gone", "syncStateNotFound", "resyncRequired"] as const)(
+    "starts a full round when the delta link expired (%s) and delivers nothing twice",
+    async (how) => {
+      const { queue, source, sink } = graphQueue();
+      put(queue, 4, `expire-${how}`);
+      await source.sync(sink());
+      fx.bed.graph.expireDeltaTokens(how);
+      put(queue, 2, `expire-more-${how}`);
+      const downloads = () => requestsOf(queue).filter((r) => r.path.endsWith("/$value")).length;
+      const downloadsBefore = downloads();
+      const round = sink();
+      await source.sync(round);
+      expect([round.fetched, round.spooled]).toEqual([6, 2]);
+      expect(spooledItems(queue)).toHaveLength(6);
+      // The four already spooled are recognised by their id, not downloaded again.
+      expect(downloads() - downloadsBefore).toBe(2);
+      expect(fx.logLines.some((l) => l.includes("delta link expired"))).toBe(true);
+    },
+  );
 
   it("honours Retry-After within the sync, and ends it with GRAPH_THROTTLED (minutes) when Graph gives none, without slowing another mailbox", async () => {
     const { queue, source, sink } = graphQueue();
@@ -146,7 +158,12 @@ describe("Graph as a MailSource", () => {
     expect(throttled.spooled).toBe(3);
     const answered = requestsOf(queue).map((r) => r.status);
     expect(answered.filter((s) => s === 429)).toHaveLength(2);
-    const [first429, after] = [requestsOf(queue).find((r) => r.status === 429)!, requestsOf(queue).filter((r) => r.status === 200).at(-1)!];
+    const [first429, after] = [
+      requestsOf(queue).find((r) => r.status === 429)!,
+      requestsOf(queue)
+        .filter((r) => r.status === 200)
+        .at(-1)!,
+    ];
     expect(after.at - first429.at).toBeGreaterThanOrEqual(1_900);
 
     put(queue, 1, "throttle-again");
@@ -167,7 +184,11 @@ describe("Graph as a MailSource", () => {
   it("parks a message whose $value breaks off in 5 syncs as a headers-only dead letter; the others are spooled", async () => {
     const { queue, source, sink } = graphQueue();
     const before = put(queue, 1, "before-broken");
-    const broken = fx.bed.graph.putMessage(queue.address, "inbox", Buffer.concat([Buffer.from("Subject: breaks\r\nMessage-ID: <breaks@example.test>\r\n\r\n"), Buffer.alloc(600_000, "c")]));
+    const broken = fx.bed.graph.putMessage(
+      queue.address,
+      "inbox",
+      Buffer.concat([Buffer.from("Subject: breaks\r\nMessage-ID: <breaks@example.test>\r\n\r\n"), Buffer.alloc(600_000, "c")]),
+    );
     const after = put(queue, 1, "after-broken");
     fx.bed.graph.setValueBehaviour({ above: 500_000, fail: "broken" });
     try {
@@ -188,7 +209,10 @@ describe("Graph as a MailSource", () => {
     // `deadletters retry` once Graph serves it again: the next sync fetches it whole, into the same row.
     expect(await spool.retryDeadLetter(queue.name, parked!.id)).toBeGreaterThan(0);
     await source.sync(sink());
-    const refetched = fx.db.prepare("SELECT headers_only, awaiting_refetch FROM messages WHERE queue = ? AND item_id = ?").all(queue.name, broken) as Array<{ headers_only: number; awaiting_refetch: number }>;
+    const refetched = fx.db.prepare("SELECT headers_only, awaiting_refetch FROM messages WHERE queue = ? AND item_id = ?").all(queue.name, broken) as Array<{
+      headers_only: number;
+      awaiting_refetch: number;
+    }>;
     expect(refetched).toEqual([{ headers_only: 0, awaiting_refetch: 0 }]);
     expect(spooledItems(queue)).toEqual([...before, broken, ...after]);
     expect(await spool.deadLetterCount(queue.name)).toBe(0);
@@ -207,7 +231,12 @@ describe("Graph as a MailSource", () => {
     expect(spooledItems(queue)).toEqual([]);
     await source.sync(sink());
     expect(spooledItems(queue)).toEqual(ids);
-    expect(fx.bed.graph.messages(queue.address, "deleteditems").map((m) => m.id).sort()).toEqual([...ids].sort());
+    expect(
+      fx.bed.graph
+        .messages(queue.address, "deleteditems")
+        .map((m) => m.id)
+        .sort(),
+    ).toEqual([...ids].sort());
   });
 
   it("never has more than 3 requests in flight for a mailbox, even when two queues read it", async () => {
@@ -230,7 +259,11 @@ describe("Graph as a MailSource", () => {
   it("parks a message above maxMessageSize as a headers-only dead letter without downloading it", async () => {
     const { queue, source, sink } = graphQueue({ maxMessageSize: "100KB" });
     const small = put(queue, 1, "small");
-    const big = fx.bed.graph.putMessage(queue.address, "inbox", Buffer.concat([Buffer.from("Subject: too big\r\nMessage-ID: <big@example.test>\r\n\r\n"), Buffer.alloc(200_000, "b")]));
+    const big = fx.bed.graph.putMessage(
+      queue.address,
+      "inbox",
+      Buffer.concat([Buffer.from("Subject: too big\r\nMessage-ID: <big@example.test>\r\n\r\n"), Buffer.alloc(200_000, "b")]),
+    );
     const round = sink();
     await source.sync(round);
     expect(round.spooled).toBe(2);
@@ -248,7 +281,11 @@ describe("Graph failures carry the operator's fix", () => {
     fx.bed.identity.addUser({ username: agent, password: PASSWORD });
     fx.bed.graph.addMailbox(owner); // no fullAccess for the agent
     const [queue] = fx.queues([{ name: `s${seq}`, address: owner, password: PASSWORD, signInUser: agent, options: { source: "graph" } }]) as [QueueConfig];
-    expect(queue.identity.scopes).toEqual(["https://graph.microsoft.com/Mail.ReadWrite", "https://graph.microsoft.com/Mail.ReadWrite.Shared", "offline_access"]);
+    expect(queue.identity.scopes).toEqual([
+      "https://graph.microsoft.com/Mail.ReadWrite",
+      "https://graph.microsoft.com/Mail.ReadWrite.Shared",
+      "offline_access",
+    ]);
     const source = new GraphSource(queue, fx.provider(queue), fx.logger);
     const error = await failure(source.sync(new QueueSpoolSink(queue, "graph", spool, new DaemonEvents())));
     expect(error.code).toBe("GRAPH_ACCESS_DENIED");

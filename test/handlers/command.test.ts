@@ -134,7 +134,9 @@ describe("command handler", () => {
     const longId = `<${"x".repeat(20_000)}@example.test>`;
     const longSubject = `Bestellung ${"ü".repeat(300)}`; // 611 bytes in UTF-8, under 500 characters
     const raw = Buffer.from(
-      RAW.toString("utf8").replace("<command-test-1@example.test>", longId).replace("=?UTF-8?Q?Order=0A42=07_ready?=", `=?UTF-8?B?${Buffer.from(longSubject).toString("base64")}?=`),
+      RAW.toString("utf8")
+        .replace("<command-test-1@example.test>", longId)
+        .replace("=?UTF-8?Q?Order=0A42=07_ready?=", `=?UTF-8?B?${Buffer.from(longSubject).toString("base64")}?=`),
     );
     const long = { ...message, raw: rawMessageFromBuffer(raw), parsed: await new MailparserParser().parse(raw) };
     const out = mkdtempSync(path.join(dir, "long-"));
@@ -247,11 +249,17 @@ describe("command handler", () => {
   });
 
   it("names credential-like variables of the daemon's environment (not places, not values)", () => {
-    expect(credentialLikeVariables({ CRM_API_TOKEN: "x", DB_PASSWORD: "y", PATH: "/bin", SSH_AUTH_SOCK: "/tmp/s", CREDENTIALS_DIRECTORY: "/run/c", AWS_SECRET_ACCESS_KEY: "z", HOME: "/root" })).toEqual([
-      "AWS_SECRET_ACCESS_KEY",
-      "CRM_API_TOKEN",
-      "DB_PASSWORD",
-    ]);
+    expect(
+      credentialLikeVariables({
+        CRM_API_TOKEN: "x",
+        DB_PASSWORD: "y",
+        PATH: "/bin",
+        SSH_AUTH_SOCK: "/tmp/s",
+        CREDENTIALS_DIRECTORY: "/run/c",
+        AWS_SECRET_ACCESS_KEY: "z",
+        HOME: "/root",
+      }),
+    ).toEqual(["AWS_SECRET_ACCESS_KEY", "CRM_API_TOKEN", "DB_PASSWORD"]);
   });
 
   it("shutdown: the context's signal ends the program and the delivery rejects with the signal's reason", async () => {

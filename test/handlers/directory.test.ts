@@ -185,7 +185,10 @@ describe("directory handler", () => {
     const dir = join(root, "support", "1700000000-42");
     const before = await stat(join(dir, "message.json"));
 
-    const again = deliverable({ raw: rawMessageFromBuffer(Buffer.from("different")), parsed: { ...EMPTY_PARSED, subject: "second", attachments: [attachment("b.txt", "second")] } });
+    const again = deliverable({
+      raw: rawMessageFromBuffer(Buffer.from("different")),
+      parsed: { ...EMPTY_PARSED, subject: "second", attachments: [attachment("b.txt", "second")] },
+    });
     await expect(handler.deliver(again, context())).resolves.toBeUndefined();
     // a fresh handler instance (a restarted daemon) too
     await expect(createDirectoryHandler({ path: root }).deliver(again, context())).resolves.toBeUndefined();
@@ -279,7 +282,10 @@ describe("directory handler", () => {
     const parsed: ParsedMessage = { ...EMPTY_PARSED, attachments: [attachment("a.txt", "fine"), broken] };
     const error = await createDirectoryHandler({ path: root })
       .deliver(deliverable({ parsed }), context())
-      .then(() => undefined, (caught: unknown) => caught);
+      .then(
+        () => undefined,
+        (caught: unknown) => caught,
+      );
     expect(error).toBeInstanceOf(MailfetchdError);
     expect(error).toMatchObject({ code: "HANDLER_FAILED", retryable: true });
     expect(await readdir(join(root, "support"))).toEqual([]);
@@ -287,16 +293,22 @@ describe("directory handler", () => {
 
   it.each([
     ["the output path is a regular file", async (path: string) => writeFile(path, "not a directory")],
-    ["the queue directory is a regular file", async (path: string) => {
-      await mkdir(path);
-      await writeFile(join(path, "support"), "not a directory");
-    }],
+    [
+      "the queue directory is a regular file",
+      async (path: string) => {
+        await mkdir(path);
+        await writeFile(join(path, "support"), "not a directory");
+      },
+    ],
   ])("gives a retryable HANDLER_FAILED error when %s (an unwritable target)", async (_label, arrange) => {
     const out = join(root, "out");
     await arrange(out);
     const error = await createDirectoryHandler({ path: out })
       .deliver(deliverable(), context())
-      .then(() => undefined, (caught: unknown) => caught);
+      .then(
+        () => undefined,
+        (caught: unknown) => caught,
+      );
     expect(error).toBeInstanceOf(MailfetchdError);
     expect(error).toMatchObject({ code: "HANDLER_FAILED", retryable: true });
     expect(isRetryable(error)).toBe(true);
@@ -312,7 +324,10 @@ describe("directory handler", () => {
     await symlink(elsewhere, join(out, "support"));
     const error = await createDirectoryHandler({ path: out })
       .deliver(deliverable(), context())
-      .then(() => undefined, (caught: unknown) => caught);
+      .then(
+        () => undefined,
+        (caught: unknown) => caught,
+      );
     expect(error).toBeInstanceOf(MailfetchdError);
     expect(error).toMatchObject({ code: "HANDLER_FAILED", retryable: true });
     expect((error as MailfetchdError).message).toContain(`${join(out, "support")} is a symbolic link (to ${elsewhere}); refused`);
@@ -327,7 +342,10 @@ describe("directory handler", () => {
     await symlink(elsewhere, join(root, "out", "support", "1700000000-42"));
     const error = await createDirectoryHandler({ path: join(root, "out") })
       .deliver(deliverable(), context())
-      .then(() => undefined, (caught: unknown) => caught);
+      .then(
+        () => undefined,
+        (caught: unknown) => caught,
+      );
     expect(error).toMatchObject({ code: "HANDLER_FAILED", retryable: true });
     expect((error as MailfetchdError).message).toContain("1700000000-42 is a symbolic link");
     expect(await readdir(elsewhere)).toEqual([]);
@@ -346,7 +364,10 @@ describe("directory handler", () => {
     await writeFile(join(root, "support", "1700000000-42"), "squatter");
     const error = await createDirectoryHandler({ path: root })
       .deliver(deliverable(), context())
-      .then(() => undefined, (caught: unknown) => caught);
+      .then(
+        () => undefined,
+        (caught: unknown) => caught,
+      );
     expect(error).toMatchObject({ code: "HANDLER_FAILED", retryable: true });
     expect(await readFile(join(root, "support", "1700000000-42"), "utf8")).toBe("squatter");
   });
@@ -360,7 +381,10 @@ describe("directory handler", () => {
     try {
       const error = await createDirectoryHandler({ path: root })
         .deliver(deliverable(), context())
-        .then(() => undefined, (caught: unknown) => caught);
+        .then(
+          () => undefined,
+          (caught: unknown) => caught,
+        );
       expect(error).toMatchObject({ code: "HANDLER_FAILED", retryable: true });
       expect((error as MailfetchdError).message, (error as Error).message).toMatch(asRoot ? /EROFS/ : /EACCES/);
     } finally {
@@ -380,7 +404,10 @@ describe("directory handler", () => {
   ] as const)("refuses an unsafe %s as a programming error, writing nothing", async (_what, overrides) => {
     const error = await createDirectoryHandler({ path: root })
       .deliver(deliverable(overrides), context())
-      .then(() => undefined, (caught: unknown) => caught);
+      .then(
+        () => undefined,
+        (caught: unknown) => caught,
+      );
     expect(error).toBeInstanceOf(Error);
     expect(error).not.toBeInstanceOf(MailfetchdError);
     expect((error as Error).message).toMatch(/not a safe path segment/);
@@ -390,7 +417,10 @@ describe("directory handler", () => {
   it("links message.eml to the spool's file on the same file system, and copies it from another (tmpfs)", async () => {
     const bytes = Buffer.from("Subject: linked\r\n\r\nbody\r\n");
     const bigBytes = Buffer.alloc(2 * 1024 * 1024, 0x42);
-    for (const [where, spoolDir] of [["same", root], ["other", "/dev/shm"]] as const) {
+    for (const [where, spoolDir] of [
+      ["same", root],
+      ["other", "/dev/shm"],
+    ] as const) {
       const source = await mkdtemp(join(spoolDir, "mailfetchd-spool-"));
       try {
         const spoolFile = join(source, "m.eml");
@@ -398,8 +428,14 @@ describe("directory handler", () => {
         await writeFile(spoolFile, bytes, { mode: 0o600 });
         await writeFile(scratchFile, bigBytes, { mode: 0o600 });
         const out = join(root, `out-${where}`);
-        const parsed = { ...EMPTY_PARSED, attachments: [{ ...attachment("big.bin", ""), content: undefined, file: scratchFile, size: bigBytes.length, sha256: sha256(bigBytes) }] };
-        await createDirectoryHandler({ path: out }).deliver(deliverable({ id: `id-${where}`, raw: rawMessageFromFile(spoolFile, bytes.length), parsed }), context());
+        const parsed = {
+          ...EMPTY_PARSED,
+          attachments: [{ ...attachment("big.bin", ""), content: undefined, file: scratchFile, size: bigBytes.length, sha256: sha256(bigBytes) }],
+        };
+        await createDirectoryHandler({ path: out }).deliver(
+          deliverable({ id: `id-${where}`, raw: rawMessageFromFile(spoolFile, bytes.length), parsed }),
+          context(),
+        );
 
         const dir = join(out, "support", `id-${where}`);
         expect(await readFile(join(dir, "message.eml"))).toEqual(bytes);

@@ -361,7 +361,13 @@ describe("webhook handler through the Deliverer and a real spool", () => {
     const spool = new Spool(new SqliteStateStore(db, dir), dir);
     const events = new DaemonEvents();
     const webhook = handler(url);
-    deliverer = new Deliverer(QUEUE, { spool, parser: new MailparserParser(), handlers: new Map([["webhook", webhook]]), events, logger: pino({ level: "silent" }) });
+    deliverer = new Deliverer(QUEUE, {
+      spool,
+      parser: new MailparserParser(),
+      handlers: new Map([["webhook", webhook]]),
+      events,
+      logger: pino({ level: "silent" }),
+    });
     await acceptImap(spool, QUEUE, { handlers: ["webhook"] }, { folder: "INBOX", uidValidity: "9", uid: 1, size: RAW.length, raw: RAW });
     return { spool, events, id: await expectedStableId(QUEUE.address, RAW) };
   }
@@ -409,10 +415,20 @@ describe("Standard Webhooks signing (pure)", () => {
   it("signs with every key in the file (rotation), each verifiable on its own", () => {
     const second = `whsec_${randomBytes(32).toString("base64")}`;
     const body = Buffer.from("{}");
-    const { "webhook-signature": signature, "webhook-timestamp": timestamp } = signWebhook(parseSigningSecrets(`${SECRET}\n\n${second}\n`), message.id, Date.now() / 1000, body);
+    const { "webhook-signature": signature, "webhook-timestamp": timestamp } = signWebhook(
+      parseSigningSecrets(`${SECRET}\n\n${second}\n`),
+      message.id,
+      Date.now() / 1000,
+      body,
+    );
     expect(signature!.split(" ")).toHaveLength(2);
     for (const secret of [SECRET, second]) {
-      expect(verifyStandardWebhook({ method: "POST", path: "/", body, headers: { "webhook-id": message.id, "webhook-timestamp": timestamp, "webhook-signature": signature } }, secret)).toBeUndefined();
+      expect(
+        verifyStandardWebhook(
+          { method: "POST", path: "/", body, headers: { "webhook-id": message.id, "webhook-timestamp": timestamp, "webhook-signature": signature } },
+          secret,
+        ),
+      ).toBeUndefined();
     }
   });
 

@@ -10,7 +10,17 @@ describe("bearer token check", () => {
   });
 
   it("refuses anything else", () => {
-    for (const header of [undefined, "", "Bearer", "Bearer ", `Basic ${TOKEN}`, `Bearer ${TOKEN}x`, `Bearer ${TOKEN.slice(1)}`, `Bearer ${TOKEN} extra`, TOKEN]) {
+    for (const header of [
+      undefined,
+      "",
+      "Bearer",
+      "Bearer ",
+      `Basic ${TOKEN}`,
+      `Bearer ${TOKEN}x`,
+      `Bearer ${TOKEN.slice(1)}`,
+      `Bearer ${TOKEN} extra`,
+      TOKEN,
+    ]) {
       expect(bearerTokenMatches(header, TOKEN), String(header)).toBe(false);
     }
   });

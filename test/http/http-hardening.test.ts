@@ -103,7 +103,14 @@ describe("HTTP surface on loopback: DNS rebinding", () => {
 
   it("refuses any other Host (a rebinding web page), before anything is read", async () => {
     const port = await surface({ host: "127.0.0.1", port: 0 });
-    for (const host of [`evil.example:${port}`, "evil.example", `127.0.0.1.evil.example:${port}`, `localhost.evil.example`, `[::2]:${port}`, `10.0.0.1:${port}`]) {
+    for (const host of [
+      `evil.example:${port}`,
+      "evil.example",
+      `127.0.0.1.evil.example:${port}`,
+      `localhost.evil.example`,
+      `[::2]:${port}`,
+      `10.0.0.1:${port}`,
+    ]) {
       const answer = await get(port, host);
       expect(answer.status, host).toBe(421);
       expect(answer.body).toContain("answers only to Host localhost, 127.0.0.1 or [::1]");

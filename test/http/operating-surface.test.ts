@@ -118,7 +118,10 @@ describe("HTTP surface of a running daemon", () => {
     expect((await get("/livez")).body).toBe("ok\n");
     await waitFor("/readyz to answer 200", async () => (await get("/readyz")).status === 200);
     expect((await get("/readyz")).body).toBe("ready\n");
-    await waitFor("alpha's 3 messages delivered and big's dead letter", async () => delivered("alpha") === 3 && (await daemon.spool.deadLetterCount("big")) === 1);
+    await waitFor(
+      "alpha's 3 messages delivered and big's dead letter",
+      async () => delivered("alpha") === 3 && (await daemon.spool.deadLetterCount("big")) === 1,
+    );
   });
 
   it("refuses every path without the right bearer token, and says how to send it", async () => {
@@ -157,7 +160,10 @@ describe("HTTP surface of a running daemon", () => {
   });
 
   it("exposes Prometheus metrics: counters from events, gauges read on scrape, process defaults", async () => {
-    await waitFor("a failed delivery to the blocked handler", async () => (sample((await get("/metrics")).body, 'mailfetchd_delivery_failures_total{queue="alpha",handler="blocked"}') ?? 0) >= 1);
+    await waitFor(
+      "a failed delivery to the blocked handler",
+      async () => (sample((await get("/metrics")).body, 'mailfetchd_delivery_failures_total{queue="alpha",handler="blocked"}') ?? 0) >= 1,
+    );
     const response = await get("/metrics");
     expect(response.headers.get("content-type")).toContain("text/plain");
     const text = response.body;
@@ -204,7 +210,16 @@ describe("HTTP surface of a running daemon", () => {
       context = await chromium.launchPersistentContext(profile, {
         executablePath: "/usr/bin/chromium",
         headless: true,
-        args: ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run", "--disable-background-networking", "--disable-component-update", "--disable-sync"],
+        args: [
+          "--headless",
+          "--no-sandbox",
+          "--disable-gpu",
+          "--disable-quic",
+          "--no-first-run",
+          "--disable-background-networking",
+          "--disable-component-update",
+          "--disable-sync",
+        ],
         // As a reverse proxy in front of the daemon would add it.
         extraHTTPHeaders: { authorization: `Bearer ${token}` },
         viewport: { width: 1400, height: 800 },

@@ -11,11 +11,25 @@ const now = new Date("2026-05-20T10:00:00Z");
 const hostile = `<img src=x onerror="alert(1)">&'`;
 
 const queues: QueueHealth[] = [
-  { queue: "support", state: "ok", tokenExpiresAt: new Date("2026-05-20T10:52:00Z"), lastSuccessAt: new Date("2026-05-20T09:59:48Z"), consecutiveFailures: 0, backlog: 0, deadLetters: 0, spoolBytes: 0 },
+  {
+    queue: "support",
+    state: "ok",
+    tokenExpiresAt: new Date("2026-05-20T10:52:00Z"),
+    lastSuccessAt: new Date("2026-05-20T09:59:48Z"),
+    consecutiveFailures: 0,
+    backlog: 0,
+    deadLetters: 0,
+    spoolBytes: 0,
+  },
   {
     queue: "sales",
     state: "misconfigured",
-    lastError: { code: "IMAP_FOLDER_NOT_FOUND", message: `Queue sales: the folder '${hostile}' does not exist in the mailbox.`, fix: "Correct the queue's `folder`.", at: new Date("2026-05-20T09:58:00Z") },
+    lastError: {
+      code: "IMAP_FOLDER_NOT_FOUND",
+      message: `Queue sales: the folder '${hostile}' does not exist in the mailbox.`,
+      fix: "Correct the queue's `folder`.",
+      at: new Date("2026-05-20T09:58:00Z"),
+    },
     consecutiveFailures: 3,
     backlog: 4,
     oldestUndeliveredAt: new Date("2026-05-20T09:12:00Z"),
@@ -49,7 +63,12 @@ describe("status page HTML", () => {
 
   it("draws each queue's last 24 hours as an inline SVG chart, one slot per hour, on one scale", () => {
     const first = Date.parse("2026-05-19T11:00:00Z");
-    const hours: HourActivity[] = Array.from({ length: 24 }, (_, i) => ({ start: new Date(first + i * HOUR_MS), delivered: 0, deliveryFailures: 0, fetchFailures: 0 }));
+    const hours: HourActivity[] = Array.from({ length: 24 }, (_, i) => ({
+      start: new Date(first + i * HOUR_MS),
+      delivered: 0,
+      deliveryFailures: 0,
+      fetchFailures: 0,
+    }));
     hours[20] = { ...hours[20]!, delivered: 10 };
     hours[23] = { ...hours[23]!, delivered: 5, deliveryFailures: 1, fetchFailures: 1 };
     const html = renderStatusPage(queues, { now, version: "1.2.3", ready: true, charts: new Map([["support", hours]]) });
@@ -59,11 +78,13 @@ describe("status page HTML", () => {
     expect(svg).toContain('aria-label="Last 24 hours: 15 delivered, 2 failures"');
     // One tooltip: the totals, then each hour that had activity.
     expect(svg.match(/<title>/g)).toHaveLength(1);
-    expect(svg).toContain("&#10;07:00 UTC: 10 delivered, 0 failed deliveries, 0 failed fetches&#10;10:00 UTC: 5 delivered, 1 failed deliveries, 1 failed fetches</title>");
+    expect(svg).toContain(
+      "&#10;07:00 UTC: 10 delivered, 0 failed deliveries, 0 failed fetches&#10;10:00 UTC: 5 delivered, 1 failed deliveries, 1 failed fetches</title>",
+    );
     // The busiest hour fills the height; the others scale to it; quiet hours draw nothing.
     expect(svg).toContain('<path class="delivered" d="M140 31v-31h3v31zM161 31v-16h3v16z"/>');
     expect(svg).toContain('<path class="failed" d="M164 31v-6h3v6z"/>');
-    expect(row).toContain("15 delivered</span> · <span class=\"f\">2 failures");
+    expect(row).toContain('15 delivered</span> · <span class="f">2 failures');
     // A queue without numbers (the page rendered without a state) says so instead.
     expect(html.split("\n").find((line) => line.includes('data-queue="sales"'))).toContain('<td class="activity"><span class="muted">no data</span></td>');
   });
@@ -77,9 +98,23 @@ describe("status page HTML", () => {
   it("with several replicas, shows who holds each queue since when, the replicas, and a queue nobody holds as needing attention", () => {
     const cluster = clusterView(
       [
-        { queue: "support", owner: `r1:${hostile}`, epoch: 3, leaseUntil: new Date("2026-05-20T10:00:10Z"), acquiredAt: new Date("2026-05-20T09:55:00Z"), takeovers: 1 },
+        {
+          queue: "support",
+          owner: `r1:${hostile}`,
+          epoch: 3,
+          leaseUntil: new Date("2026-05-20T10:00:10Z"),
+          acquiredAt: new Date("2026-05-20T09:55:00Z"),
+          takeovers: 1,
+        },
         // Its holder's lease ran out: nobody holds it now.
-        { queue: "sales", owner: "r2:gone", epoch: 2, leaseUntil: new Date("2026-05-20T09:59:00Z"), acquiredAt: new Date("2026-05-20T08:00:00Z"), takeovers: 0 },
+        {
+          queue: "sales",
+          owner: "r2:gone",
+          epoch: 2,
+          leaseUntil: new Date("2026-05-20T09:59:00Z"),
+          acquiredAt: new Date("2026-05-20T08:00:00Z"),
+          takeovers: 0,
+        },
       ],
       [
         { id: `r1:${hostile}`, startedAt: new Date("2026-05-20T09:00:00Z"), seenUntil: new Date("2026-05-20T10:00:10Z") },

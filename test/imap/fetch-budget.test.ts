@@ -71,7 +71,8 @@ describe("the fetch budget", () => {
     // The third message is refused at once, as a read-only spool refuses it, while the FETCH
     // still streams the others in: its rejection waits until the mailbox reads it.
     const refusing = Object.assign(Object.create(real) as QueueSpoolSink, {
-      accept: (message: Parameters<QueueSpoolSink["accept"]>[0]) => (++accepted === 3 ? Promise.reject(new Error("EROFS: read-only file system")) : real.accept(message)),
+      accept: (message: Parameters<QueueSpoolSink["accept"]>[0]) =>
+        ++accepted === 3 ? Promise.reject(new Error("EROFS: read-only file system")) : real.accept(message),
     });
     await expect(source.sync(refusing)).rejects.toThrow(/EROFS/);
     expect(budget.inUse).toEqual({ messages: 0, bytes: 0 });

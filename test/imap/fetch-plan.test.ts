@@ -6,7 +6,14 @@ const limits = { streamAbove: 4 * MB, bulkBytes: 8 * MB };
 
 describe("planFetchRuns", () => {
   it("keeps UID order: small messages in bulk runs, each big one streamed on its own", () => {
-    const sizes = new Map([[1, 10_000], [2, 20_000], [3, 50 * MB], [4, 30_000], [5, 5 * MB], [6, 1_000]]);
+    const sizes = new Map([
+      [1, 10_000],
+      [2, 20_000],
+      [3, 50 * MB],
+      [4, 30_000],
+      [5, 5 * MB],
+      [6, 1_000],
+    ]);
     expect(planFetchRuns([1, 2, 3, 4, 5, 6], (uid) => sizes.get(uid)!, limits)).toEqual([
       { kind: "bulk", uids: [1, 2] },
       { kind: "stream", uid: 3 },

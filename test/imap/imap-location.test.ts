@@ -13,7 +13,17 @@ describe("IMAP locations and cursors", () => {
   });
 
   it("read nothing from text that is not theirs (a Graph id, a deltaLink, garbage)", () => {
-    for (const text of ["", "7", "7:", ":3", "7:3:1", "a:1", "7:-1", "AAMkAGI2TG93AAA=", "https://graph.microsoft.com/v1.0/me/mailFolders/inbox/messages/delta?$deltatoken=x"]) {
+    for (const text of [
+      "",
+      "7",
+      "7:",
+      ":3",
+      "7:3:1",
+      "a:1",
+      "7:-1",
+      "AAMkAGI2TG93AAA=",
+      "https://graph.microsoft.com/v1.0/me/mailFolders/inbox/messages/delta?$deltatoken=x",
+    ]) {
       expect(parseImapItem(text)).toBeUndefined();
       expect(parseImapCursor(text)).toBeUndefined();
     }

@@ -99,7 +99,11 @@ describe("IMAP as a MailSource", () => {
     // An action owed under the old UIDVALIDITY, as a crash between spooling and acting leaves it.
     const owed = imapLocation({ folder: FOLDER, uidValidity: before.uidValidity, uid: 99 });
     const raw = Buffer.from("Subject: owed\r\n\r\nowed\r\n");
-    await spool.accept({ name: queue.name, address: queue.address }, { handlers: ["directory"], serverAction: { action: "seen" } }, { location: owed, size: raw.length, raw });
+    await spool.accept(
+      { name: queue.name, address: queue.address },
+      { handlers: ["directory"], serverAction: { action: "seen" } },
+      { location: owed, size: raw.length, raw },
+    );
 
     await fx.bed.dovecot.deleteFolder(QUEUE.address, FOLDER);
     await fx.bed.dovecot.createFolder(QUEUE.address, FOLDER);
@@ -185,7 +189,9 @@ describe("IMAP server-side actions the server refuses", () => {
     const address = "shared-move@example.test";
     fx.bed.identity.addUser({ username: address, password: QUEUE.password });
     await fx.bed.dovecot.createFolder(address, "Handled");
-    const [moving] = fx.queues([{ name: "shared-move", address, password: QUEUE.password, options: { afterSpool: "move", moveTo: "Handled" } }]) as [QueueConfig];
+    const [moving] = fx.queues([{ name: "shared-move", address, password: QUEUE.password, options: { afterSpool: "move", moveTo: "Handled" } }]) as [
+      QueueConfig,
+    ];
     const logger = fx.logger.child({ queue: moving.name });
     const mailbox = new ImapMailbox(moving, fx.provider(moving), logger);
     const source = new ImapSource(moving, mailbox, logger);

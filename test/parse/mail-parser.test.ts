@@ -136,7 +136,9 @@ describe("MailparserParser on real messages", () => {
     expect(parsed.html).toContain('src="cid:same1"');
     expect(parsed.html).not.toContain("data:image");
     expect(parsed.text).toContain("This is an HTML message.");
-    expect(parsed.attachments.map((a) => ({ filename: a.filename, contentType: a.contentType, contentId: a.contentId, inline: a.inline, size: a.size }))).toEqual([
+    expect(
+      parsed.attachments.map((a) => ({ filename: a.filename, contentType: a.contentType, contentId: a.contentId, inline: a.inline, size: a.size })),
+    ).toEqual([
       { filename: "logo.jpg", contentType: "image/gif", contentId: "same1", inline: true, size: 2695 },
       { filename: "background.jpg", contentType: "image/gif", contentId: "same1", inline: true, size: 18255 },
       { filename: "attachment.txt", contentType: "text/plain", contentId: undefined, inline: false, size: 2229 },
@@ -323,7 +325,14 @@ describe("MailparserParser on built messages", () => {
   });
 
   it("survives a message with more parts than mailparser allows, keeping the top-level headers", async () => {
-    const lines = ["From: Big Sender <big@example.com>", "Subject: too many parts", "Message-ID: <many@example.com>", "Date: Mon, 20 Oct 2014 07:15:27 +0000", 'Content-Type: multipart/mixed; boundary="b"', ""];
+    const lines = [
+      "From: Big Sender <big@example.com>",
+      "Subject: too many parts",
+      "Message-ID: <many@example.com>",
+      "Date: Mon, 20 Oct 2014 07:15:27 +0000",
+      'Content-Type: multipart/mixed; boundary="b"',
+      "",
+    ];
     for (let i = 0; i < 1100; i++) lines.push("--b", "Content-Type: text/plain", "", `part ${i}`);
     lines.push("--b--", "");
     const parsed = await parser.parse(message(lines));

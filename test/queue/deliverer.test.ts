@@ -52,10 +52,19 @@ async function setUp(handlers: Handler[]) {
   };
   const events = new DaemonEvents();
   const deliverer = new Deliverer(queue, { spool, parser, handlers: new Map(handlers.map((h) => [h.name, h])), events, logger });
-  cleanups.push(() => void db.close(), () => parser.close(), () => deliverer.stop());
+  cleanups.push(
+    () => void db.close(),
+    () => parser.close(),
+    () => deliverer.stop(),
+  );
   // 4 MB with a ~3.5 MB attachment: above the 1 MB at which attachments go to scratch files.
   const big = bigMessage({ seed: "deliverer-test", to: queue.address, totalBytes: 4 * 1024 * 1024, htmlBytes: 100 * 1024 });
-  const accepted = await acceptImap(spool, queue, { handlers: handlers.map((h) => h.name) }, { folder: "INBOX", uidValidity: "1", uid: 1, size: big.raw.length, raw: big.raw });
+  const accepted = await acceptImap(
+    spool,
+    queue,
+    { handlers: handlers.map((h) => h.name) },
+    { folder: "INBOX", uidValidity: "1", uid: 1, size: big.raw.length, raw: big.raw },
+  );
   return { stateDir, spool, events, deliverer, big, key: accepted.key, id: await expectedStableId(queue.address, big.raw), parsedFor };
 }
 
@@ -76,7 +85,8 @@ function recorder(name: string, seen: Seen[], fail = false): Handler {
   };
 }
 
-const scratchEntries = (stateDir: string) => (existsSync(path.join(stateDir, "scratch", queue.name)) ? readdirSync(path.join(stateDir, "scratch", queue.name)) : []);
+const scratchEntries = (stateDir: string) =>
+  existsSync(path.join(stateDir, "scratch", queue.name)) ? readdirSync(path.join(stateDir, "scratch", queue.name)) : [];
 
 function waitFor(events: DaemonEvents, name: "delivered" | "delivery-failed", count: number): Promise<void> {
   return new Promise((resolve) => {
@@ -168,7 +178,11 @@ describe("Deliverers of several queues sharing one delivery budget", () => {
       }
     }
     const deliverers = queues.map((q) => new Deliverer(q, { spool, parser, handlers: new Map([["slow", slow]]), events, logger, budget }));
-    cleanups.push(() => void db.close(), () => parser.close(), ...deliverers.map((d) => () => d.stop()));
+    cleanups.push(
+      () => void db.close(),
+      () => parser.close(),
+      ...deliverers.map((d) => () => d.stop()),
+    );
     const delivered = waitFor(events, "delivered", queues.length * perQueue);
     for (const deliverer of deliverers) deliverer.start();
     await delivered;

@@ -3,7 +3,15 @@
  * timers, so each rule is checked exactly and at once.
  */
 import { describe, expect, it } from "vitest";
-import { cycleWhenSessionOpens, decidePoll, FAILURE_BACKOFF, firstSafetyNet, nextPollDelay, scheduleAfterRecovery, type PollView } from "../../src/queue/poll-policy.js";
+import {
+  cycleWhenSessionOpens,
+  decidePoll,
+  FAILURE_BACKOFF,
+  firstSafetyNet,
+  nextPollDelay,
+  scheduleAfterRecovery,
+  type PollView,
+} from "../../src/queue/poll-policy.js";
 
 const MINUTE = 60_000;
 const EVERY = 30 * MINUTE;

@@ -29,7 +29,13 @@ function pollerFailingWith(error: unknown) {
   const failed: string[] = [];
   events.on("fetch-failed", (e) => failed.push(e.code));
   const source: MailSource = { kind: "imap", sync: () => Promise.reject(error) };
-  const queue = { name: "desk", address: "desk@example.test", poll: { intervalMs: 60_000 }, handlers: [], afterSpool: { action: "keep" } } as unknown as QueueConfig;
+  const queue = {
+    name: "desk",
+    address: "desk@example.test",
+    poll: { intervalMs: 60_000 },
+    handlers: [],
+    afterSpool: { action: "keep" },
+  } as unknown as QueueConfig;
   const poller = new Poller(queue, { source, spool, status: store.queueStatus, events, logger, fullCycleEveryMs: 3_600_000 });
   return { poller, store, lines, failed };
 }
@@ -47,7 +53,9 @@ describe("a fenced sync", () => {
   });
 
   it("while any other failure of the state store is recorded and logged as one", async () => {
-    const { poller, store, failed } = pollerFailingWith(new MailfetchdError("The state database cannot be written.", { code: "STATE_UNAVAILABLE", retryable: true }));
+    const { poller, store, failed } = pollerFailingWith(
+      new MailfetchdError("The state database cannot be written.", { code: "STATE_UNAVAILABLE", retryable: true }),
+    );
     await poller.runCycle();
     // Named as a spool write failure, as the poller always names a state store failing under a sync.
     expect(failed).toEqual(["SPOOL_WRITE_FAILED"]);

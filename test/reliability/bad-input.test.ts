@@ -38,7 +38,12 @@ describe.each(MAIL_SOURCES)("bad input over %s", (source: MailSourceKind) => {
   });
 
   it("delivers or dead-letters every malformed, unusual and fuzzed message, and never crashes or stalls", { timeout: 400_000 }, async () => {
-    const seeds = [...listFiles(FIXTURES).filter((f) => !/LICENSES|README|\.gitattributes/.test(f)).map((f) => readFileSync(f)), ...sampleMessages(12, { seed: "fuzz", to: QUEUE.address }).map((m) => m.raw)];
+    const seeds = [
+      ...listFiles(FIXTURES)
+        .filter((f) => !/LICENSES|README|\.gitattributes/.test(f))
+        .map((f) => readFileSync(f)),
+      ...sampleMessages(12, { seed: "fuzz", to: QUEUE.address }).map((m) => m.raw),
+    ];
     const cases = [
       ...hostileMessages(),
       ...WORST_CASE_CLASSES.map((c) => ({ klass: `worst case: ${c.klass}`, name: c.klass, raw: c.make(WORST_CASE_BYTES) })),
@@ -61,11 +66,16 @@ describe.each(MAIL_SOURCES)("bad input over %s", (source: MailSourceKind) => {
     const daemon = new DaemonProcess(configFile);
     daemon.start();
     const queueDir = path.join(outDir, QUEUE.name);
-    const deadLetters = () => JSON.parse(execFileSync(process.execPath, [CLI, "deadletters", "list", "--json", "--config", configFile], { encoding: "utf8" })) as Array<{ source: { uid?: number; item: string }; reason: string }>;
+    const deadLetters = () =>
+      JSON.parse(execFileSync(process.execPath, [CLI, "deadletters", "list", "--json", "--config", configFile], { encoding: "utf8" })) as Array<{
+        source: { uid?: number; item: string };
+        reason: string;
+      }>;
     const deliveredDirs = () => (existsSync(queueDir) ? readdirSync(queueDir).filter((n) => !n.startsWith(".")) : []);
     // Done when every message was fetched and nothing waits for a handler. (Outputs may be
     // fewer than messages: fuzzed copies that share a stable id are one message.)
-    const fetched = () => daemon.lines.filter((l) => l.msg === "fetched new mail" || l.msg === "poll: nothing new").reduce((sum, l) => sum + Number(l.fetched ?? 0), 0);
+    const fetched = () =>
+      daemon.lines.filter((l) => l.msg === "fetched new mail" || l.msg === "poll: nothing new").reduce((sum, l) => sum + Number(l.fetched ?? 0), 0);
     const backlog = () => {
       const result = spawnSync(process.execPath, [CLI, "status", "--json", "--config", configFile], { encoding: "utf8" });
       return (JSON.parse(result.stdout) as { queues: Array<{ backlog: number }> }).queues[0]!.backlog;
@@ -93,7 +103,11 @@ describe.each(MAIL_SOURCES)("bad input over %s", (source: MailSourceKind) => {
     const abandoned: string[] = [];
     for (const id of deliveredDirs()) {
       const dir = path.join(queueDir, id);
-      const doc = JSON.parse(readFileSync(path.join(dir, "message.json"), "utf8")) as { source: { uid?: number; item: string }; attachments: Array<{ path: string }>; parseError: string | null };
+      const doc = JSON.parse(readFileSync(path.join(dir, "message.json"), "utf8")) as {
+        source: { uid?: number; item: string };
+        attachments: Array<{ path: string }>;
+        parseError: string | null;
+      };
       const origin = byKey.get(sourceKey(source, doc.source))!;
       // A worst case is parsed in full: none may run into the parse time limit.
       if (origin.klass.startsWith("worst case") && /abandoned/.test(doc.parseError ?? "")) abandoned.push(`${origin.name}: ${doc.parseError}`);
@@ -121,9 +135,21 @@ describe.each(MAIL_SOURCES)("bad input over %s", (source: MailSourceKind) => {
     recordFigures(
       "bad-input",
       [
-        ...[...results.entries()].map(([klass, r]) => ({ class: klass, messages: r.messages, delivered: r.delivered, deadLettered: r.deadLettered, crashes: 0 })),
+        ...[...results.entries()].map(([klass, r]) => ({
+          class: klass,
+          messages: r.messages,
+          delivered: r.delivered,
+          deadLettered: r.deadLettered,
+          crashes: 0,
+        })),
         { class: "recognised repeats (fuzzed copies with one stable id)", messages: repeats.length, delivered: 0, deadLettered: 0, crashes: 0 },
-        { class: `refused by ${source === "imap" ? "Dovecot" : "the Graph stand-in"} (never reached mailfetchd)`, messages: refusedByServer.length, delivered: 0, deadLettered: 0, crashes: 0 },
+        {
+          class: `refused by ${source === "imap" ? "Dovecot" : "the Graph stand-in"} (never reached mailfetchd)`,
+          messages: refusedByServer.length,
+          delivered: 0,
+          deadLettered: 0,
+          crashes: 0,
+        },
       ],
       source,
     );

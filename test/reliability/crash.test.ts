@@ -20,7 +20,16 @@ import { startTestBed, type TestBed } from "../../tools/testbed/test-bed.js";
 import { DaemonProcess } from "../../tools/testbed/helpers/daemon-process.js";
 import { WebhookReceiver } from "../../tools/testbed/helpers/webhook-receiver.js";
 import { listFiles, scanForSecrets } from "../../tools/testbed/helpers/secret-scan.js";
-import { countMessages, issuedSecrets, linkTokens, MAIL_SOURCES, prepareMailbox, putRawMessage, sourceOptions, type MailSourceKind } from "../../tools/testbed/helpers/mail-source.js";
+import {
+  countMessages,
+  issuedSecrets,
+  linkTokens,
+  MAIL_SOURCES,
+  prepareMailbox,
+  putRawMessage,
+  sourceOptions,
+  type MailSourceKind,
+} from "../../tools/testbed/helpers/mail-source.js";
 import { recordFigures } from "./figures.js";
 
 const SOAK = Boolean(process.env.MAILFETCHD_SOAK);
@@ -93,7 +102,7 @@ describe.each(MAIL_SOURCES)("crash over %s", (source: MailSourceKind) => {
     let kills = 0;
     const tempFoldersLeftByKills = new Set<string>();
     let seed = 7;
-    const random = () => ((seed = (seed * 1_103_515_245 + 12_345) % 2 ** 31) / 2 ** 31);
+    const random = () => (seed = (seed * 1_103_515_245 + 12_345) % 2 ** 31) / 2 ** 31;
     const started = Date.now();
     // Always the full number of kills: one that lands after the drain finished still tests a
     // restart over a complete spool.
@@ -108,7 +117,8 @@ describe.each(MAIL_SOURCES)("crash over %s", (source: MailSourceKind) => {
         // after 10 s.
         const folders = messageFolders().length;
         const giveUpAt = Date.now() + 10_000;
-        while (messageFolders().length === folders && messageFolders().length < expected.size && Date.now() < giveUpAt) await new Promise((resolve) => setTimeout(resolve, 20));
+        while (messageFolders().length === folders && messageFolders().length < expected.size && Date.now() < giveUpAt)
+          await new Promise((resolve) => setTimeout(resolve, 20));
         await new Promise((resolve) => setTimeout(resolve, random() * 1_000));
       } else {
         // A random instant: during start-up, sign-in, fetch, spooling, server actions or delivery.
@@ -139,7 +149,17 @@ describe.each(MAIL_SOURCES)("crash over %s", (source: MailSourceKind) => {
       const unexpected = [...distinct].filter((id) => !expected.has(id)).length;
       expect(lost, "lost").toBe(0);
       expect(unexpected, "a repeat carried another id").toBe(0);
-      return { fault: `SIGKILL x${kills} (handler ${index === 0 ? "crm" : "archive"})`, runs: kills + 1, messages: expected.size, lost, duplicated: ids.length - distinct.size, recovered: true, secondsToRecover: Math.round(recoverSeconds), secondsInAll: Math.round(totalSeconds), deliveredBeforeLastRun: deliveredBeforeFinal[index]! };
+      return {
+        fault: `SIGKILL x${kills} (handler ${index === 0 ? "crm" : "archive"})`,
+        runs: kills + 1,
+        messages: expected.size,
+        lost,
+        duplicated: ids.length - distinct.size,
+        recovered: true,
+        secondsToRecover: Math.round(recoverSeconds),
+        secondsInAll: Math.round(totalSeconds),
+        deliveredBeforeLastRun: deliveredBeforeFinal[index]!,
+      };
     });
     expect(await countMessages(bed, source, "crash-b@example.test", "Processed")).toBe(Math.floor(TOTAL / 3));
     if (source === "graph") {
@@ -157,7 +177,13 @@ describe.each(MAIL_SOURCES)("crash over %s", (source: MailSourceKind) => {
     const folders = messageFolders();
     const leftoverTempFolders = outputEntries().filter((name) => name.startsWith(".tmp-")).length;
     const incomplete = QUEUES.flatMap((q) =>
-      readdirIfAny(path.join(outDir(), q.name)).filter((id) => !id.startsWith(".") && readdirIfAny(path.join(outDir(), q.name, id)).sort().join() !== "attachments,message.eml,message.json"),
+      readdirIfAny(path.join(outDir(), q.name)).filter(
+        (id) =>
+          !id.startsWith(".") &&
+          readdirIfAny(path.join(outDir(), q.name, id))
+            .sort()
+            .join() !== "attachments,message.eml,message.json",
+      ),
     ).length;
     const lostFiles = [...expected.keys()].filter((id) => !folders.includes(id)).length;
     expect(lostFiles, "lost (directory handler)").toBe(0);

@@ -20,7 +20,15 @@ import { CLI, DaemonProcess } from "../../tools/testbed/helpers/daemon-process.j
 import { WebhookReceiver } from "../../tools/testbed/helpers/webhook-receiver.js";
 import { recordFigures } from "./figures.js";
 import { deliveredIds } from "../../tools/testbed/helpers/directory-output.js";
-import { issuedSecrets, linkTokens, MAIL_SOURCES, prepareMailbox, putRawMessage, sourceOptions, type MailSourceKind } from "../../tools/testbed/helpers/mail-source.js";
+import {
+  issuedSecrets,
+  linkTokens,
+  MAIL_SOURCES,
+  prepareMailbox,
+  putRawMessage,
+  sourceOptions,
+  type MailSourceKind,
+} from "../../tools/testbed/helpers/mail-source.js";
 import { listFiles, scanForSecrets } from "../../tools/testbed/helpers/secret-scan.js";
 
 interface Phase {
@@ -131,7 +139,9 @@ describe.each(MAIL_SOURCES)("faults over %s", (source: MailSourceKind) => {
       return out.stdout;
     };
     const statusInBackground = async (...args: string[]) => {
-      const out = await runCli(process.execPath, [CLI, "status", ...args, "--config", configFile], { encoding: "utf8" }).catch((error: { stdout: string; stderr: string }) => error);
+      const out = await runCli(process.execPath, [CLI, "status", ...args, "--config", configFile], { encoding: "utf8" }).catch(
+        (error: { stdout: string; stderr: string }) => error,
+      );
       statusOutputs.push(out.stdout, out.stderr);
     };
     return { address, configFile, delivered, put, daemon, status, statusInBackground };

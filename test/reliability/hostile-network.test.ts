@@ -48,7 +48,10 @@ const CASES = [
   { klass: "20 KB Message-ID", raw: message(2, { messageId: `<${"a".repeat(20_000)}@example.test>` }) },
   { klass: "100 KB Message-ID", raw: message(3, { messageId: `<${"b".repeat(100_000)}@example.test>` }) },
   { klass: "20 KB subject (folded)", raw: message(4, { subject: folded("s".repeat(20_000)) }) },
-  { klass: "100 KB subject of encoded-words", raw: message(5, { subject: folded(Array.from({ length: 2_000 }, () => "=?UTF-8?B?w7zDtsOkw5/DvMO2w6TDn8O8w7bDpMOf?=").join(" ")) }) },
+  {
+    klass: "100 KB subject of encoded-words",
+    raw: message(5, { subject: folded(Array.from({ length: 2_000 }, () => "=?UTF-8?B?w7zDtsOkw5/DvMO2w6TDn8O8w7bDpMOf?=").join(" ")) }),
+  },
   { klass: "20 KB From address", raw: message(6, { from: `<${"f".repeat(20_000)}@example.test>` }) },
   { klass: "Message-ID just under the bound", raw: message(7, { messageId: `<${"c".repeat(METADATA_VALUE_MAX_BYTES - 15)}@example.test>` }) },
 ];
@@ -85,38 +88,70 @@ describe.each(MAIL_SOURCES)("hostile metadata over %s", (source: MailSourceKind)
     rmSync(envDir, { recursive: true, force: true });
   });
 
-  it("delivers every message to the webhook, the command and the directory; none dead-lettered; nothing above the bound in a header or variable", { timeout: 180_000 }, async () => {
-    // How the source names each case: the UID over IMAP, the immutable id over Graph.
-    const keys: string[] = [];
-    for (const c of CASES) keys.push(await putRawMessage(bed, source, QUEUE.address, c.raw));
-    const keyHeader = imap ? "x-mailfetchd-uid" : "x-mailfetchd-item";
-    const daemon = new DaemonProcess(configFile);
-    daemon.start();
-    const queueDir = path.join(outDir, QUEUE.name);
-    const deliveredDirs = () => (existsSync(queueDir) ? readdirSync(queueDir).filter((n) => !n.startsWith(".")) : []);
-    const envFiles = () => readdirSync(envDir).filter((n) => n.endsWith(".env"));
-    const backlog = () => {
-      const result = spawnSync(process.execPath, [CLI, "status", "--json", "--config", configFile], { encoding: "utf8" });
-      return (JSON.parse(result.stdout) as { queues: Array<{ backlog: number }> }).queues[0]!.backlog;
-    };
-    await daemon.waitFor("every message through all three handlers", () => deliveredDirs().length === CASES.length && envFiles().length === CASES.length && receiver.requests.filter((r) => r.headers[keyHeader]).length >= CASES.length && backlog() === 0, 120_000);
-    expect(await daemon.stop()).toEqual({ code: 0, signal: null });
+  it(
+    "delivers every message to the webhook, the command and the directory; none dead-lettered; nothing above the bound in a header or variable",
+    { timeout: 180_000 },
+    async () => {
+      // How the source names each case: the UID over IMAP, the immutable id over Graph.
+      const keys: string[] = [];
+      for (const c of CASES) keys.push(await putRawMessage(bed, source, QUEUE.address, c.raw));
+      const keyHeader = imap ? "x-mailfetchd-uid" : "x-mailfetchd-item";
+      const daemon = new DaemonProcess(configFile);
+      daemon.start();
+      const queueDir = path.join(outDir, QUEUE.name);
+      const deliveredDirs = () => (existsSync(queueDir) ? readdirSync(queueDir).filter((n) => !n.startsWith(".")) : []);
+      const envFiles = () => readdirSync(envDir).filter((n) => n.endsWith(".env"));
+      const backlog = () => {
+        const result = spawnSync(process.execPath, [CLI, "status", "--json", "--config", configFile], { encoding: "utf8" });
+        return (JSON.parse(result.stdout) as { queues: Array<{ backlog: number }> }).queues[0]!.backlog;
+      };
+      await daemon.waitFor(
+        "every message through all three handlers",
+        () =>
+          deliveredDirs().length === CASES.length &&
+          envFiles().length === CASES.length &&
+          receiver.requests.filter((r) => r.headers[keyHeader]).length >= CASES.length &&
+          backlog() === 0,
+        120_000,
+      );
+      expect(await daemon.stop()).toEqual({ code: 0, signal: null });
 
-    const deadLetters = JSON.parse(execFileSync(process.execPath, [CLI, "deadletters", "list", "--json", "--config", configFile], { encoding: "utf8" })) as unknown[];
-    expect(deadLetters).toEqual([]);
-    const rows = CASES.map((c, index) => {
-      const key = keys[index]!;
-      const requests = receiver.requests.filter((r) => r.headers[keyHeader] === key);
-      const accepted = requests.length;
-      const longestHeader = Math.max(...requests.flatMap((r) => Object.entries(r.headers).filter(([name]) => name.startsWith("x-mailfetchd-")).map(([, v]) => String(v).length)));
-      const env = readFileSync(path.join(envDir, `${key}.env`), "utf8").split("\0").filter((e) => e.startsWith("MAILFETCHD_"));
-      const longestVariable = Math.max(...env.map((e) => Buffer.byteLength(e.slice(e.indexOf("=") + 1))));
-      expect(longestHeader, c.klass).toBeLessThanOrEqual(METADATA_VALUE_MAX_BYTES);
-      expect(longestVariable, c.klass).toBeLessThanOrEqual(METADATA_VALUE_MAX_BYTES);
-      expect(accepted, c.klass).toBe(1);
-      const omitted = String(requests[0]!.headers["x-mailfetchd-omitted"] ?? "none");
-      return { class: c.klass, messages: 1, webhook: accepted, command: 1, directory: 1, deadLettered: 0, longestHeaderBytes: longestHeader, longestVariableBytes: longestVariable, omitted };
-    });
-    recordFigures("hostile-network", rows, source);
-  });
+      const deadLetters = JSON.parse(
+        execFileSync(process.execPath, [CLI, "deadletters", "list", "--json", "--config", configFile], { encoding: "utf8" }),
+      ) as unknown[];
+      expect(deadLetters).toEqual([]);
+      const rows = CASES.map((c, index) => {
+        const key = keys[index]!;
+        const requests = receiver.requests.filter((r) => r.headers[keyHeader] === key);
+        const accepted = requests.length;
+        const longestHeader = Math.max(
+          ...requests.flatMap((r) =>
+            Object.entries(r.headers)
+              .filter(([name]) => name.startsWith("x-mailfetchd-"))
+              .map(([, v]) => String(v).length),
+          ),
+        );
+        const env = readFileSync(path.join(envDir, `${key}.env`), "utf8")
+          .split("\0")
+          .filter((e) => e.startsWith("MAILFETCHD_"));
+        const longestVariable = Math.max(...env.map((e) => Buffer.byteLength(e.slice(e.indexOf("=") + 1))));
+        expect(longestHeader, c.klass).toBeLessThanOrEqual(METADATA_VALUE_MAX_BYTES);
+        expect(longestVariable, c.klass).toBeLessThanOrEqual(METADATA_VALUE_MAX_BYTES);
+        expect(accepted, c.klass).toBe(1);
+        const omitted = String(requests[0]!.headers["x-mailfetchd-omitted"] ?? "none");
+        return {
+          class: c.klass,
+          messages: 1,
+          webhook: accepted,
+          command: 1,
+          directory: 1,
+          deadLettered: 0,
+          longestHeaderBytes: longestHeader,
+          longestVariableBytes: longestVariable,
+          omitted,
+        };
+      });
+      recordFigures("hostile-network", rows, source);
+    },
+  );
 });

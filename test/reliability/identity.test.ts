@@ -31,7 +31,12 @@ const queues: Queue[] = [STEADY];
 const rows: Array<Record<string, string | number | boolean>> = [];
 
 const writeConfig = () =>
-  bed.writeDaemonConfig({ stateDir, logLevel: "debug", poll: "1s", queues: queues.map((q) => ({ ...q, options: { idle: false }, handlers: [{ type: "directory", path: outDir }] })) });
+  bed.writeDaemonConfig({
+    stateDir,
+    logLevel: "debug",
+    poll: "1s",
+    queues: queues.map((q) => ({ ...q, options: { idle: false }, handlers: [{ type: "directory", path: outDir }] })),
+  });
 const delivered = (name: string) => deliveredIds(outDir, name).length;
 const statusJson = () => {
   try {
@@ -85,7 +90,12 @@ describe("identity endpoint faults", () => {
   for (const [name, label, fault, clear] of [
     ["down", "identity endpoint down (connections cut) for 4 s", () => bed.identity.setDown(true), () => bed.identity.setDown(false)],
     ["http500", "identity endpoint answering 500 (3 times)", () => bed.identity.failHttpNext({ status: 500 }, 3), () => {}],
-    ["throttled", "identity endpoint answering 429, Retry-After 3 s (2 times)", () => bed.identity.failHttpNext({ status: 429, retryAfterSeconds: 3 }, 2), () => {}],
+    [
+      "throttled",
+      "identity endpoint answering 429, Retry-After 3 s (2 times)",
+      () => bed.identity.failHttpNext({ status: 429, retryAfterSeconds: 3 }, 2),
+      () => {},
+    ],
     ["hang", "identity endpoint not answering (1 request, 30 s client timeout)", () => bed.identity.failHttpNext({ hang: true }, 1), () => {}],
   ] as const) {
     it(label, { timeout: 180_000 }, async () => {
@@ -97,19 +107,41 @@ describe("identity endpoint faults", () => {
       clear();
       const cleared = Date.now();
       await daemon.waitFor(`${name} to recover`, () => delivered(q.name) === 1, 150_000);
-      rows.push({ fault: label, runs: 1, messages: 1, lost: 0, duplicated: 0, recovered: true, secondsToRecover: (Date.now() - cleared) / 1000, otherQueuesAffected: false });
+      rows.push({
+        fault: label,
+        runs: 1,
+        messages: 1,
+        lost: 0,
+        duplicated: 0,
+        recovered: true,
+        secondsToRecover: (Date.now() - cleared) / 1000,
+        otherQueuesAffected: false,
+      });
     });
   }
 
   it("a refused password: needs-password, without hammering the endpoint", { timeout: 120_000 }, async () => {
-    const q = await signInDuring("badpassword", () => bed.identity.failNext(50126, { times: 1, grant: "password" }), async () => {});
+    const q = await signInDuring(
+      "badpassword",
+      () => bed.identity.failNext(50126, { times: 1, grant: "password" }),
+      async () => {},
+    );
     await daemon.waitFor("needs-password", () => stateIn(q.name) === "needs-password", 60_000);
     const before = bed.identity.tokenRequests.filter((r) => r.username === q.address).length;
     await new Promise((resolve) => setTimeout(resolve, 6_000)); // six polls
     const after = bed.identity.tokenRequests.filter((r) => r.username === q.address).length;
     expect(after - before).toBe(0);
     expect(delivered(q.name)).toBe(0);
-    rows.push({ fault: "password refused (AADSTS50126)", runs: 1, messages: 1, lost: 0, duplicated: 0, recovered: false, secondsToRecover: "waits in needs-password (fix the password file)", otherQueuesAffected: false });
+    rows.push({
+      fault: "password refused (AADSTS50126)",
+      runs: 1,
+      messages: 1,
+      lost: 0,
+      duplicated: 0,
+      recovered: false,
+      secondsToRecover: "waits in needs-password (fix the password file)",
+      otherQueuesAffected: false,
+    });
   });
 
   for (const [name, label, kill] of [
@@ -118,9 +150,13 @@ describe("identity endpoint faults", () => {
   ] as const) {
     it(label, { timeout: 120_000 }, async () => {
       bed.identity.setAccessTokenLifetime(2); // so the queue must refresh soon
-      const q = await signInDuring(name, () => {}, async (added) => {
-        await daemon.waitFor("the first sign-in", () => delivered(added.name) === 1, 60_000);
-      });
+      const q = await signInDuring(
+        name,
+        () => {},
+        async (added) => {
+          await daemon.waitFor("the first sign-in", () => delivered(added.name) === 1, 60_000);
+        },
+      );
       bed.identity.setAccessTokenLifetime(4_500);
       kill(q.address);
       const killed = Date.now();
@@ -129,7 +165,16 @@ describe("identity endpoint faults", () => {
       await daemon.waitFor(`${name}: delivery after a new sign-in`, () => delivered(q.name) === 2, 90_000);
       const grants = bed.identity.tokenRequests.filter((r) => r.username === q.address && r.grantType === "password" && r.at > killed);
       expect(grants.length).toBeGreaterThanOrEqual(1);
-      rows.push({ fault: label, runs: 1, messages: 2, lost: 0, duplicated: 0, recovered: true, secondsToRecover: (Date.now() - killed) / 1000, otherQueuesAffected: false });
+      rows.push({
+        fault: label,
+        runs: 1,
+        messages: 2,
+        lost: 0,
+        duplicated: 0,
+        recovered: true,
+        secondsToRecover: (Date.now() - killed) / 1000,
+        otherQueuesAffected: false,
+      });
     });
   }
 

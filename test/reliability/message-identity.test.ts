@@ -56,7 +56,9 @@ function family(address: string): Array<[string, MessageContent]> {
 function spooledIds(queue: string): string[] {
   const db = new Database(path.join(stateDir, "state.sqlite"), { readonly: true });
   try {
-    return (db.prepare("SELECT stable_id FROM messages WHERE queue = ? ORDER BY seq").all(queue) as Array<{ stable_id: string | null }>).map((r) => r.stable_id ?? "");
+    return (db.prepare("SELECT stable_id FROM messages WHERE queue = ? ORDER BY seq").all(queue) as Array<{ stable_id: string | null }>).map(
+      (r) => r.stable_id ?? "",
+    );
   } finally {
     db.close();
   }
@@ -72,8 +74,10 @@ describe("distinct messages that share headers, and repeats", () => {
     const daemon = new DaemonProcess(configFile);
     daemon.start();
     try {
-      await daemon.waitFor("all fourteen delivered, the deleted ones gone", async () =>
-        deliveredIds(outDir, "forms").length === 7 && deliveredIds(outDir, "resync").length === 7 && (await bed.dovecot.countMessages(Q.forms.address)) === 0,
+      await daemon.waitFor(
+        "all fourteen delivered, the deleted ones gone",
+        async () =>
+          deliveredIds(outDir, "forms").length === 7 && deliveredIds(outDir, "resync").length === 7 && (await bed.dovecot.countMessages(Q.forms.address)) === 0,
       );
       const firstIds = spooledIds("forms");
       expect(new Set(firstIds).size, "seven distinct ids").toBe(7);
@@ -85,7 +89,8 @@ describe("distinct messages that share headers, and repeats", () => {
       const [, secondCopy] = forms.find(([name]) => name === "to")!;
       await bed.dovecot.deliver(Q.forms.address, render(base, "b"));
       await bed.dovecot.deliver(Q.forms.address, render(secondCopy, "a"));
-      const repeats = (queue: string) => daemon.lines.filter((l) => l.queue === queue && l.msg === "same content as a message already in the spool; not delivered again").length;
+      const repeats = (queue: string) =>
+        daemon.lines.filter((l) => l.queue === queue && l.msg === "same content as a message already in the spool; not delivered again").length;
       await daemon.waitFor("both copies recognised", async () => repeats("forms") === 2 && (await bed.dovecot.countMessages(Q.forms.address)) === 0);
       const ids = spooledIds("forms");
       expect(ids.length).toBe(9);
@@ -109,10 +114,38 @@ describe("distinct messages that share headers, and repeats", () => {
 
       const lostOf = (queue: string, ids: string[]) => ids.filter((id) => !deliveredIds(outDir, queue).includes(id)).length;
       recordFigures("message-identity", [
-        { case: "different messages sharing Message-ID, Date and From (one differs in subject, body, attachment, To, Cc, Reply-To), afterSpool: delete", messages: 7, delivered: 7, lost: lostOf("forms", firstIds), distinctIds: new Set(firstIds).size, repeatsRecognised: 0 },
-        { case: "the same message re-rendered (boundaries, transfer encodings, charset, folding)", messages: 1, delivered: 0, lost: lostOf("forms", [ids[7]!]), distinctIds: 0, repeatsRecognised: 1 },
-        { case: "the same message twice in the mailbox, byte for byte", messages: 1, delivered: 0, lost: lostOf("forms", [ids[8]!]), distinctIds: 0, repeatsRecognised: 1 },
-        { case: "UIDVALIDITY change, the folder served again re-rendered", messages: 7, delivered: 0, lost: lostOf("resync", resyncIds.slice(7)), distinctIds: 0, repeatsRecognised: repeats("resync") },
+        {
+          case: "different messages sharing Message-ID, Date and From (one differs in subject, body, attachment, To, Cc, Reply-To), afterSpool: delete",
+          messages: 7,
+          delivered: 7,
+          lost: lostOf("forms", firstIds),
+          distinctIds: new Set(firstIds).size,
+          repeatsRecognised: 0,
+        },
+        {
+          case: "the same message re-rendered (boundaries, transfer encodings, charset, folding)",
+          messages: 1,
+          delivered: 0,
+          lost: lostOf("forms", [ids[7]!]),
+          distinctIds: 0,
+          repeatsRecognised: 1,
+        },
+        {
+          case: "the same message twice in the mailbox, byte for byte",
+          messages: 1,
+          delivered: 0,
+          lost: lostOf("forms", [ids[8]!]),
+          distinctIds: 0,
+          repeatsRecognised: 1,
+        },
+        {
+          case: "UIDVALIDITY change, the folder served again re-rendered",
+          messages: 7,
+          delivered: 0,
+          lost: lostOf("resync", resyncIds.slice(7)),
+          distinctIds: 0,
+          repeatsRecognised: repeats("resync"),
+        },
       ]);
     } finally {
       expect(await daemon.stop()).toEqual({ code: 0, signal: null });

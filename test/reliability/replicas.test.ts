@@ -108,98 +108,112 @@ const delivered = () => new Set(receiver.requests.map((r) => String(r.headers["w
 const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
 
 describe("several replicas", () => {
-  it(`lose nothing while ${REPLICAS.length} replicas drain ${TOTAL} messages of ${QUEUE_COUNT} queues through kills, a pause past the lease and a PostgreSQL cut`, { timeout: SOAK ? 3_600_000 : 900_000 }, async () => {
-    expect(expected.size).toBe(TOTAL);
-    let seed = 11;
-    const random = () => ((seed = (seed * 1_103_515_245 + 12_345) % 2 ** 31) / 2 ** 31);
-    const started = Date.now();
-    for (const name of REPLICAS) start(name);
+  it(
+    `lose nothing while ${REPLICAS.length} replicas drain ${TOTAL} messages of ${QUEUE_COUNT} queues through kills, a pause past the lease and a PostgreSQL cut`,
+    { timeout: SOAK ? 3_600_000 : 900_000 },
+    async () => {
+      expect(expected.size).toBe(TOTAL);
+      let seed = 11;
+      const random = () => (seed = (seed * 1_103_515_245 + 12_345) % 2 ** 31) / 2 ** 31;
+      const started = Date.now();
+      for (const name of REPLICAS) start(name);
 
-    // Faults, in this order, while the drain goes on.
-    let kills = 0;
-    while (kills < KILLS) {
-      await sleep(2_000 + random() * 3_000);
-      const victim = REPLICAS[Math.floor(random() * REPLICAS.length)]!;
-      await daemons.get(victim)!.stop("SIGKILL");
-      kills++;
-      start(victim);
-      if (kills === Math.floor(KILLS / 2)) {
-        // One pauses past its lease, then goes on.
-        const paused = daemons.get(REPLICAS[(kills + 1) % REPLICAS.length]!)!;
-        paused.signal("SIGSTOP");
-        await sleep(LEASE_MS * 2);
-        paused.signal("SIGCONT");
+      // Faults, in this order, while the drain goes on.
+      let kills = 0;
+      while (kills < KILLS) {
+        await sleep(2_000 + random() * 3_000);
+        const victim = REPLICAS[Math.floor(random() * REPLICAS.length)]!;
+        await daemons.get(victim)!.stop("SIGKILL");
+        kills++;
+        start(victim);
+        if (kills === Math.floor(KILLS / 2)) {
+          // One pauses past its lease, then goes on.
+          const paused = daemons.get(REPLICAS[(kills + 1) % REPLICAS.length]!)!;
+          paused.signal("SIGSTOP");
+          await sleep(LEASE_MS * 2);
+          paused.signal("SIGCONT");
+        }
       }
-    }
-    const deliveredBeforeCut = delivered().size;
-    await postgres.stop();
-    await sleep(10_000);
-    await postgres.start();
+      const deliveredBeforeCut = delivered().size;
+      await postgres.stop();
+      await sleep(10_000);
+      await postgres.start();
 
-    const deadline = Date.now() + (SOAK ? 1_800_000 : 600_000);
-    while ([...expected.keys()].some((id) => !delivered().has(id)) && Date.now() < deadline) await sleep(500);
-    const seconds = Math.round((Date.now() - started) / 1000);
+      const deadline = Date.now() + (SOAK ? 1_800_000 : 600_000);
+      while ([...expected.keys()].some((id) => !delivered().has(id)) && Date.now() < deadline) await sleep(500);
+      const seconds = Math.round((Date.now() - started) / 1000);
 
-    const ids = receiver.requests.map((r) => String(r.headers["webhook-id"]));
-    const distinct = new Set(ids);
-    const lost = [...expected.keys()].filter((id) => !distinct.has(id)).length;
-    const unexpected = [...distinct].filter((id) => !expected.has(id)).length;
-    const moving = QUEUES.filter((q) => q.moves);
-    // The moves owed for the last messages are taken at the owners' next cycles.
-    const inboxes = async () => Promise.all(moving.map(async (q) => bed.dovecot.countMessages(q.address)));
-    const movedBy = Date.now() + 300_000;
-    while ((await inboxes()).some((n) => n !== 0) && Date.now() < movedBy) await sleep(500);
-    const left = await inboxes();
-    const diagnostics = async () =>
-      JSON.stringify({
-        left: Object.fromEntries(moving.map((q, i) => [q.name, left[i]])),
-        owed: await postgres.query("SELECT queue, count(*)::int AS n FROM server_actions GROUP BY queue", [], "replicas"),
-        leases: await postgres.query("SELECT queue, owner, epoch, lease_until > now() AS live FROM queue_leases ORDER BY queue", [], "replicas"),
-        alive: [...daemons].map(([name, d]) => [name, d.lines.at(-1)?.msg]),
-        processed: Object.fromEntries(await Promise.all(moving.map(async (q) => [q.name, await bed.dovecot.countMessages(q.address, "Processed")]))),
-        inboxFlags: Object.fromEntries(
-          await Promise.all(
-            moving.filter((_, i) => left[i] !== 0).map(async (q) => [q.name, (await bed.dovecot.doveadm(["fetch", "-u", q.address, "uid flags", "mailbox", "INBOX"])).replace(/\s+/g, " ").slice(0, 300)]),
+      const ids = receiver.requests.map((r) => String(r.headers["webhook-id"]));
+      const distinct = new Set(ids);
+      const lost = [...expected.keys()].filter((id) => !distinct.has(id)).length;
+      const unexpected = [...distinct].filter((id) => !expected.has(id)).length;
+      const moving = QUEUES.filter((q) => q.moves);
+      // The moves owed for the last messages are taken at the owners' next cycles.
+      const inboxes = async () => Promise.all(moving.map(async (q) => bed.dovecot.countMessages(q.address)));
+      const movedBy = Date.now() + 300_000;
+      while ((await inboxes()).some((n) => n !== 0) && Date.now() < movedBy) await sleep(500);
+      const left = await inboxes();
+      const diagnostics = async () =>
+        JSON.stringify({
+          left: Object.fromEntries(moving.map((q, i) => [q.name, left[i]])),
+          owed: await postgres.query("SELECT queue, count(*)::int AS n FROM server_actions GROUP BY queue", [], "replicas"),
+          leases: await postgres.query("SELECT queue, owner, epoch, lease_until > now() AS live FROM queue_leases ORDER BY queue", [], "replicas"),
+          alive: [...daemons].map(([name, d]) => [name, d.lines.at(-1)?.msg]),
+          processed: Object.fromEntries(await Promise.all(moving.map(async (q) => [q.name, await bed.dovecot.countMessages(q.address, "Processed")]))),
+          inboxFlags: Object.fromEntries(
+            await Promise.all(
+              moving
+                .filter((_, i) => left[i] !== 0)
+                .map(async (q) => [
+                  q.name,
+                  (await bed.dovecot.doveadm(["fetch", "-u", q.address, "uid flags", "mailbox", "INBOX"])).replace(/\s+/g, " ").slice(0, 300),
+                ]),
+            ),
           ),
-        ),
-        cursors: await postgres.query("SELECT queue, position FROM cursors ORDER BY queue", [], "replicas"),
-        spooled: await postgres.query("SELECT queue, count(*)::int AS n, count(*) FILTER (WHERE awaiting_refetch)::int AS refetch FROM messages GROUP BY queue ORDER BY queue", [], "replicas"),
-        // What the replicas said about the queues left behind, and where all of it is.
-        said: said(moving.filter((_, i) => left[i] !== 0).map((q) => q.name)),
-        logs: keepLogs(),
-      });
-    const movedTwice = (
-      await Promise.all(moving.map(async (q) => (await bed.dovecot.countMessages(q.address, "Processed")) - TOTAL / QUEUE_COUNT))
-    ).reduce((a, b) => a + b, 0);
-    const refreshes = bed.identity.tokenRequests.filter((r) => r.grantType === "refresh_token");
-    const reusedRefreshTokens = refreshes.filter((r) => r.outcome === 400).length;
-    const fenced = [...daemons.values()].flatMap((d) => d.lines).filter((l) => l.code === "STATE_FENCED").length;
-    const takeovers = [...daemons.values()].flatMap((d) => d.lines).filter((l) => l.msg === "queue lease acquired" && l.tookOver === true).length;
+          cursors: await postgres.query("SELECT queue, position FROM cursors ORDER BY queue", [], "replicas"),
+          spooled: await postgres.query(
+            "SELECT queue, count(*)::int AS n, count(*) FILTER (WHERE awaiting_refetch)::int AS refetch FROM messages GROUP BY queue ORDER BY queue",
+            [],
+            "replicas",
+          ),
+          // What the replicas said about the queues left behind, and where all of it is.
+          said: said(moving.filter((_, i) => left[i] !== 0).map((q) => q.name)),
+          logs: keepLogs(),
+        });
+      const movedTwice = (await Promise.all(moving.map(async (q) => (await bed.dovecot.countMessages(q.address, "Processed")) - TOTAL / QUEUE_COUNT))).reduce(
+        (a, b) => a + b,
+        0,
+      );
+      const refreshes = bed.identity.tokenRequests.filter((r) => r.grantType === "refresh_token");
+      const reusedRefreshTokens = refreshes.filter((r) => r.outcome === 400).length;
+      const fenced = [...daemons.values()].flatMap((d) => d.lines).filter((l) => l.code === "STATE_FENCED").length;
+      const takeovers = [...daemons.values()].flatMap((d) => d.lines).filter((l) => l.msg === "queue lease acquired" && l.tookOver === true).length;
 
-    expect(lost, "lost").toBe(0);
-    // A move the server refused (its UID set named a message another replica had moved) is taken
-    // again for the messages still there: none stays in a moving queue's inbox.
-    const movesLeft = left.reduce((a, b) => a + b, 0);
-    if (movesLeft > 0) expect.fail(`messages left in a moving queue's inbox: ${await diagnostics()}`);
-    expect(unexpected, "a repeat carried another id").toBe(0);
-    expect(movedTwice, "messages moved into Processed more than once").toBe(0);
-    expect(reusedRefreshTokens, "a refresh token redeemed twice").toBe(0);
-    recordFigures("replicas", [
-      {
-        fault: `${REPLICAS.length} replicas: SIGKILL x${kills} (restarted), SIGSTOP ${(LEASE_MS * 2) / 1000}s past a ${LEASE_MS / 1000}s lease, PostgreSQL cut 10s`,
-        queues: QUEUE_COUNT,
-        messages: expected.size,
-        lost,
-        duplicated: ids.length - distinct.size,
-        movedTwice,
-        movesLeftInInbox: movesLeft,
-        refreshTokensReused: reusedRefreshTokens,
-        takeovers,
-        fencedWritesLogged: fenced,
-        deliveredBeforeCut,
-        secondsInAll: seconds,
-      },
-    ]);
-    for (const name of REPLICAS) await daemons.get(name)!.stop("SIGTERM");
-  });
+      expect(lost, "lost").toBe(0);
+      // A move the server refused (its UID set named a message another replica had moved) is taken
+      // again for the messages still there: none stays in a moving queue's inbox.
+      const movesLeft = left.reduce((a, b) => a + b, 0);
+      if (movesLeft > 0) expect.fail(`messages left in a moving queue's inbox: ${await diagnostics()}`);
+      expect(unexpected, "a repeat carried another id").toBe(0);
+      expect(movedTwice, "messages moved into Processed more than once").toBe(0);
+      expect(reusedRefreshTokens, "a refresh token redeemed twice").toBe(0);
+      recordFigures("replicas", [
+        {
+          fault: `${REPLICAS.length} replicas: SIGKILL x${kills} (restarted), SIGSTOP ${(LEASE_MS * 2) / 1000}s past a ${LEASE_MS / 1000}s lease, PostgreSQL cut 10s`,
+          queues: QUEUE_COUNT,
+          messages: expected.size,
+          lost,
+          duplicated: ids.length - distinct.size,
+          movedTwice,
+          movesLeftInInbox: movesLeft,
+          refreshTokensReused: reusedRefreshTokens,
+          takeovers,
+          fencedWritesLogged: fenced,
+          deliveredBeforeCut,
+          secondsInAll: seconds,
+        },
+      ]);
+      for (const name of REPLICAS) await daemons.get(name)!.stop("SIGTERM");
+    },
+  );
 });

@@ -92,8 +92,24 @@ describe("storage faults", () => {
       const roRecoveryMs = Date.now() - roStarted;
 
       recordFigures("storage", [
-        { fault: "state directory full (SQLite on a full tmpfs)", runs: 1, messages: 5, lost: 0, duplicated: 0, recovered: true, secondsToRecover: fullRecoveryMs / 1000 },
-        { fault: "spool directory read-only (tmpfs remounted ro)", runs: 1, messages: 6, lost: 0, duplicated: 0, recovered: true, secondsToRecover: roRecoveryMs / 1000 },
+        {
+          fault: "state directory full (SQLite on a full tmpfs)",
+          runs: 1,
+          messages: 5,
+          lost: 0,
+          duplicated: 0,
+          recovered: true,
+          secondsToRecover: fullRecoveryMs / 1000,
+        },
+        {
+          fault: "spool directory read-only (tmpfs remounted ro)",
+          runs: 1,
+          messages: 6,
+          lost: 0,
+          duplicated: 0,
+          recovered: true,
+          secondsToRecover: roRecoveryMs / 1000,
+        },
       ]);
     } finally {
       await daemon.stop();

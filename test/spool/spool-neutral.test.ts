@@ -29,7 +29,10 @@ describe("spool with a source other than IMAP", () => {
     db = fx.db;
     const { spool } = fx;
     const options = { handlers: ["a"], serverAction: { action: "seen" as const } };
-    const accepted = await Promise.all([spool.accept(queue, options, { location: at("AAMk-1"), size: raw(1).length, raw: raw(1) }), spool.accept(queue, options, { location: at("AAMk-2"), size: raw(2).length, raw: raw(2) })]);
+    const accepted = await Promise.all([
+      spool.accept(queue, options, { location: at("AAMk-1"), size: raw(1).length, raw: raw(1) }),
+      spool.accept(queue, options, { location: at("AAMk-2"), size: raw(2).length, raw: raw(2) }),
+    ]);
     expect(accepted.map((r) => r.isNew)).toEqual([true, true]);
     // Messages without a cursor leave it alone; the round's deltaLink is committed after them.
     expect(await spool.cursor("support", "graph", "inbox")).toBeUndefined();

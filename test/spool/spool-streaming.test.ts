@@ -24,7 +24,13 @@ async function* chunks(data: Buffer, size: number, failAfter?: number): AsyncGen
     yield data.subarray(at, at + size);
   }
 }
-const streamed = (n: number, failAfter?: number): Imap<StreamedMessage> => ({ folder: "INBOX", uidValidity: "7", uid: n, size: raw(n).length, content: chunks(raw(n), 100, failAfter) });
+const streamed = (n: number, failAfter?: number): Imap<StreamedMessage> => ({
+  folder: "INBOX",
+  uidValidity: "7",
+  uid: n,
+  size: raw(n).length,
+  content: chunks(raw(n), 100, failAfter),
+});
 
 let db: StateDatabase | undefined;
 afterEach(() => db?.close());
@@ -60,7 +66,10 @@ describe("spool: accepts in flight and streamed messages", () => {
 
   it("records two copies of a message in flight each at its own location (their content decides a repeat later)", async () => {
     const { spool } = open();
-    const [first, second] = await Promise.all([acceptImap(spool, queue, { handlers: ["a"] }, fetched(4)), acceptImap(spool, queue, { handlers: ["a"] }, { ...fetched(4), uid: 9 })]);
+    const [first, second] = await Promise.all([
+      acceptImap(spool, queue, { handlers: ["a"] }, fetched(4)),
+      acceptImap(spool, queue, { handlers: ["a"] }, { ...fetched(4), uid: 9 }),
+    ]);
     expect([first!.isNew, second!.isNew]).toEqual([true, true]);
     expect(first!.key).not.toBe(second!.key);
     expect(await spool.backlog("support")).toBe(2);

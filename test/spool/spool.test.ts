@@ -152,7 +152,11 @@ describe("spool (real SQLite file)", () => {
     await spool.markDead(first!.seq, first!.handler, "rejected");
     const totals = await spool.queueTotals();
     for (const name of ["support", "sales"]) {
-      expect(totals.get(name)).toEqual({ backlog: await spool.backlog(name), deadLetters: await spool.deadLetterCount(name), spoolBytes: await spool.diskUsage(name) });
+      expect(totals.get(name)).toEqual({
+        backlog: await spool.backlog(name),
+        deadLetters: await spool.deadLetterCount(name),
+        spoolBytes: await spool.diskUsage(name),
+      });
     }
     expect(totals.get("support")).toEqual({ backlog: 2, deadLetters: 1, spoolBytes: raw(1).length + raw(2).length });
     expect(totals.has("nobody")).toBe(false);

@@ -19,13 +19,15 @@ describe("state database", () => {
     const dir = mkdtempSync(path.join(tmpdir(), "mailfetchd-db-"));
     const script = `import(${JSON.stringify(DATABASE_MODULE)}).then((m) => { m.openStateDatabase(${JSON.stringify(dir)}).close(); })`;
     const results = await Promise.all(
-      Array.from({ length: 8 }, () =>
-        new Promise<{ code: number | null; stderr: string }>((resolve) => {
-          const child = spawn(process.execPath, ["--input-type=module", "-e", script], { stdio: ["ignore", "ignore", "pipe"] });
-          let stderr = "";
-          child.stderr.on("data", (chunk: Buffer) => (stderr += chunk.toString()));
-          child.on("exit", (code) => resolve({ code, stderr }));
-        }),
+      Array.from(
+        { length: 8 },
+        () =>
+          new Promise<{ code: number | null; stderr: string }>((resolve) => {
+            const child = spawn(process.execPath, ["--input-type=module", "-e", script], { stdio: ["ignore", "ignore", "pipe"] });
+            let stderr = "";
+            child.stderr.on("data", (chunk: Buffer) => (stderr += chunk.toString()));
+            child.on("exit", (code) => resolve({ code, stderr }));
+          }),
       ),
     );
     expect(results.filter((r) => r.code !== 0).map((r) => r.stderr.split("\n").find((line) => /Error/.test(line)))).toEqual([]);

@@ -27,7 +27,9 @@ function legacyStateDir(): string {
   const old = databaseAtSchema(dir, 4);
   const sha = createHash("sha256").update(RAW).digest("hex");
   const seq = old
-    .prepare("INSERT INTO messages (id, queue, folder, uid_validity, uid, size, header_message_id, content_sha256, spooled_at) VALUES (?, 'support', 'INBOX', '7', 3, ?, 'old@example.com', ?, ?)")
+    .prepare(
+      "INSERT INTO messages (id, queue, folder, uid_validity, uid, size, header_message_id, content_sha256, spooled_at) VALUES (?, 'support', 'INBOX', '7', 3, ?, 'old@example.com', ?, ?)",
+    )
     .run(LEGACY_ID, RAW.length, sha, Date.now()).lastInsertRowid;
   old.prepare("INSERT INTO deliveries (message_seq, handler, state, next_attempt_at) VALUES (?, 'a', 'pending', 0)").run(seq);
   old.prepare("INSERT INTO deliveries (message_seq, handler, state, next_attempt_at, delivered_at) VALUES (?, 'b', 'delivered', 0, 1)").run(seq);
@@ -51,7 +53,12 @@ describe("migration 5 (spool key and stable id apart)", () => {
 
     // After a UIDVALIDITY change the same bytes come again: spooled at their new location,
     // recognised as the old message, under its old id.
-    await acceptImap(spool, { name: "support", address: "support@contoso.com" }, { handlers: ["a", "b"] }, { folder: "INBOX", uidValidity: "8", uid: 1, size: RAW.length, raw: RAW });
+    await acceptImap(
+      spool,
+      { name: "support", address: "support@contoso.com" },
+      { handlers: ["a", "b"] },
+      { folder: "INBOX", uidValidity: "8", uid: 1, size: RAW.length, raw: RAW },
+    );
     const copy = (await spool.dueDeliveries("support", Date.now(), 10)).find((d) => uidValidityOf(d) === "8")!;
     expect(copy.stableId).toBeUndefined();
     expect(await spool.assignStableId("support", copy, "m-some-content-id")).toEqual({ stableId: LEGACY_ID, repeatOf: due!.seq });

@@ -51,8 +51,12 @@ function stateDirBefore(): string {
   old.prepare("INSERT INTO deliveries (message_seq, handler, state, next_attempt_at, delivered_at) VALUES (?, 'b', 'delivered', 0, 1)").run(spooled);
   old.prepare("INSERT INTO deliveries (message_seq, handler, state, next_attempt_at, last_error) VALUES (?, 'a', 'dead', 0, 'too large')").run(tooLarge);
   old.prepare("INSERT INTO cursors (queue, folder, uid_validity, last_uid, updated_at) VALUES ('support', 'INBOX', '7', 4, 0)").run();
-  old.prepare("INSERT INTO server_actions (queue, folder, uid_validity, uid, action, target, created_at) VALUES ('support', 'INBOX', '7', 3, 'seen', NULL, 0)").run();
-  old.prepare("INSERT INTO server_actions (queue, folder, uid_validity, uid, action, target, created_at) VALUES ('support', 'INBOX', '6', 9, 'move', 'Done', 0)").run();
+  old
+    .prepare("INSERT INTO server_actions (queue, folder, uid_validity, uid, action, target, created_at) VALUES ('support', 'INBOX', '7', 3, 'seen', NULL, 0)")
+    .run();
+  old
+    .prepare("INSERT INTO server_actions (queue, folder, uid_validity, uid, action, target, created_at) VALUES ('support', 'INBOX', '6', 9, 'move', 'Done', 0)")
+    .run();
   old.close();
   mkdirSync(path.join(dir, "spool", "support"), { recursive: true });
   writeFileSync(path.join(dir, "spool", "support", `${legacyKey("support", "INBOX", "7", 3)}.eml`), RAW);
@@ -74,12 +78,18 @@ describe("migration to source-neutral locations", () => {
     ]);
 
     const [due] = await spool.dueDeliveries("support", Date.now(), 10);
-    expect(due).toMatchObject({ handler: "a", spoolKey: spoolKey("support", imapLocation({ folder: "INBOX", uidValidity: "7", uid: 3 })), location: { kind: "imap", folder: "INBOX", item: "7:3" } });
+    expect(due).toMatchObject({
+      handler: "a",
+      spoolKey: spoolKey("support", imapLocation({ folder: "INBOX", uidValidity: "7", uid: 3 })),
+      location: { kind: "imap", folder: "INBOX", item: "7:3" },
+    });
     expect((await spool.readRaw("support", due!.spoolKey)).equals(RAW)).toBe(true);
     expect((await spool.deadLetters("support"))[0]?.source).toEqual({ kind: "imap", folder: "INBOX", item: "7:4", uidValidity: "7", uid: 4 });
 
     // The location spooled before the upgrade is recognised: nothing is spooled or delivered twice.
-    expect((await acceptImap(spool, QUEUE, { handlers: ["a", "b"] }, { folder: "INBOX", uidValidity: "7", uid: 3, size: RAW.length, raw: RAW })).isNew).toBe(false);
+    expect((await acceptImap(spool, QUEUE, { handlers: ["a", "b"] }, { folder: "INBOX", uidValidity: "7", uid: 3, size: RAW.length, raw: RAW })).isNew).toBe(
+      false,
+    );
     expect(await spool.backlog("support")).toBe(1);
   });
 

@@ -67,7 +67,10 @@ describe("queue activity (real SQLite file)", () => {
     const { db: opened, spool, store } = openTempSpool();
     db = opened;
     // Read through the store's ports, as the status page and `status` do (src/metrics/queue-health.ts).
-    const activity = { oldestUndelivered: () => store.retention.oldestUndelivered(), signInRenewed: async () => new Map([...(await store.tokenCaches.versions())].map(([q, v]) => [q, new Date(v)])) };
+    const activity = {
+      oldestUndelivered: () => store.retention.oldestUndelivered(),
+      signInRenewed: async () => new Map([...(await store.tokenCaches.versions())].map(([q, v]) => [q, new Date(v)])),
+    };
     expect(await activity.oldestUndelivered()).toEqual(new Map());
     const first = await spool.accept(queue, { handlers: ["a", "b"] }, fetched(1));
     await new Promise((resolve) => setTimeout(resolve, 5));

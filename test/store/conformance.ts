@@ -178,7 +178,10 @@ export function describeStateStore(name: string, open: () => Promise<OpenedStore
 
     describe("deliveries", () => {
       it("hands out due deliveries oldest message first, then by handler, within the limit", async () => {
-        await store.messages.commit([message("1:1", { handlers: ["b", "a"], internalDate: 1_700_000_000_000, size: 321 }), message("1:2", { handlers: ["a"] })]);
+        await store.messages.commit([
+          message("1:1", { handlers: ["b", "a"], internalDate: 1_700_000_000_000, size: 321 }),
+          message("1:2", { handlers: ["a"] }),
+        ]);
         await store.messages.commit([message("1:3", { queue: OTHER, handlers: ["a"] })]);
         const due = await store.deliveries.due(Q, Date.now(), 2);
         expect(due.map((d) => [d.location.item, d.handler])).toEqual([
@@ -216,7 +219,10 @@ export function describeStateStore(name: string, open: () => Promise<OpenedStore
 
     describe("dead letters", () => {
       it("lists, counts, retries (all handlers or one) and drops dead deliveries by stable id or spool key", async () => {
-        await store.messages.commit([message("1:1", { handlers: ["a", "b"], headerMessageId: "<m1@example.org>", size: 500 }), message("1:2", { handlers: ["a"] })]);
+        await store.messages.commit([
+          message("1:1", { handlers: ["a", "b"], headerMessageId: "<m1@example.org>", size: 500 }),
+          message("1:2", { handlers: ["a"] }),
+        ]);
         const [first, second] = uniqueSeqs(await store.deliveries.due(Q, Date.now(), 10));
         await store.messages.assignStableId(Q, first!, sha(`${Q}-1:1`), "id-1");
         for (const handler of ["a", "b"]) await store.deliveries.markDead(first!, handler, `${handler} failed`);
@@ -227,7 +233,16 @@ export function describeStateStore(name: string, open: () => Promise<OpenedStore
           ["id-1", "b"],
           [`${Q}-1:2`, "a"],
         ]);
-        expect(letters[0]).toMatchObject({ queue: Q, spoolKey: `${Q}-1:1`, attempts: 1, reason: "a failed", location: location("1:1"), size: 500, headerMessageId: "<m1@example.org>", headersOnly: false });
+        expect(letters[0]).toMatchObject({
+          queue: Q,
+          spoolKey: `${Q}-1:1`,
+          attempts: 1,
+          reason: "a failed",
+          location: location("1:1"),
+          size: 500,
+          headerMessageId: "<m1@example.org>",
+          headersOnly: false,
+        });
         expect(letters[0]!.spooledAt.getTime()).toBeGreaterThan(Date.now() - 60_000);
         expect(letters[2]!.headerMessageId).toBeUndefined();
         expect(await store.deadLetters.list(OTHER)).toEqual([]);
@@ -396,12 +411,24 @@ export function describeStateStore(name: string, open: () => Promise<OpenedStore
         expect(await store.queueStatus.get(Q)).toBeUndefined();
         const t1 = new Date(1_700_000_000_000);
         await store.queueStatus.recordTokenExpiry(Q, new Date(1_700_000_360_000));
-        expect(await store.queueStatus.get(Q)).toMatchObject({ queue: Q, state: "starting", consecutiveFailures: 0, tokenExpiresAt: new Date(1_700_000_360_000) });
+        expect(await store.queueStatus.get(Q)).toMatchObject({
+          queue: Q,
+          state: "starting",
+          consecutiveFailures: 0,
+          tokenExpiresAt: new Date(1_700_000_360_000),
+        });
         await store.queueStatus.recordSuccess(Q, t1);
-        expect(await store.queueStatus.get(Q)).toMatchObject({ state: "ok", lastSuccessAt: t1, consecutiveFailures: 0, tokenExpiresAt: new Date(1_700_000_360_000) });
+        expect(await store.queueStatus.get(Q)).toMatchObject({
+          state: "ok",
+          lastSuccessAt: t1,
+          consecutiveFailures: 0,
+          tokenExpiresAt: new Date(1_700_000_360_000),
+        });
         const failure = { code: "IMAP_UNAVAILABLE", message: "connection refused", fix: "check the network" };
         expect(await store.queueStatus.recordFailure(Q, "retrying", failure, new Date(t1.getTime() + 1_000))).toBe(1);
-        expect(await store.queueStatus.recordFailure(Q, "needs-sign-in", { code: "IDENTITY_NEEDS_SIGN_IN", message: "sign in" }, new Date(t1.getTime() + 2_000))).toBe(2);
+        expect(
+          await store.queueStatus.recordFailure(Q, "needs-sign-in", { code: "IDENTITY_NEEDS_SIGN_IN", message: "sign in" }, new Date(t1.getTime() + 2_000)),
+        ).toBe(2);
         const status = (await store.queueStatus.get(Q))!;
         expect(status).toMatchObject({ state: "needs-sign-in", consecutiveFailures: 2, lastSuccessAt: t1 });
         expect(status.lastError).toEqual({ code: "IDENTITY_NEEDS_SIGN_IN", message: "sign in", at: new Date(t1.getTime() + 2_000) });
@@ -422,7 +449,8 @@ export function describeStateStore(name: string, open: () => Promise<OpenedStore
         const row = (hour: number, queue: string, delivered: number) => ({ hour, queue, delivered, deliveryFailures: 1, fetchFailures: 2 });
         await store.activity.add([row(100, Q, 3), row(101, Q, 1), row(101, OTHER, 5)], 90);
         await store.activity.add([row(101, Q, 2)], 90);
-        const byKey = (rows: Awaited<ReturnType<StateStore["activity"]["hours"]>>) => rows.map((r) => `${r.hour}/${r.queue}/${r.delivered}/${r.deliveryFailures}/${r.fetchFailures}`).sort();
+        const byKey = (rows: Awaited<ReturnType<StateStore["activity"]["hours"]>>) =>
+          rows.map((r) => `${r.hour}/${r.queue}/${r.delivered}/${r.deliveryFailures}/${r.fetchFailures}`).sort();
         expect(byKey(await store.activity.hours(100, 101))).toEqual([`100/${Q}/3/1/2`, `101/${OTHER}/5/1/2`, `101/${Q}/3/2/4`].sort());
         expect(byKey(await store.activity.hours(101, 200))).toEqual([`101/${OTHER}/5/1/2`, `101/${Q}/3/2/4`].sort());
         await store.activity.add([row(102, Q, 1)], 101);
@@ -450,7 +478,12 @@ export function describeStateStore(name: string, open: () => Promise<OpenedStore
         const v4 = await store.tokenCaches.write(Q, "key-b", Buffer.from("sealed-4"), v3);
         expect(v4).toBeGreaterThan(v3!);
         expect(await store.tokenCaches.write(OTHER, "key-a", Buffer.from("other"), "any")).toBeGreaterThan(0);
-        expect(await store.tokenCaches.versions()).toEqual(new Map([[Q, v4], [OTHER, (await store.tokenCaches.read(OTHER))!.updatedAt]]));
+        expect(await store.tokenCaches.versions()).toEqual(
+          new Map([
+            [Q, v4],
+            [OTHER, (await store.tokenCaches.read(OTHER))!.updatedAt],
+          ]),
+        );
       });
 
       it("removes a queue's row, and says whether there was one", async () => {

@@ -94,7 +94,9 @@ describe("PostgreSQL store", () => {
         const error = await attempt().catch((e: unknown) => e);
         expect(error).toBeInstanceOf(MailfetchdError);
         expect(error).toMatchObject({ code: "STATE_UNAVAILABLE", retryable: true, fix: expect.stringContaining("state.postgres") });
-        expect(JSON.stringify({ message: (error as Error).message, fix: (error as MailfetchdError).fix, cause: String((error as Error).cause) })).not.toContain(postgres.password);
+        expect(JSON.stringify({ message: (error as Error).message, fix: (error as MailfetchdError).fix, cause: String((error as Error).cause) })).not.toContain(
+          postgres.password,
+        );
       }
     } finally {
       await postgres.start();

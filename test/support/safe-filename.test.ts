@@ -127,7 +127,7 @@ describe("safeFileName", () => {
       seed ^= seed << 5;
       return (seed >>> 0) / 0x1_0000_0000;
     };
-    const alphabet = [..."./\\:*?\"<>| \t\u0000\u0001\u001f\u007f\u0085\u009fabcCONPRNAUXLPT1é\u0301\u202a\u202e\u2066\u2069\ufeffü😀\ud800"];
+    const alphabet = [...'./\\:*?"<>| \t\u0000\u0001\u001f\u007f\u0085\u009fabcCONPRNAUXLPT1é\u0301\u202a\u202e\u2066\u2069\ufeffü😀\ud800'];
     for (let i = 0; i < 3000; i++) {
       const length = Math.floor(next() * (i % 10 === 0 ? 400 : 20));
       let input = "";

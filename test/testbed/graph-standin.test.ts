@@ -41,7 +41,11 @@ afterAll(async () => {
 });
 
 async function tokenFor(scope: string): Promise<string> {
-  const answer = await postForm(`${identity.authority}/oauth2/v2.0/token`, { grant_type: "password", client_id: CLIENT_ID, username: ALICE, password: PASSWORD, scope }, { ca });
+  const answer = await postForm(
+    `${identity.authority}/oauth2/v2.0/token`,
+    { grant_type: "password", client_id: CLIENT_ID, username: ALICE, password: PASSWORD, scope },
+    { ca },
+  );
   expect(answer.status).toBe(200);
   return String(answer.body.access_token);
 }
@@ -78,8 +82,10 @@ function call(method: string, url: string, token: string, options: { body?: unkn
   });
 }
 
-const mime = (n: number) => Buffer.from(`From: a@example.test\r\nTo: ${ALICE}\r\nSubject: message ${n}\r\nMessage-ID: <m${n}@example.test>\r\n\r\nbody ${n}\r\n`);
-const deltaPath = (mailbox: string, folder = "inbox") => `/v1.0/users/${mailbox}/mailFolders/${folder}/messages/delta?changeType=created&$select=id&$expand=singleValueExtendedProperties($filter=id eq 'Long 0x0E08')`;
+const mime = (n: number) =>
+  Buffer.from(`From: a@example.test\r\nTo: ${ALICE}\r\nSubject: message ${n}\r\nMessage-ID: <m${n}@example.test>\r\n\r\nbody ${n}\r\n`);
+const deltaPath = (mailbox: string, folder = "inbox") =>
+  `/v1.0/users/${mailbox}/mailFolders/${folder}/messages/delta?changeType=created&$select=id&$expand=singleValueExtendedProperties($filter=id eq 'Long 0x0E08')`;
 
 /** Follows nextLinks to the deltaLink; returns the items and the deltaLink. */
 async function round(token: string, first: string, pageSize = 2): Promise<{ items: Array<Record<string, any>>; deltaLink: string; pages: number }> {
@@ -157,7 +163,15 @@ describe("Graph stand-in: delta, $value and actions", () => {
   it("pages delta by odata.maxpagesize to a deltaLink, with sizes and immutable ids; the next round has only what is new", async () => {
     identity.addUser({ username: box, password: PASSWORD });
     graph.addMailbox(box);
-    const token = String((await postForm(`${identity.authority}/oauth2/v2.0/token`, { grant_type: "password", client_id: CLIENT_ID, username: box, password: PASSWORD, scope: `${GRAPH}/Mail.ReadWrite` }, { ca })).body.access_token);
+    const token = String(
+      (
+        await postForm(
+          `${identity.authority}/oauth2/v2.0/token`,
+          { grant_type: "password", client_id: CLIENT_ID, username: box, password: PASSWORD, scope: `${GRAPH}/Mail.ReadWrite` },
+          { ca },
+        )
+      ).body.access_token,
+    );
     const ids = [1, 2, 3, 4, 5].map((n) => graph.putMessage(box, "Inbox", mime(n)));
     const first = await round(token, deltaPath(box));
     expect(first.pages).toBe(3);
@@ -201,7 +215,15 @@ describe("Graph stand-in: delta, $value and actions", () => {
     const mover = "mover@contoso.example";
     identity.addUser({ username: mover, password: PASSWORD });
     graph.addMailbox(mover);
-    const token = String((await postForm(`${identity.authority}/oauth2/v2.0/token`, { grant_type: "password", client_id: CLIENT_ID, username: mover, password: PASSWORD, scope: `${GRAPH}/Mail.ReadWrite` }, { ca })).body.access_token);
+    const token = String(
+      (
+        await postForm(
+          `${identity.authority}/oauth2/v2.0/token`,
+          { grant_type: "password", client_id: CLIENT_ID, username: mover, password: PASSWORD, scope: `${GRAPH}/Mail.ReadWrite` },
+          { ca },
+        )
+      ).body.access_token,
+    );
     const ids = [1, 2, 3, 4].map((n) => graph.putMessage(mover, "inbox", mime(n)));
     const first = await call("GET", deltaPath(mover), token, { prefer: 'IdType="ImmutableId", odata.maxpagesize=2' });
     expect(first.json.value.map((i: { id: string }) => i.id)).toEqual(ids.slice(0, 2));
@@ -211,7 +233,15 @@ describe("Graph stand-in: delta, $value and actions", () => {
   });
 
   it("expires delta tokens three ways: 410 with a Location, syncStateNotFound, resyncRequired", async () => {
-    const token = String((await postForm(`${identity.authority}/oauth2/v2.0/token`, { grant_type: "password", client_id: CLIENT_ID, username: box, password: PASSWORD, scope: `${GRAPH}/Mail.ReadWrite` }, { ca })).body.access_token);
+    const token = String(
+      (
+        await postForm(
+          `${identity.authority}/oauth2/v2.0/token`,
+          { grant_type: "password", client_id: CLIENT_ID, username: box, password: PASSWORD, scope: `${GRAPH}/Mail.ReadWrite` },
+          { ca },
+        )
+      ).body.access_token,
+    );
     for (const how of ["gone", "syncStateNotFound", "resyncRequired"] as const) {
       const { deltaLink } = await round(token, deltaPath(box), 50);
       graph.expireDeltaTokens(how);
@@ -227,7 +257,15 @@ describe("Graph stand-in: delta, $value and actions", () => {
   });
 
   it("makes $value of big messages fail (504, broken transfer) or slow, as configured", async () => {
-    const token = String((await postForm(`${identity.authority}/oauth2/v2.0/token`, { grant_type: "password", client_id: CLIENT_ID, username: box, password: PASSWORD, scope: `${GRAPH}/Mail.ReadWrite` }, { ca })).body.access_token);
+    const token = String(
+      (
+        await postForm(
+          `${identity.authority}/oauth2/v2.0/token`,
+          { grant_type: "password", client_id: CLIENT_ID, username: box, password: PASSWORD, scope: `${GRAPH}/Mail.ReadWrite` },
+          { ca },
+        )
+      ).body.access_token,
+    );
     const big = graph.putMessage(box, "inbox", Buffer.concat([mime(8), Buffer.alloc(300_000, "x")]));
     graph.setValueBehaviour({ above: 100_000, fail: "504", times: 1 });
     expect((await call("GET", `/v1.0/users/${box}/messages/${big}/$value`, token)).status).toBe(504);

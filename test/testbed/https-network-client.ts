@@ -31,7 +31,7 @@ export function httpsNetworkClient(caPem: string): INetworkModule {
       });
       outgoing.on("timeout", () => outgoing.destroy(new Error(`request timed out: ${method} ${url}`)));
       outgoing.on("error", reject);
-      outgoing.end(method === "POST" ? options?.body ?? "" : undefined);
+      outgoing.end(method === "POST" ? (options?.body ?? "") : undefined);
     });
   return {
     sendGetRequestAsync: (url, options, timeout) => send("GET", url, options, timeout),

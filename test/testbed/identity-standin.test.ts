@@ -190,13 +190,15 @@ describe("identity stand-in with msal-node", () => {
 
   it("signs in by device code once the user code is approved", async () => {
     let userCode = "";
-    const result = present(await newApp().acquireTokenByDeviceCode({
-      scopes: [IMAP_SCOPE],
-      deviceCodeCallback: (response) => {
-        userCode = response.userCode;
-        setTimeout(() => standIn.approveDeviceCode(response.userCode, ALICE), 150);
-      },
-    }));
+    const result = present(
+      await newApp().acquireTokenByDeviceCode({
+        scopes: [IMAP_SCOPE],
+        deviceCodeCallback: (response) => {
+          userCode = response.userCode;
+          setTimeout(() => standIn.approveDeviceCode(response.userCode, ALICE), 150);
+        },
+      }),
+    );
     expect(userCode).toMatch(/^[A-Z2-9]{9}$/);
     expect(result.account?.username).toBe(ALICE);
     const polls = standIn.tokenRequests.filter((request) => request.grantType === "device_code");
@@ -310,7 +312,11 @@ describe("identity stand-in on the wire", () => {
     try {
       strict.addUser({ username: ALICE, password: ALICE_PASSWORD });
       const token = (form: Record<string, string>) =>
-        postForm(`${strict.authority}/oauth2/v2.0/token`, { grant_type: "password", username: ALICE, password: ALICE_PASSWORD, scope: IMAP_REQUEST_SCOPE, ...form }, { ca: caPem });
+        postForm(
+          `${strict.authority}/oauth2/v2.0/token`,
+          { grant_type: "password", username: ALICE, password: ALICE_PASSWORD, scope: IMAP_REQUEST_SCOPE, ...form },
+          { ca: caPem },
+        );
 
       const otherApp = await token({ client_id: "00000000-0000-0000-0000-000000000bad" });
       expect(otherApp.body).toMatchObject({ error: "unauthorized_client", error_codes: [700016] });

@@ -29,7 +29,10 @@ async function select(url: string, sql: string): Promise<unknown[]> {
 
 describe("PostgreSQL test bed", () => {
   it("runs a real server on loopback that takes the URL's password and refuses a wrong one", async () => {
-    const rows = await select(postgres.url(), "SELECT current_user AS who, inet_server_addr()::text AS addr, current_setting('server_version_num')::int AS version");
+    const rows = await select(
+      postgres.url(),
+      "SELECT current_user AS who, inet_server_addr()::text AS addr, current_setting('server_version_num')::int AS version",
+    );
     expect(rows).toEqual([{ who: "mailfetchd", addr: "127.0.0.1/32", version: expect.any(Number) }]);
     const wrong = postgres.url().replace(postgres.password, "not-the-password");
     await expect(select(wrong, "SELECT 1")).rejects.toThrow(/password authentication failed/);

@@ -35,13 +35,19 @@ describe("classifyIdentityError", () => {
     Object.assign(asNumber, { errorNo: 700082 });
     expect(classifyIdentityError(asNumber, "q").code).toBe("IDENTITY_SIGN_IN_EXPIRED");
     expect(classifyIdentityError(new ServerError("invalid_grant", "", "AADSTS50126: bad", undefined, "50126"), "q").code).toBe("IDENTITY_BAD_PASSWORD");
-    expect(classifyIdentityError(new ServerError("invalid_grant", "", "AADSTS50057: The user account is disabled."), "q").code).toBe("IDENTITY_ACCOUNT_DISABLED");
+    expect(classifyIdentityError(new ServerError("invalid_grant", "", "AADSTS50057: The user account is disabled."), "q").code).toBe(
+      "IDENTITY_ACCOUNT_DISABLED",
+    );
   });
 
   it("an unknown invalid_grant needs a sign-in; an unknown other error is retried", () => {
     const grant = classifyIdentityError(new ServerError("invalid_grant", "", "AADSTS1234567: new"), "q");
     expect([grant.code, queueStateOf(grant.code)]).toEqual(["IDENTITY_SIGN_IN_EXPIRED", "needs-sign-in"]);
     const other = classifyIdentityError(new ServerError("invalid_request", "", "AADSTS7654321: new"), "q");
-    expect([other.code, other.retryable, other.message]).toEqual(["IDENTITY_ERROR", true, "Queue q: the identity platform refused the request (invalid_request, AADSTS7654321)."]);
+    expect([other.code, other.retryable, other.message]).toEqual([
+      "IDENTITY_ERROR",
+      true,
+      "Queue q: the identity platform refused the request (invalid_request, AADSTS7654321).",
+    ]);
   });
 });

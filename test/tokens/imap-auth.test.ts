@@ -24,7 +24,10 @@ beforeAll(async () => {
   fx.bed.identity.addUser({ username: DELEGATE, password: "alex-Pa55word!", mailboxes: [SHARED] });
   fx.bed.identity.addUser({ username: OUTSIDER, password: "sam-Pa55word!" });
   fx.bed.identity.addUser({ username: OWNER, password: "owner-Pa55word!" });
-  await fx.bed.dovecot.deliver(SHARED, "From: a@example.test\r\nTo: support@example.test\r\nSubject: for the shared mailbox\r\nMessage-ID: <shared-1@example.test>\r\n\r\nhello\r\n");
+  await fx.bed.dovecot.deliver(
+    SHARED,
+    "From: a@example.test\r\nTo: support@example.test\r\nSubject: for the shared mailbox\r\nMessage-ID: <shared-1@example.test>\r\n\r\nhello\r\n",
+  );
 });
 
 afterAll(async () => {

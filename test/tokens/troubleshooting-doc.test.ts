@@ -25,7 +25,16 @@ describe("docs/troubleshooting.md", () => {
   });
 
   it("has every IMAP authentication code and every queue state", () => {
-    for (const code of ["IMAP_AUTH_REJECTED", "IMAP_AUTH_UNAVAILABLE", "IMAP_NOT_CONNECTED", "IMAP_FOLDER_NOT_FOUND", "IDENTITY_NEEDS_SIGN_IN", "IDENTITY_UNAVAILABLE", "IDENTITY_THROTTLED", "SECRET_UNREADABLE"]) {
+    for (const code of [
+      "IMAP_AUTH_REJECTED",
+      "IMAP_AUTH_UNAVAILABLE",
+      "IMAP_NOT_CONNECTED",
+      "IMAP_FOLDER_NOT_FOUND",
+      "IDENTITY_NEEDS_SIGN_IN",
+      "IDENTITY_UNAVAILABLE",
+      "IDENTITY_THROTTLED",
+      "SECRET_UNREADABLE",
+    ]) {
       expect(doc).toContain(`\`${code}\``);
     }
     for (const state of ["retrying", "needs-password", "needs-sign-in", "needs-admin", "misconfigured"]) expect(doc).toContain(`| \`${state}\` |`);

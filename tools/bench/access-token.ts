@@ -19,7 +19,11 @@ export function fetchAccessToken(bed: TestBed, username: string, password: strin
   return new Promise((resolve, reject) => {
     const req = request(
       url,
-      { method: "POST", ca: readFileSync(bed.certs.caFile), headers: { "content-type": "application/x-www-form-urlencoded", "content-length": Buffer.byteLength(body) } },
+      {
+        method: "POST",
+        ca: readFileSync(bed.certs.caFile),
+        headers: { "content-type": "application/x-www-form-urlencoded", "content-length": Buffer.byteLength(body) },
+      },
       (res) => {
         let text = "";
         res.setEncoding("utf8").on("data", (chunk: string) => (text += chunk));

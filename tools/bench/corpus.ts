@@ -104,10 +104,17 @@ export interface WrittenCorpus {
  * Writes the corpus into `maildir`/new as Dovecot would name the files, owned by `owner` (the
  * uid Dovecot's mail processes run as). Resumable: files already there are kept.
  */
-export async function writeCorpus(maildir: string, entries: readonly CorpusEntry[], seed: string, to: string, owner?: { uid: number; gid: number }): Promise<WrittenCorpus> {
+export async function writeCorpus(
+  maildir: string,
+  entries: readonly CorpusEntry[],
+  seed: string,
+  to: string,
+  owner?: { uid: number; gid: number },
+): Promise<WrittenCorpus> {
   const newDir = path.join(maildir, "new");
   for (const sub of ["new", "cur", "tmp"]) await mkdir(path.join(maildir, sub), { recursive: true });
-  if (owner) for (const dir of [maildir, path.dirname(maildir), ...["new", "cur", "tmp"].map((s) => path.join(maildir, s))]) chownSync(dir, owner.uid, owner.gid);
+  if (owner)
+    for (const dir of [maildir, path.dirname(maildir), ...["new", "cur", "tmp"].map((s) => path.join(maildir, s))]) chownSync(dir, owner.uid, owner.gid);
   const existing = new Set(await readdir(newDir));
   const files: string[] = [];
   let bytes = 0;
@@ -137,7 +144,8 @@ export async function writeCorpus(maildir: string, entries: readonly CorpusEntry
 export async function linkCorpus(files: readonly string[], maildirs: readonly string[], owner?: { uid: number; gid: number }): Promise<void> {
   for (const maildir of maildirs) {
     for (const sub of ["new", "cur", "tmp"]) await mkdir(path.join(maildir, sub), { recursive: true });
-    if (owner) for (const dir of [maildir, path.dirname(maildir), ...["new", "cur", "tmp"].map((s) => path.join(maildir, s))]) chownSync(dir, owner.uid, owner.gid);
+    if (owner)
+      for (const dir of [maildir, path.dirname(maildir), ...["new", "cur", "tmp"].map((s) => path.join(maildir, s))]) chownSync(dir, owner.uid, owner.gid);
   }
   for (const [index, file] of files.entries()) {
     const maildir = maildirs[index % maildirs.length]!;

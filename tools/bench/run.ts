@@ -88,9 +88,9 @@ function parseOptions(): BenchOptions | undefined {
       options: {
         help: { type: "boolean", short: "h", default: false },
         quick: { type: "boolean", default: false },
-      scale: { type: "string" },
-      reps: { type: "string" },
-      only: { type: "string" },
+        scale: { type: "string" },
+        reps: { type: "string" },
+        only: { type: "string" },
         "cpu-prof": { type: "string" },
         out: { type: "string" },
       },
@@ -106,7 +106,8 @@ function parseOptions(): BenchOptions | undefined {
   const scale = Number(values.scale ?? (quick ? 0.01 : 1));
   if (!(scale > 0)) throw new UsageError("--scale takes a positive number, e.g. 0.1");
   const only = (values.only ?? "").split(",").filter(Boolean);
-  for (const name of only) if (!(SCENARIOS as readonly string[]).includes(name)) throw new UsageError(`--only: unknown scenario ${name}; choose from ${SCENARIOS.join(", ")}`);
+  for (const name of only)
+    if (!(SCENARIOS as readonly string[]).includes(name)) throw new UsageError(`--only: unknown scenario ${name}; choose from ${SCENARIOS.join(", ")}`);
   return {
     quick,
     scale,
@@ -160,12 +161,18 @@ async function main(): Promise<void> {
           ctx,
           options.quick
             ? { bytes: 32 * 1024, corpusMessages: 10, floodMessages: 2, aloneMessages: 6 }
-            : { bytes: 256 * 1024, corpusMessages: Math.max(50, Math.round(300 * options.scale)), floodMessages: Math.max(4, Math.round(16 * options.scale)), aloneMessages: 20 },
+            : {
+                bytes: 256 * 1024,
+                corpusMessages: Math.max(50, Math.round(300 * options.scale)),
+                floodMessages: Math.max(4, Math.round(16 * options.scale)),
+                aloneMessages: 20,
+              },
         ),
       );
     }
     // Three setups and 20 kills take minutes: the smoke run (--quick) leaves it out unless asked for by name.
-    if (wants("replicas") && (!options.quick || options.only.includes("replicas"))) reports.push(await replicasScenario(ctx, { mailboxes: drain!.spread, messages: drain!.messages, kills: options.quick ? 2 : 20 }));
+    if (wants("replicas") && (!options.quick || options.only.includes("replicas")))
+      reports.push(await replicasScenario(ctx, { mailboxes: drain!.spread, messages: drain!.messages, kills: options.quick ? 2 : 20 }));
   } finally {
     await bed.close();
     await rm(workDir, { recursive: true, force: true });
@@ -188,7 +195,11 @@ async function prepareDrain(ctx: BenchContext): Promise<{ single: DrainMailbox; 
   const owner = await mailOwner();
   ctx.log(`corpus: generating ${count} messages`);
   const corpus = await writeCorpus(maildirOf(bed, single.address), planCorpus(count, CORPUS_SEED), CORPUS_SEED, single.address, owner);
-  await linkCorpus(corpus.files, spread.map((m) => maildirOf(bed, m.address)), owner);
+  await linkCorpus(
+    corpus.files,
+    spread.map((m) => maildirOf(bed, m.address)),
+    owner,
+  );
   ctx.log(`corpus: ${corpus.messages} messages, ${(corpus.bytes / MB).toFixed(0)} MB; Dovecot indexing it`);
   for (const m of [single, ...spread]) await warmUp(bed, m);
   return { single, spread, messages: corpus.messages, bytes: corpus.bytes };

@@ -44,25 +44,42 @@ export async function createTestCertificates(dir: string): Promise<TestCertifica
   const keyFile = join(dir, "key.pem");
 
   await openssl([
-    "req", "-x509", ...KEY_ALGORITHM, "-nodes",
-    "-keyout", caKeyFile, "-out", caFile,
-    "-days", String(VALIDITY_DAYS),
-    "-subj", "/CN=mailfetchd test bed CA",
-    "-addext", "basicConstraints = critical, CA:TRUE",
-    "-addext", "keyUsage = critical, keyCertSign, cRLSign",
+    "req",
+    "-x509",
+    ...KEY_ALGORITHM,
+    "-nodes",
+    "-keyout",
+    caKeyFile,
+    "-out",
+    caFile,
+    "-days",
+    String(VALIDITY_DAYS),
+    "-subj",
+    "/CN=mailfetchd test bed CA",
+    "-addext",
+    "basicConstraints = critical, CA:TRUE",
+    "-addext",
+    "keyUsage = critical, keyCertSign, cRLSign",
   ]);
-  await openssl([
-    "req", "-new", ...KEY_ALGORITHM, "-nodes",
-    "-keyout", keyFile, "-out", requestFile,
-    "-subj", "/CN=localhost",
-  ]);
+  await openssl(["req", "-new", ...KEY_ALGORITHM, "-nodes", "-keyout", keyFile, "-out", requestFile, "-subj", "/CN=localhost"]);
   await writeFile(extensionsFile, SERVER_EXTENSIONS);
   await openssl([
-    "x509", "-req", "-in", requestFile,
-    "-CA", caFile, "-CAkey", caKeyFile, "-set_serial", randomSerial(),
-    "-days", String(VALIDITY_DAYS),
-    "-extfile", extensionsFile,
-    "-out", certFile,
+    "x509",
+    "-req",
+    "-in",
+    requestFile,
+    "-CA",
+    caFile,
+    "-CAkey",
+    caKeyFile,
+    "-set_serial",
+    randomSerial(),
+    "-days",
+    String(VALIDITY_DAYS),
+    "-extfile",
+    extensionsFile,
+    "-out",
+    certFile,
   ]);
   return { caFile, certFile, keyFile };
 }

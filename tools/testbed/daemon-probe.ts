@@ -48,7 +48,15 @@ export interface ProbeVitals {
 
 export type ProbeMessage = ProbeEvent | ProbeVitals | { readonly type: "started" } | { readonly type: "failed"; readonly error: string };
 
-const FORWARDED: ReadonlyArray<keyof DaemonEventMap> = ["new-mail-signalled", "idle-session-opened", "spooled", "delivered", "dead-lettered", "fetch-succeeded", "fetch-failed"];
+const FORWARDED: ReadonlyArray<keyof DaemonEventMap> = [
+  "new-mail-signalled",
+  "idle-session-opened",
+  "spooled",
+  "delivered",
+  "dead-lettered",
+  "fetch-succeeded",
+  "fetch-failed",
+];
 
 async function main(): Promise<void> {
   const configFile = process.argv[2];

@@ -62,7 +62,7 @@ export interface Dovecot {
 
 export async function startDovecot(options: DovecotOptions): Promise<Dovecot> {
   const dir = options.dir ?? (await mkdtemp(join(tmpdir(), "mailfetchd-dovecot-")));
-  const [tlsPort, plainPort] = await findFreePorts(2) as [number, number];
+  const [tlsPort, plainPort] = (await findFreePorts(2)) as [number, number];
   const accounts = await dovecotAccounts();
   const configFile = join(dir, "dovecot.conf");
   const oauth2ConfigFile = join(dir, "dovecot-oauth2.conf.ext");
@@ -298,7 +298,9 @@ async function letOthersTraverse(directory: string): Promise<void> {
     const { mode } = await stat(current);
     if ((mode & 0o001) !== 0) continue;
     if (!current.startsWith(`${temp}/`)) {
-      throw new Error(`Dovecot's mail processes run as nobody and cannot pass through ${current} (mode ${(mode & 0o777).toString(8)}); choose a dir under ${temp}`);
+      throw new Error(
+        `Dovecot's mail processes run as nobody and cannot pass through ${current} (mode ${(mode & 0o777).toString(8)}); choose a dir under ${temp}`,
+      );
     }
     await chmod(current, (mode & 0o7777) | 0o001);
   }

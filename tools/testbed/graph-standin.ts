@@ -350,7 +350,8 @@ class GraphStandInServer implements GraphStandIn {
       }
       const token = /^Bearer (.+)$/i.exec(headerOf(request, "authorization") ?? "")?.[1];
       const info = token ? this.options.tokens(token) : undefined;
-      if (!info) throw new GraphError(401, "InvalidAuthenticationToken", token ? "IDX14100: JWT is not well formed, there are no dots (.)." : "Access token is empty.");
+      if (!info)
+        throw new GraphError(401, "InvalidAuthenticationToken", token ? "IDX14100: JWT is not well formed, there are no dots (.)." : "Access token is empty.");
       if (info.audience !== "graph") throw new GraphError(401, "InvalidAuthenticationToken", "Access token validation failure. Invalid audience.");
       if (Date.now() >= info.expiresAt) throw new GraphError(401, "InvalidAuthenticationToken", "Lifetime validation failed, the token is expired.");
 
@@ -359,7 +360,8 @@ class GraphStandInServer implements GraphStandIn {
       const address = (match[1] ? decodeURIComponent(match[1]) : info.username).toLowerCase();
       mailbox = this.mailboxes.get(address);
       if (!mailbox) throw new GraphError(404, "ErrorInvalidUser", `The requested user '${address}' is invalid.`);
-      if (mailbox.restDisabled) throw new GraphError(404, "MailboxNotEnabledForRESTAPI", "The mailbox is either inactive, soft-deleted, or is hosted on-premise.");
+      if (mailbox.restDisabled)
+        throw new GraphError(404, "MailboxNotEnabledForRESTAPI", "The mailbox is either inactive, soft-deleted, or is hosted on-premise.");
       const route = match[2]!;
       const writes = request.method !== "GET";
       checkAccess(info, mailbox, writes);
@@ -386,7 +388,12 @@ class GraphStandInServer implements GraphStandIn {
       }
       const requestId = newId("req");
       this.errorBodyIdsSent.push(requestId);
-      sendJson(response, error.status, { error: { code: error.code, message: error.message, innerError: { "request-id": requestId, date: new Date().toISOString() } } }, error.headers);
+      sendJson(
+        response,
+        error.status,
+        { error: { code: error.code, message: error.message, innerError: { "request-id": requestId, date: new Date().toISOString() } } },
+        error.headers,
+      );
       record(error.status);
     }
   }
@@ -458,7 +465,11 @@ class GraphStandInServer implements GraphStandIn {
       }
       if (method === "GET") {
         const json = this.messageJson(message, immutableIds, false);
-        return sendJson(response, 200, /internetMessageHeaders/.test(url.searchParams.get("$select") ?? "") ? { ...json, internetMessageHeaders: headersOf(message.raw) } : json);
+        return sendJson(
+          response,
+          200,
+          /internetMessageHeaders/.test(url.searchParams.get("$select") ?? "") ? { ...json, internetMessageHeaders: headersOf(message.raw) } : json,
+        );
       }
       if (method === "DELETE") {
         this.moveTo(mailbox, message, findFolder(mailbox, "deleteditems")!);
@@ -478,9 +489,12 @@ class GraphStandInServer implements GraphStandIn {
       const known = this.deltaStates.get(skip ?? deltaToken ?? "");
       if (!known || known.mailbox !== mailbox.address) throw new GraphError(400, "syncStateNotFound", "The sync state could not be found.");
       if (known.expired === "gone") {
-        throw new GraphError(410, "SyncStateInvalid", "The sync state has expired; start a full synchronization.", { Location: this.deltaUrl(mailbox, known.folderId) });
+        throw new GraphError(410, "SyncStateInvalid", "The sync state has expired; start a full synchronization.", {
+          Location: this.deltaUrl(mailbox, known.folderId),
+        });
       }
-      if (known.expired) throw new GraphError(400, known.expired, known.expired === "resyncRequired" ? "A full resync is required." : "The sync state could not be found.");
+      if (known.expired)
+        throw new GraphError(400, known.expired, known.expired === "resyncRequired" ? "A full resync is required." : "The sync state could not be found.");
       // A delta token starts a new round: its snapshot bound is now.
       state = deltaToken !== null ? { ...known, toSeq: mailbox.seq, afterKey: known.fromSeq, expired: undefined } : known;
     } else {
@@ -506,7 +520,9 @@ class GraphStandInServer implements GraphStandIn {
         .map((m) => ({ key: keyOf(m), json: this.messageJson(m, immutableIds, state.withSize) })),
       ...(state.createdOnly || state.fromSeq === 0
         ? []
-        : mailbox.removed.filter((r) => r.folderId === state.folderId && ahead(r.seq)).map((r) => ({ key: r.seq, json: { id: r.id, "@removed": { reason: "deleted" } } }))),
+        : mailbox.removed
+            .filter((r) => r.folderId === state.folderId && ahead(r.seq))
+            .map((r) => ({ key: r.seq, json: { id: r.id, "@removed": { reason: "deleted" } } }))),
     ].sort((a, b) => a.key - b.key);
     const served = changes.slice(0, pageSize);
     const next = changes.length > pageSize;
@@ -530,7 +546,12 @@ class GraphStandInServer implements GraphStandIn {
       // Late arrivals become visible now: the next round shows them, older than what it already showed.
       for (const late of mailbox.late.splice(0)) late.seq = late.createdSeq = ++mailbox.seq;
     }
-    return sendJson(response, 200, { "@odata.context": `${this.origin}/v1.0/$metadata#Collection(message)`, value: page, ...link }, { "Preference-Applied": `odata.maxpagesize=${pageSize}` });
+    return sendJson(
+      response,
+      200,
+      { "@odata.context": `${this.origin}/v1.0/$metadata#Collection(message)`, value: page, ...link },
+      { "Preference-Applied": `odata.maxpagesize=${pageSize}` },
+    );
   }
 
   private async value(message: Message, response: ServerResponse): Promise<number> {

@@ -28,39 +28,84 @@ const EXCHANGE_APP_ID = "00000002-0000-0ff1-ce00-000000000000"; // Office 365 Ex
 export const AADSTS_ANSWERS: Readonly<Record<number, AadstsAnswer>> = {
   // Sign-in (password grant)
   50126: grant("Error validating credentials due to invalid username or password."),
-  50034: grant("The user account {EmailHidden} does not exist in the '{tenant}' directory. To sign into this application, the account must be added to the directory."),
+  50034: grant(
+    "The user account {EmailHidden} does not exist in the '{tenant}' directory. To sign into this application, the account must be added to the directory.",
+  ),
   50057: grant("The user account is disabled."),
   50055: grant("The password is expired.", "user_password_expired"),
   50053: grant("The account is locked, you've tried to sign in too many times with an incorrect user ID or password."),
-  50076: grant(`Due to a configuration change made by your administrator, or because you moved to a new location, you must use multi-factor authentication to access '${EXCHANGE_APP_ID}'.`, "basic_action"),
-  50079: grant(`Due to a configuration change made by your administrator, or because you moved to a new location, you must enroll in multi-factor authentication to access '${EXCHANGE_APP_ID}'.`, "basic_action"),
+  50076: grant(
+    `Due to a configuration change made by your administrator, or because you moved to a new location, you must use multi-factor authentication to access '${EXCHANGE_APP_ID}'.`,
+    "basic_action",
+  ),
+  50079: grant(
+    `Due to a configuration change made by your administrator, or because you moved to a new location, you must enroll in multi-factor authentication to access '${EXCHANGE_APP_ID}'.`,
+    "basic_action",
+  ),
   53003: grant("Access has been blocked by Conditional Access policies. The access policy does not allow token issuance.", "message_only"),
-  530035: grant("Access has been blocked by security defaults. This is due to the request using legacy auth or being deemed unsafe by security defaults policies.", "message_only"), // suberror unverified
-  65001: grant("The user or administrator has not consented to use the application with ID '{client}' named 'mailfetchd'. Send an interactive authorization request for this user and resource.", "consent_required"),
+  530035: grant(
+    "Access has been blocked by security defaults. This is due to the request using legacy auth or being deemed unsafe by security defaults policies.",
+    "message_only",
+  ), // suberror unverified
+  65001: grant(
+    "The user or administrator has not consented to use the application with ID '{client}' named 'mailfetchd'. Send an interactive authorization request for this user and resource.",
+    "consent_required",
+  ),
 
   // The app registration and the tenant
-  700016: { status: 400, error: "unauthorized_client", text: "Application with identifier '{client}' was not found in the directory '{tenant}'. This can happen if the application has not been installed by the administrator of the tenant or consented to by any user in the tenant. You may have sent your authentication request to the wrong tenant." },
-  90002: { status: 400, error: "invalid_request", text: "Tenant '{tenant}' not found. Check to make sure you have the correct tenant ID and are signing into the correct cloud. Check with your subscription administrator, this may happen if there are no active subscriptions for the tenant." },
+  700016: {
+    status: 400,
+    error: "unauthorized_client",
+    text: "Application with identifier '{client}' was not found in the directory '{tenant}'. This can happen if the application has not been installed by the administrator of the tenant or consented to by any user in the tenant. You may have sent your authentication request to the wrong tenant.",
+  },
+  90002: {
+    status: 400,
+    error: "invalid_request",
+    text: "Tenant '{tenant}' not found. Check to make sure you have the correct tenant ID and are signing into the correct cloud. Check with your subscription administrator, this may happen if there are no active subscriptions for the tenant.",
+  },
   7000218: { status: 401, error: "invalid_client", text: "The request body must contain the following parameter: 'client_assertion' or 'client_secret'." },
   700025: { status: 401, error: "invalid_client", text: "Client is public so neither 'client_assertion' nor 'client_secret' should be presented." },
-  9001023: { status: 400, error: "invalid_request", text: "The grant type is not supported over the /common or /consumers endpoints. Please use the /organizations or tenant-specific endpoint." }, // error unverified
+  9001023: {
+    status: 400,
+    error: "invalid_request",
+    text: "The grant type is not supported over the /common or /consumers endpoints. Please use the /organizations or tenant-specific endpoint.",
+  }, // error unverified
 
   // Refresh tokens
   700082: grant("The refresh token has expired due to inactivity. The token was issued on {date} and was inactive for 90.00:00:00.", "bad_token"),
-  50173: grant("The provided grant has expired due to it being revoked, a fresh auth token is needed. The user might have changed or reset their password. The grant was issued on '{date}' and the TokensValidFrom date (before which tokens are not valid) for this user is '{date}'."),
-  70043: grant("The refresh token has expired or is invalid due to sign-in frequency checks by conditional access. The token was issued on {date} and the maximum allowed lifetime for this request is 86400.", "token_expired"),
+  50173: grant(
+    "The provided grant has expired due to it being revoked, a fresh auth token is needed. The user might have changed or reset their password. The grant was issued on '{date}' and the TokensValidFrom date (before which tokens are not valid) for this user is '{date}'.",
+  ),
+  70043: grant(
+    "The refresh token has expired or is invalid due to sign-in frequency checks by conditional access. The token was issued on {date} and the maximum allowed lifetime for this request is 86400.",
+    "token_expired",
+  ),
   70000: grant("Provided grant is invalid or malformed."),
-  70008: grant("The provided authorization code or refresh token has expired due to inactivity. Send a new interactive authorization request for this user and resource."),
+  70008: grant(
+    "The provided authorization code or refresh token has expired due to inactivity. Send a new interactive authorization request for this user and resource.",
+  ),
   9002313: grant("Invalid request. Request is malformed or invalid."),
 
   // Client behaviour and capacity
   50196: grant("The server terminated an operation because it encountered a loop while processing a request."),
   90055: { status: 429, error: "temporarily_unavailable", text: "There are too many incoming requests. This exception is thrown for blocked tenants." }, // status and error unverified
-  28000: { status: 400, error: "invalid_scope", text: "Provided value for the input parameter scope is not valid because it contains more than one resource. Scope {param} is not valid." }, // error unverified
-  700022: { status: 400, error: "invalid_scope", text: "The provided value for the input parameter scope is not valid because it contains more than one resource. Scope {param} is not valid." }, // error unverified
+  28000: {
+    status: 400,
+    error: "invalid_scope",
+    text: "Provided value for the input parameter scope is not valid because it contains more than one resource. Scope {param} is not valid.",
+  }, // error unverified
+  700022: {
+    status: 400,
+    error: "invalid_scope",
+    text: "The provided value for the input parameter scope is not valid because it contains more than one resource. Scope {param} is not valid.",
+  }, // error unverified
   70003: { status: 400, error: "unsupported_grant_type", text: "The app requested an unsupported grant type '{param}'." },
   900144: { status: 400, error: "invalid_request", text: "The request body must contain the following parameter: '{param}'." },
-  90014: { status: 400, error: "invalid_request", text: "The required field '{param}' is missing from the credential. Ensure that you have all the necessary parameters for the login request." },
+  90014: {
+    status: 400,
+    error: "invalid_request",
+    text: "The required field '{param}' is missing from the credential. Ensure that you have all the necessary parameters for the login request.",
+  },
 
   // Device code polling (`error` values from v2-oauth2-device-code.md; the codes are unverified)
   70016: { status: 400, error: "authorization_pending", text: "OAuth 2.0 device flow error. Authorization is pending. Continue polling." },

@@ -483,7 +483,9 @@ class StandIn implements IdentityStandIn {
     const expiresAt = Date.now() + this.accessTokenLifetimeS * 1000;
     const permissions = expanded.map(permissionName);
     const accessToken =
-      scopes.audience === "graph" ? mintGraphAccessToken({ username: user.username, objectId: user.objectId, tenantId: this.tenantId, scp: permissions, expiresAt }) : mintAccessToken();
+      scopes.audience === "graph"
+        ? mintGraphAccessToken({ username: user.username, objectId: user.objectId, tenantId: this.tenantId, scp: permissions, expiresAt })
+        : mintAccessToken();
     this.accessTokens.set(accessToken, { username: user.username, audience: scopes.audience, permissions, expiresAt });
     this.secrets.push(accessToken);
     const expiresIn = this.accessTokenLifetimeS + (this.padExpiresIn ? MSAL_RENEWAL_OFFSET_S : 0);

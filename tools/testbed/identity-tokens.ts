@@ -62,7 +62,13 @@ export function mintAccessToken(): string {
  * permissions granted, space-separated and without the resource prefix. The signature is random
  * (the Graph stand-in looks the token up rather than verifying it). About 2 KB, like the real ones.
  */
-export function mintGraphAccessToken(claims: { readonly username: string; readonly objectId: string; readonly tenantId: string; readonly scp: readonly string[]; readonly expiresAt: number }): string {
+export function mintGraphAccessToken(claims: {
+  readonly username: string;
+  readonly objectId: string;
+  readonly tenantId: string;
+  readonly scp: readonly string[];
+  readonly expiresAt: number;
+}): string {
   const now = Math.floor(Date.now() / 1000);
   const header = base64url(JSON.stringify({ typ: "JWT", nonce: base64url(randomBytes(32)), alg: "RS256", x5t: "testbed", kid: "testbed" }));
   const payload = {

@@ -110,5 +110,7 @@ export function render(content: MessageContent, style: "a" | "b" | "a-lf"): Buff
 
 /** RFC 2047 Q encoding of UTF-8 text (as latin1 bytes for the header). */
 function qEncode(text: string): string {
-  return [...Buffer.from(text, "utf8")].map((byte) => (/[A-Za-z0-9]/.test(String.fromCharCode(byte)) ? String.fromCharCode(byte) : `=${byte.toString(16).toUpperCase().padStart(2, "0")}`)).join("");
+  return [...Buffer.from(text, "utf8")]
+    .map((byte) => (/[A-Za-z0-9]/.test(String.fromCharCode(byte)) ? String.fromCharCode(byte) : `=${byte.toString(16).toUpperCase().padStart(2, "0")}`))
+    .join("");
 }

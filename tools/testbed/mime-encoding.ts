@@ -27,7 +27,7 @@ function encodeQpLine(line: string): string[] {
     const code = line.charCodeAt(index);
     const isLast = index === line.length - 1;
     const printable = (code >= 33 && code <= 126 && code !== 61) || ((code === 32 || code === 9) && !isLast);
-    tokens.push(printable ? line[index] ?? "" : `=${code.toString(16).toUpperCase().padStart(2, "0")}`);
+    tokens.push(printable ? (line[index] ?? "") : `=${code.toString(16).toUpperCase().padStart(2, "0")}`);
   }
   return tokens;
 }
@@ -108,7 +108,9 @@ export function rfc2231Continuations(name: string, value: string, sectionLength 
 }
 
 function isAttributeChar(byte: number): boolean {
-  return (byte >= 0x30 && byte <= 0x39) || (byte >= 0x41 && byte <= 0x5a) || (byte >= 0x61 && byte <= 0x7a) || "!#$&+-.^_`|~".includes(String.fromCharCode(byte));
+  return (
+    (byte >= 0x30 && byte <= 0x39) || (byte >= 0x41 && byte <= 0x5a) || (byte >= 0x61 && byte <= 0x7a) || "!#$&+-.^_`|~".includes(String.fromCharCode(byte))
+  );
 }
 
 /** A quoted-string (RFC 5322 3.2.4): backslash and double quote escaped. */
@@ -121,7 +123,19 @@ export function quotedString(value: string): string {
  * 0x80-0x9F (what Outlook on Windows sends). Node has no encoder for it.
  */
 export function windows1252(text: string): Buffer {
-  const extras: Record<string, number> = { "€": 0x80, "‚": 0x82, "„": 0x84, "…": 0x85, "‘": 0x91, "’": 0x92, "“": 0x93, "”": 0x94, "–": 0x96, "—": 0x97, "™": 0x99 };
+  const extras: Record<string, number> = {
+    "€": 0x80,
+    "‚": 0x82,
+    "„": 0x84,
+    "…": 0x85,
+    "‘": 0x91,
+    "’": 0x92,
+    "“": 0x93,
+    "”": 0x94,
+    "–": 0x96,
+    "—": 0x97,
+    "™": 0x99,
+  };
   return Buffer.from(
     [...text].map((char) => {
       const extra = extras[char];

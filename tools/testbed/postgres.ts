@@ -74,13 +74,43 @@ export async function startPostgres(): Promise<Postgres> {
   }
   await mkdir(dataDir, { mode: 0o700 });
   if (owner) await chown(dataDir, owner.uid, owner.gid);
-  await run(...command("initdb", ["-D", dataDir, "-U", TEST_ROLE, `--pwfile=${join(dir, "pwfile")}`, "--auth-local=trust", "--auth-host=scram-sha-256", "--no-sync", "-E", "UTF8", "--locale=C"]), {
-    maxBuffer: 4 * 1024 * 1024,
-  });
+  await run(
+    ...command("initdb", [
+      "-D",
+      dataDir,
+      "-U",
+      TEST_ROLE,
+      `--pwfile=${join(dir, "pwfile")}`,
+      "--auth-local=trust",
+      "--auth-host=scram-sha-256",
+      "--no-sync",
+      "-E",
+      "UTF8",
+      "--locale=C",
+    ]),
+    {
+      maxBuffer: 4 * 1024 * 1024,
+    },
+  );
   await rm(join(dir, "pwfile"));
 
   let server: ChildProcess | undefined;
-  const serverArgs = ["-D", dataDir, "-p", String(port), "-k", dir, "-c", "listen_addresses=127.0.0.1", "-c", "fsync=off", "-c", "full_page_writes=off", "-c", "max_connections=200"];
+  const serverArgs = [
+    "-D",
+    dataDir,
+    "-p",
+    String(port),
+    "-k",
+    dir,
+    "-c",
+    "listen_addresses=127.0.0.1",
+    "-c",
+    "fsync=off",
+    "-c",
+    "full_page_writes=off",
+    "-c",
+    "max_connections=200",
+  ];
 
   const url = (database = TEST_ROLE) => `postgres://${TEST_ROLE}:${password}@127.0.0.1:${port}/${database}`;
   // The superuser over the Unix socket (trust): works while a test changes the role's password.
@@ -176,6 +206,9 @@ function postmasterPid(dataDir: string): number | undefined {
 async function systemUser(name: string): Promise<{ uid: number; gid: number }> {
   const { stdout } = await run("getent", ["passwd", name]).catch(() => ({ stdout: "" }));
   const fields = stdout.trim().split(":");
-  if (fields.length < 4) throw new Error(`running as root, the PostgreSQL test bed needs the system user '${name}' (Debian's postgresql package creates it): bash scripts/ensure-test-bed.sh --suite`);
+  if (fields.length < 4)
+    throw new Error(
+      `running as root, the PostgreSQL test bed needs the system user '${name}' (Debian's postgresql package creates it): bash scripts/ensure-test-bed.sh --suite`,
+    );
   return { uid: Number(fields[2]), gid: Number(fields[3]) };
 }

@@ -57,10 +57,7 @@ const CRLF = "\r\n";
 const START_DATE = Date.UTC(2024, 2, 1, 8, 0, 0);
 
 /** A 1x1 transparent PNG: the smallest valid image for the inline-image shape. */
-const TINY_PNG = Buffer.from(
-  "iVBORw0KGgoAAAANSUhEUgAAAAEAAAABCAYAAAAfFcSJAAAADUlEQVR42mNkYPhfDwAChwGA60e6kgAAAABJRU5ErkJggg==",
-  "base64",
-);
+const TINY_PNG = Buffer.from("iVBORw0KGgoAAAANSUhEUgAAAAEAAAABCAYAAAAfFcSJAAAADUlEQVR42mNkYPhfDwAChwGA60e6kgAAAABJRU5ErkJggg==", "base64");
 /** "日本語のテスト" in ISO-2022-JP (made with iconv; Node cannot encode it). */
 const JAPANESE_ISO_2022_JP = Buffer.from("GyRCRnxLXDhsJE4lRiU5JUgbKEI=", "base64");
 const JAPANESE_TEXT = "日本語のテスト";
@@ -142,12 +139,9 @@ const SHAPE_BUILDERS: Record<SampleShape, (context: BuildContext) => Parts> = {
     return {
       subjectHeader: encodedWordsUtf8(subject),
       subject,
-      entity: [
-        "Content-Type: text/plain; charset=utf-8",
-        "Content-Transfer-Encoding: quoted-printable",
-        "",
-        quotedPrintable(Buffer.from(body, "utf8")),
-      ].join(CRLF),
+      entity: ["Content-Type: text/plain; charset=utf-8", "Content-Transfer-Encoding: quoted-printable", "", quotedPrintable(Buffer.from(body, "utf8"))].join(
+        CRLF,
+      ),
     };
   },
 

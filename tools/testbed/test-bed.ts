@@ -86,7 +86,13 @@ export async function startTestBed(options: { dir?: string; dovecotConfig?: stri
     throw error;
   }
   try {
-    dovecot = await startDovecot({ dir: path.join(dir, "dovecot"), introspectionUrl: identity.introspectionUrl, certFile: certs.certFile, keyFile: certs.keyFile, extraConfig: options.dovecotConfig });
+    dovecot = await startDovecot({
+      dir: path.join(dir, "dovecot"),
+      introspectionUrl: identity.introspectionUrl,
+      certFile: certs.certFile,
+      keyFile: certs.keyFile,
+      extraConfig: options.dovecotConfig,
+    });
   } catch (error) {
     await Promise.allSettled([identity.close(), graph.close()]);
     throw error;
@@ -115,7 +121,11 @@ export async function startTestBed(options: { dir?: string; dovecotConfig?: stri
       if (input.postgres) {
         const urlFile = `${file}.postgres-url`;
         writeFileSync(urlFile, `${input.postgres.url}\n`, { mode: 0o600 });
-        postgres = { urlFile, ...(input.postgres.lease ? { lease: input.postgres.lease } : {}), ...(input.postgres.replicaId ? { replicaId: input.postgres.replicaId } : {}) };
+        postgres = {
+          urlFile,
+          ...(input.postgres.lease ? { lease: input.postgres.lease } : {}),
+          ...(input.postgres.replicaId ? { replicaId: input.postgres.replicaId } : {}),
+        };
       }
       const config = {
         state: { dir: input.stateDir, keyFile, ...(postgres ? { postgres } : {}) },

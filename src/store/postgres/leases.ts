@@ -35,16 +35,14 @@ export class PostgresQueueLeases implements QueueLeaseStore {
       // This replica's rows first, locked in queue order (as a fenced write locks them): no deadlock.
       await client.query("SELECT queue FROM queue_leases WHERE owner = $1 AND queue = ANY($2::text[]) ORDER BY queue FOR UPDATE", [replica, [...queues]]);
       // Another live replica's share goes back (it claims it in its next round); the rest is renewed.
-      await client.query(
-        `UPDATE queue_leases SET owner = NULL, lease_until = now() WHERE owner = $1 AND queue = ANY($2::text[])`,
-        [replica, elsewhere],
-      );
+      await client.query(`UPDATE queue_leases SET owner = NULL, lease_until = now() WHERE owner = $1 AND queue = ANY($2::text[])`, [replica, elsewhere]);
       // An own lease that ran out (this replica paused) is renewed at the same epoch only if
       // nobody took it meanwhile: the owner is still this replica.
-      await client.query(
-        `UPDATE queue_leases SET lease_until = now() + $2::interval, renewed_at = now() WHERE owner = $1 AND queue = ANY($3::text[])`,
-        [replica, interval, home],
-      );
+      await client.query(`UPDATE queue_leases SET lease_until = now() + $2::interval, renewed_at = now() WHERE owner = $1 AND queue = ANY($3::text[])`, [
+        replica,
+        interval,
+        home,
+      ]);
       // Claim this replica's share when free, and any queue whose lease ran out (or was given
       // back) a while ago: its home replica is not taking it. A queue never leased ('-infinity')
       // waits for its home. Each claim bumps the epoch: the fencing token.
@@ -111,7 +109,10 @@ export class PostgresQueueLeases implements QueueLeaseStore {
 }
 
 export async function listReplicas(db: Connection): Promise<ReplicaRecord[]> {
-  const rows = await db.query<{ id: string; started_at: Date; seen_until: Date }>("read the replicas", "SELECT id, started_at, seen_until FROM replicas ORDER BY id");
+  const rows = await db.query<{ id: string; started_at: Date; seen_until: Date }>(
+    "read the replicas",
+    "SELECT id, started_at, seen_until FROM replicas ORDER BY id",
+  );
   return rows.map((r) => ({ id: r.id, startedAt: r.started_at, seenUntil: r.seen_until }));
 }
 
@@ -135,9 +136,12 @@ export function homesOf(queues: readonly string[], replicas: readonly string[]):
   let extra = distinctQueues.length % distinctReplicas.length;
   const pairs: Array<{ queue: string; replica: string; weight: bigint }> = [];
   for (const queue of distinctQueues) {
-    for (const replica of distinctReplicas) pairs.push({ queue, replica, weight: createHash("sha256").update(`${replica}\n${queue}`).digest().readBigUInt64BE(0) });
+    for (const replica of distinctReplicas)
+      pairs.push({ queue, replica, weight: createHash("sha256").update(`${replica}\n${queue}`).digest().readBigUInt64BE(0) });
   }
-  pairs.sort((a, b) => (a.weight !== b.weight ? (a.weight > b.weight ? -1 : 1) : a.replica < b.replica ? -1 : a.replica > b.replica ? 1 : a.queue < b.queue ? -1 : 1));
+  pairs.sort((a, b) =>
+    a.weight !== b.weight ? (a.weight > b.weight ? -1 : 1) : a.replica < b.replica ? -1 : a.replica > b.replica ? 1 : a.queue < b.queue ? -1 : 1,
+  );
   const load = new Map<string, number>();
   for (const { queue, replica } of pairs) {
     const held = load.get(replica) ?? 0;

@@ -44,7 +44,11 @@ export class PostgresMessages implements MessageStore, DeliveryStore, ServerActi
 
   commit(entries: readonly CommitEntry[]): Promise<boolean[]> {
     return this.db.transaction("record spooled messages", async (client) => {
-      await checkFence(client, this.fence, entries.map((e) => e.queue));
+      await checkFence(
+        client,
+        this.fence,
+        entries.map((e) => e.queue),
+      );
       const results: boolean[] = [];
       for (const entry of entries) {
         if (entry.type === "cursor") {
@@ -57,7 +61,15 @@ export class PostgresMessages implements MessageStore, DeliveryStore, ServerActi
           await client.query(
             `INSERT INTO server_actions (queue, source_kind, folder, item_id, action, target, created_at) VALUES ($1, $2, $3, $4, $5, $6, $7)
              ON CONFLICT DO NOTHING`,
-            [entry.queue, entry.location.kind, entry.location.folder, entry.location.item, entry.serverAction.action, entry.serverAction.target ?? null, Date.now()],
+            [
+              entry.queue,
+              entry.location.kind,
+              entry.location.folder,
+              entry.location.item,
+              entry.serverAction.action,
+              entry.serverAction.target ?? null,
+              Date.now(),
+            ],
           );
         }
         if (entry.cursor !== undefined) await setCursor(client, entry.queue, entry.location.kind, entry.location.folder, entry.cursor);
@@ -67,11 +79,11 @@ export class PostgresMessages implements MessageStore, DeliveryStore, ServerActi
   }
 
   async cursor(queue: string, kind: SourceKind, folder: string): Promise<string | undefined> {
-    const rows = await this.db.query<{ position: string }>("read a cursor", "SELECT position FROM cursors WHERE queue = $1 AND source_kind = $2 AND folder = $3", [
-      queue,
-      kind,
-      folder,
-    ]);
+    const rows = await this.db.query<{ position: string }>(
+      "read a cursor",
+      "SELECT position FROM cursors WHERE queue = $1 AND source_kind = $2 AND folder = $3",
+      [queue, kind, folder],
+    );
     return rows[0]?.position;
   }
 
@@ -152,7 +164,10 @@ export class PostgresMessages implements MessageStore, DeliveryStore, ServerActi
   markDelivered(deliveries: ReadonlyArray<{ readonly seq: number; readonly handler: string }>): Promise<void> {
     if (deliveries.length === 0) return Promise.resolve();
     return this.db.transaction("record deliveries", async (client) => {
-      await this.fenceSeqs(client, deliveries.map((d) => d.seq));
+      await this.fenceSeqs(
+        client,
+        deliveries.map((d) => d.seq),
+      );
       await client.query(
         `UPDATE deliveries d SET state = 'delivered', attempts = d.attempts + 1, delivered_at = $1, last_error = NULL
          FROM unnest($2::bigint[], $3::text[]) AS done (seq, handler)
@@ -177,7 +192,11 @@ export class PostgresMessages implements MessageStore, DeliveryStore, ServerActi
   markDead(seq: number, handler: string, error: string): Promise<void> {
     return this.db.transaction("record a dead letter", async (client) => {
       await this.fenceSeqs(client, [seq]);
-      await client.query("UPDATE deliveries SET state = 'dead', attempts = attempts + 1, last_error = $1 WHERE message_seq = $2 AND handler = $3", [error, seq, handler]);
+      await client.query("UPDATE deliveries SET state = 'dead', attempts = attempts + 1, last_error = $1 WHERE message_seq = $2 AND handler = $3", [
+        error,
+        seq,
+        handler,
+      ]);
     });
   }
 
@@ -185,7 +204,11 @@ export class PostgresMessages implements MessageStore, DeliveryStore, ServerActi
   private async fenceSeqs(client: pg.PoolClient, seqs: readonly number[]): Promise<void> {
     if (this.fence === undefined) return;
     const rows = await client.query<{ queue: string }>("SELECT DISTINCT queue FROM messages WHERE seq = ANY($1::bigint[])", [seqs]);
-    await checkFence(client, this.fence, rows.rows.map((r) => r.queue));
+    await checkFence(
+      client,
+      this.fence,
+      rows.rows.map((r) => r.queue),
+    );
   }
 
   // -- ServerActionStore ----------------------------------------------------------------------
@@ -236,17 +259,21 @@ export class PostgresMessages implements MessageStore, DeliveryStore, ServerActi
     return rows[0]?.n ?? 0;
   }
 
-  retry(queue: string, id: string, handler: string | undefined, rewind: (location: MessageLocation, cursor: string | undefined) => string | undefined): Promise<number> {
+  retry(
+    queue: string,
+    id: string,
+    handler: string | undefined,
+    rewind: (location: MessageLocation, cursor: string | undefined) => string | undefined,
+  ): Promise<number> {
     return this.db.transaction("put a dead letter back in line", async (client) => {
       let changed = 0;
       for (const message of await messagesWithId(client, queue, id)) {
         if (message.headers_only) {
           const location: MessageLocation = { kind: message.source_kind, folder: message.folder, item: message.item_id };
-          const cursor = await client.query<{ position: string }>("SELECT position FROM cursors WHERE queue = $1 AND source_kind = $2 AND folder = $3 FOR UPDATE", [
-            queue,
-            location.kind,
-            location.folder,
-          ]);
+          const cursor = await client.query<{ position: string }>(
+            "SELECT position FROM cursors WHERE queue = $1 AND source_kind = $2 AND folder = $3 FOR UPDATE",
+            [queue, location.kind, location.folder],
+          );
           const rewound = rewind(location, cursor.rows[0]?.position);
           if (rewound !== undefined) await setCursor(client, queue, location.kind, location.folder, rewound);
           await client.query("UPDATE messages SET awaiting_refetch = true WHERE seq = $1", [message.seq]);

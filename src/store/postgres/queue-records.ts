@@ -73,7 +73,13 @@ export class PostgresActivity implements ActivityStore {
            ON CONFLICT (hour, queue) DO UPDATE SET delivered = queue_activity.delivered + excluded.delivered,
              delivery_failures = queue_activity.delivery_failures + excluded.delivery_failures,
              fetch_failures = queue_activity.fetch_failures + excluded.fetch_failures`,
-          [counts.map((c) => c.hour), counts.map((c) => c.queue), counts.map((c) => c.delivered), counts.map((c) => c.deliveryFailures), counts.map((c) => c.fetchFailures)],
+          [
+            counts.map((c) => c.hour),
+            counts.map((c) => c.queue),
+            counts.map((c) => c.delivered),
+            counts.map((c) => c.deliveryFailures),
+            counts.map((c) => c.fetchFailures),
+          ],
         );
       }
       await client.query("DELETE FROM queue_activity WHERE hour < $1", [keepFrom]);

@@ -47,7 +47,7 @@ export class PostgresRawMessages implements RawMessageStore {
           head.push(piece);
           headLength += piece.length;
         }
-        for (let offset = 0; offset < chunk.length; ) {
+        for (let offset = 0; offset < chunk.length;) {
           const piece = chunk.subarray(offset, offset + PART_BYTES - pendingLength);
           pending.push(Buffer.from(piece));
           pendingLength += piece.length;
@@ -75,7 +75,10 @@ export class PostgresRawMessages implements RawMessageStore {
   }
 
   async read(queue: string, key: string): Promise<Buffer> {
-    const rows = await this.db.query<{ bytes: Buffer }>("read a message's bytes", "SELECT bytes FROM raw_parts WHERE queue = $1 AND key = $2 ORDER BY part", [queue, key]);
+    const rows = await this.db.query<{ bytes: Buffer }>("read a message's bytes", "SELECT bytes FROM raw_parts WHERE queue = $1 AND key = $2 ORDER BY part", [
+      queue,
+      key,
+    ]);
     if (rows.length === 0) throw Object.assign(new Error(`no raw message '${key}' in queue '${queue}'`), { code: "ENOENT" });
     return Buffer.concat(rows.map((r) => r.bytes));
   }

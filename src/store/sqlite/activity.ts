@@ -24,7 +24,13 @@ export class SqliteActivityStore implements ActivityStore {
       const rows = this.db
         .prepare("SELECT hour, queue, delivered, delivery_failures, fetch_failures FROM queue_activity WHERE hour >= ? AND hour <= ? ORDER BY hour, queue")
         .all(from, to) as Array<{ hour: number; queue: string; delivered: number; delivery_failures: number; fetch_failures: number }>;
-      return rows.map((r) => ({ hour: r.hour, queue: r.queue, delivered: r.delivered, deliveryFailures: r.delivery_failures, fetchFailures: r.fetch_failures }));
+      return rows.map((r) => ({
+        hour: r.hour,
+        queue: r.queue,
+        delivered: r.delivered,
+        deliveryFailures: r.delivery_failures,
+        fetchFailures: r.fetch_failures,
+      }));
     });
   }
 }

@@ -40,7 +40,12 @@ export class SqliteDeadLetterStore implements DeadLetterStore {
     });
   }
 
-  retry(queue: string, id: string, handler: string | undefined, rewind: (location: MessageLocation, cursor: string | undefined) => string | undefined): Promise<number> {
+  retry(
+    queue: string,
+    id: string,
+    handler: string | undefined,
+    rewind: (location: MessageLocation, cursor: string | undefined) => string | undefined,
+  ): Promise<number> {
     return inTransaction(this.db, () => {
       let changed = 0;
       for (const message of this.messagesWithId(queue, id)) {
@@ -68,11 +73,15 @@ export class SqliteDeadLetterStore implements DeadLetterStore {
       `UPDATE deliveries SET state = 'dropped', delivered_at = ?, last_error = 'dropped by operator: ' || COALESCE(last_error, '')
        WHERE state = 'dead' AND (? IS NULL OR handler = ?) AND message_seq = ?`,
     );
-    return inTransaction(this.db, () => this.messagesWithId(queue, id).reduce((n, m) => n + drop.run(Date.now(), handler ?? null, handler ?? null, m.seq).changes, 0));
+    return inTransaction(this.db, () =>
+      this.messagesWithId(queue, id).reduce((n, m) => n + drop.run(Date.now(), handler ?? null, handler ?? null, m.seq).changes, 0),
+    );
   }
 
   /** The rows a dead letter id names: its stable id (a repeat shares it), or its spool key. */
   private messagesWithId(queue: string, id: string): MessageRow[] {
-    return this.db.prepare("SELECT seq, source_kind, folder, item_id, headers_only FROM messages WHERE queue = ? AND (stable_id = ? OR id = ?) ORDER BY seq").all(queue, id, id) as MessageRow[];
+    return this.db
+      .prepare("SELECT seq, source_kind, folder, item_id, headers_only FROM messages WHERE queue = ? AND (stable_id = ? OR id = ?) ORDER BY seq")
+      .all(queue, id, id) as MessageRow[];
   }
 }

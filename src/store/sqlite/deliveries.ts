@@ -44,7 +44,9 @@ export class SqliteDeliveryStore implements DeliveryStore {
 
   /** One transaction (one fsync) for the whole batch. */
   markDelivered(deliveries: ReadonlyArray<{ readonly seq: number; readonly handler: string }>): Promise<void> {
-    const update = this.db.prepare("UPDATE deliveries SET state = 'delivered', attempts = attempts + 1, delivered_at = ?, last_error = NULL WHERE message_seq = ? AND handler = ?");
+    const update = this.db.prepare(
+      "UPDATE deliveries SET state = 'delivered', attempts = attempts + 1, delivered_at = ?, last_error = NULL WHERE message_seq = ? AND handler = ?",
+    );
     const now = Date.now();
     return inTransaction(this.db, () => {
       for (const { seq, handler } of deliveries) update.run(now, seq, handler);
@@ -61,7 +63,9 @@ export class SqliteDeliveryStore implements DeliveryStore {
 
   markDead(seq: number, handler: string, error: string): Promise<void> {
     return settle(() => {
-      this.db.prepare("UPDATE deliveries SET state = 'dead', attempts = attempts + 1, last_error = ? WHERE message_seq = ? AND handler = ?").run(error, seq, handler);
+      this.db
+        .prepare("UPDATE deliveries SET state = 'dead', attempts = attempts + 1, last_error = ? WHERE message_seq = ? AND handler = ?")
+        .run(error, seq, handler);
     });
   }
 }

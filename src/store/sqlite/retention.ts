@@ -53,7 +53,10 @@ export class SqliteRetentionStore implements RetentionStore {
         if (row.state === "pending") of(row.queue).backlog = row.n;
         else of(row.queue).deadLetters = row.n;
       }
-      const bytes = this.db.prepare("SELECT queue, SUM(size) AS bytes FROM messages WHERE pruned_at IS NULL GROUP BY queue").all() as Array<{ queue: string; bytes: number }>;
+      const bytes = this.db.prepare("SELECT queue, SUM(size) AS bytes FROM messages WHERE pruned_at IS NULL GROUP BY queue").all() as Array<{
+        queue: string;
+        bytes: number;
+      }>;
       for (const row of bytes) of(row.queue).spoolBytes = row.bytes;
       return totals as Map<string, QueueTotals>;
     });

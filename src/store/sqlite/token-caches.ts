@@ -12,8 +12,7 @@ export class SqliteTokenCacheRows implements TokenCacheRows {
   read(queue: string): Promise<SealedTokenCache | undefined> {
     return settle(() => {
       const row = this.db.prepare("SELECT key_id, sealed, updated_at FROM token_cache WHERE queue = ?").get(queue) as
-        | { key_id: string; sealed: Buffer; updated_at: number }
-        | undefined;
+        { key_id: string; sealed: Buffer; updated_at: number } | undefined;
       return row && { keyId: row.key_id, sealed: row.sealed, updatedAt: row.updated_at };
     });
   }

@@ -33,7 +33,11 @@ export async function bigMessageScenario(ctx: BenchContext, input: BigMessageInp
   for (let rep = 1; rep <= ctx.options.repetitions; rep++) {
     // Mailboxes of their own per repetition: a fresh daemon would fetch the previous one's mail.
     const big = { name: "bigq", address: `bigq-r${rep}@big.bench.test`, password: "big-password-1" };
-    const small = Array.from({ length: input.smallQueues }, (_, i) => ({ name: `small${i}`, address: `small${i}-r${rep}@big.bench.test`, password: `small-password-${i}` }));
+    const small = Array.from({ length: input.smallQueues }, (_, i) => ({
+      name: `small${i}`,
+      address: `small${i}-r${rep}@big.bench.test`,
+      password: `small-password-${i}`,
+    }));
     for (const m of [big, ...small]) bed.identity.addUser({ username: m.address, password: m.password });
     ctx.log(`big message rep ${rep}/${ctx.options.repetitions}`);
     measures.push(await once(ctx, big, small, message.raw, rep));
@@ -49,8 +53,26 @@ export async function bigMessageScenario(ctx: BenchContext, input: BigMessageInp
         `Median of ${ctx.options.repetitions} (min-max). Event-loop delay from the big message's save to its delivery.`,
       "",
       markdownTable(
-        ["peak RSS MB", "event-loop delay p99 ms", "event-loop delay max ms", "big message save->write s", "small messages", "small save->write p50 ms", "small p99 ms"],
-        [[s((m) => m.maxRssMb, 0), s((m) => m.loopDelayP99), s((m) => m.loopDelayMax, 0), s((m) => m.bigMs / 1000), s((m) => m.smallCount, 0), s((m) => m.smallP50, 0), s((m) => m.smallP99, 0)]],
+        [
+          "peak RSS MB",
+          "event-loop delay p99 ms",
+          "event-loop delay max ms",
+          "big message save->write s",
+          "small messages",
+          "small save->write p50 ms",
+          "small p99 ms",
+        ],
+        [
+          [
+            s((m) => m.maxRssMb, 0),
+            s((m) => m.loopDelayP99),
+            s((m) => m.loopDelayMax, 0),
+            s((m) => m.bigMs / 1000),
+            s((m) => m.smallCount, 0),
+            s((m) => m.smallP50, 0),
+            s((m) => m.smallP99, 0),
+          ],
+        ],
       ),
       "",
       `- event-loop delay p99 <= 50 ms: ${p99.toFixed(1)} ms — ${p99 <= 50 ? "holds" : "missed"}`,
@@ -59,7 +81,13 @@ export async function bigMessageScenario(ctx: BenchContext, input: BigMessageInp
   };
 }
 
-async function once(ctx: BenchContext, big: { name: string; address: string; password: string }, small: ReadonlyArray<{ name: string; address: string; password: string }>, raw: Buffer, rep: number): Promise<Measure> {
+async function once(
+  ctx: BenchContext,
+  big: { name: string; address: string; password: string },
+  small: ReadonlyArray<{ name: string; address: string; password: string }>,
+  raw: Buffer,
+  rep: number,
+): Promise<Measure> {
   const dir = path.join(ctx.workDir, `big-${rep}`);
   const output = { type: "directory", path: path.join(dir, "out") };
   const configFile = ctx.bed.writeDaemonConfig(
@@ -100,7 +128,11 @@ async function once(ctx: BenchContext, big: { name: string; address: string; pas
     const bigAt = probe.events.find((e) => e.name === "delivered" && e.queue === big.name)!.at;
     const vitals = await probe.vitals();
     // Each small queue's n-th delivery is its n-th message.
-    await probe.waitFor("the small messages", () => small.every((q) => probe.count("delivered", q.name) >= sent.filter((s) => s.queue === q.name).length), 60_000);
+    await probe.waitFor(
+      "the small messages",
+      () => small.every((q) => probe.count("delivered", q.name) >= sent.filter((s) => s.queue === q.name).length),
+      60_000,
+    );
     const latencies: number[] = [];
     for (const queue of small) {
       const delivered = probe.events.filter((e) => e.name === "delivered" && e.queue === queue.name);

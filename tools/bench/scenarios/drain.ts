@@ -112,13 +112,23 @@ export async function drainScenario(ctx: BenchContext, input: DrainInput): Promi
       table,
       "",
       ...targets,
-      withGetmail || ctx.options.quick ? "" : "\ngetmail6 is not installed: `apt-get install getmail6` (npm run bench's set-up installs it) to compare with it.",
+      withGetmail || ctx.options.quick
+        ? ""
+        : "\ngetmail6 is not installed: `apt-get install getmail6` (npm run bench's set-up installs it) to compare with it.",
     ].join("\n"),
   };
 }
 
 async function ceiling(ctx: BenchContext, mailbox: DrainMailbox, token: string, mode: CeilingInput["mode"]): Promise<Measure> {
-  const input: CeilingInput = { host: ctx.bed.dovecot.host, port: ctx.bed.dovecot.port, caFile: ctx.bed.certs.caFile, user: mailbox.address, token, mode, workers: 2 };
+  const input: CeilingInput = {
+    host: ctx.bed.dovecot.host,
+    port: ctx.bed.dovecot.port,
+    caFile: ctx.bed.certs.caFile,
+    user: mailbox.address,
+    token,
+    mode,
+    workers: 2,
+  };
   return new Promise<CeilingResult>((resolve, reject) => {
     const child = fork(CEILING, [JSON.stringify(input)], { stdio: ["ignore", "inherit", "inherit", "ipc"] });
     let result: CeilingResult | undefined;
@@ -128,14 +138,24 @@ async function ceiling(ctx: BenchContext, mailbox: DrainMailbox, token: string, 
 }
 
 /** One drain by the daemon as its own process; `queueOptions` are added to every queue (e.g. `source: graph`). */
-export async function mailfetchd(ctx: BenchContext, mailboxes: readonly DrainMailbox[], expected: number, label: string, queueOptions: Readonly<Record<string, unknown>> = {}): Promise<Measure> {
+export async function mailfetchd(
+  ctx: BenchContext,
+  mailboxes: readonly DrainMailbox[],
+  expected: number,
+  label: string,
+  queueOptions: Readonly<Record<string, unknown>> = {},
+): Promise<Measure> {
   const dir = path.join(ctx.workDir, label);
   const configFile = ctx.bed.writeDaemonConfig(
     {
       stateDir: path.join(dir, "state"),
       logLevel: "warn",
       poll: "1h",
-      queues: mailboxes.map((m) => ({ ...m, options: { idle: false, maxMessageSize: "100MB", ...queueOptions }, handlers: [{ type: "directory", path: path.join(dir, "out") }] })),
+      queues: mailboxes.map((m) => ({
+        ...m,
+        options: { idle: false, maxMessageSize: "100MB", ...queueOptions },
+        handlers: [{ type: "directory", path: path.join(dir, "out") }],
+      })),
     },
     path.join(ctx.workDir, `${label}.yaml`),
   );

@@ -144,7 +144,11 @@ async function failover(ctx: BenchContext, input: ReplicasInput, url: string): P
       await ctx.bed.dovecot.deliver(mailbox.address, messages[next++]!.raw);
       const killedAt = performance.now();
       process.kill(probes[owner]!.pid!, "SIGKILL");
-      await probes[(owner + 1) % probes.length]!.waitFor("a delivery by a survivor", () => probes.some((p, i) => i !== owner && p.count("delivered") > before[i]!), 120_000);
+      await probes[(owner + 1) % probes.length]!.waitFor(
+        "a delivery by a survivor",
+        () => probes.some((p, i) => i !== owner && p.count("delivered") > before[i]!),
+        120_000,
+      );
       times.push(performance.now() - killedAt);
       const restarted = new ProbeProcess(config(ctx, [mailbox], dir, url, `fo-${owner}`), {});
       await restarted.start();

@@ -156,7 +156,9 @@ async function fairnessRun(ctx: BenchContext, input: WorstCaseInput): Promise<st
       const toSpool = sent.map((at, i) => (spooled[i]?.at ?? NaN) - at);
       const spoolToDelivered = spooled.map((e) => (deliveredAt.get(e.id) ?? NaN) - e.at);
       const vitals = await probe.vitals();
-      const floodMs = withFlood ? probe.events.filter((e) => e.name === "delivered" && e.queue === flood.name).reduce((last, e) => Math.max(last, e.at), 0) - floodStart : NaN;
+      const floodMs = withFlood
+        ? probe.events.filter((e) => e.name === "delivered" && e.queue === flood.name).reduce((last, e) => Math.max(last, e.at), 0) - floodStart
+        : NaN;
       results.push([
         withFlood ? `${input.floodMessages} x ${round(slow.length / MB, 1)} MB "${slowClass.klass}" into the flooded queue` : "nothing else",
         String(latencies.length),
@@ -178,7 +180,18 @@ async function fairnessRun(ctx: BenchContext, input: WorstCaseInput): Promise<st
     `Fairness: the other queue receives a small message every 300 ms (IDLE) while the flooded queue's worst cases are parsed (2 parser workers). Latency is save to handler write.`,
     "",
     markdownTable(
-      ["meanwhile", "other queue's messages", "save->write p50 ms", "p99 ms", "max ms", "save->spooled p50 ms", "spooled->write p50 ms", "spooled->write p99 ms", "daemon event-loop delay p99 ms", "flood parsed and delivered in s"],
+      [
+        "meanwhile",
+        "other queue's messages",
+        "save->write p50 ms",
+        "p99 ms",
+        "max ms",
+        "save->spooled p50 ms",
+        "spooled->write p50 ms",
+        "spooled->write p99 ms",
+        "daemon event-loop delay p99 ms",
+        "flood parsed and delivered in s",
+      ],
       results,
     ),
   ].join("\n");

@@ -71,6 +71,11 @@ export class DaemonProcess {
       if (await condition()) return;
       await new Promise((resolve) => setTimeout(resolve, 100));
     }
-    throw new Error(`timed out waiting for ${what} (daemon pid ${this.child?.pid}, exit ${this.child?.exitCode}, signal ${this.child?.signalCode}, ${this.lines.length} lines); last log lines:\n${this.lines.slice(-15).map((l) => JSON.stringify(l)).join("\n")}\n${this.rawOutput.slice(-3).join("")}`);
+    throw new Error(
+      `timed out waiting for ${what} (daemon pid ${this.child?.pid}, exit ${this.child?.exitCode}, signal ${this.child?.signalCode}, ${this.lines.length} lines); last log lines:\n${this.lines
+        .slice(-15)
+        .map((l) => JSON.stringify(l))
+        .join("\n")}\n${this.rawOutput.slice(-3).join("")}`,
+    );
   }
 }

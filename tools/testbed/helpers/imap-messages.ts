@@ -14,7 +14,8 @@ export function imap(message: Imap<FetchedMessage>): FetchedMessage;
 export function imap(message: Imap<StreamedMessage>): StreamedMessage;
 export function imap(message: Imap<FetchedMessage> | Imap<StreamedMessage>): FetchedMessage | StreamedMessage {
   const { folder, uidValidity, uid, ...rest } = message;
-  return { ...rest, location: imapLocation({ folder, uidValidity, uid }), cursor: imapCursorPosition({ uidValidity, lastUid: uid }) } as FetchedMessage | StreamedMessage;
+  return { ...rest, location: imapLocation({ folder, uidValidity, uid }), cursor: imapCursorPosition({ uidValidity, lastUid: uid }) } as
+    FetchedMessage | StreamedMessage;
 }
 
 /** The folder's IMAP cursor as the spool holds it. */

@@ -67,7 +67,9 @@ export async function startTokenFixture(options: TestBedIdentityOptions = {}): P
       const config = loadConfig(configFile);
       if (!state) {
         state = openSqliteStore(config.stateDir);
-        store = new TokenCacheStore(state.tokenCaches, SecretBox.fromFile(config.keyFile), (queue, values) => values.forEach((v, i) => secrets.set(`${queue}:${i}`, v)));
+        store = new TokenCacheStore(state.tokenCaches, SecretBox.fromFile(config.keyFile), (queue, values) =>
+          values.forEach((v, i) => secrets.set(`${queue}:${i}`, v)),
+        );
       }
       for (const queue of config.queues) secrets.set(`${queue.name}:password`, queue.signIn.password);
       return [...config.queues];
