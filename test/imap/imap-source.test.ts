@@ -47,6 +47,23 @@ async function deliver(count: number, seed: string): Promise<void> {
   for (const message of sampleMessages(count, { seed, to: QUEUE.address })) await fx.bed.dovecot.deliver(QUEUE.address, message.raw, FOLDER);
 }
 
+/**
+ * A queue of its own that moves each message to "Handled" once spooled, with `count` messages
+ * in its inbox; "Handled" is created unless `withoutTarget`.
+ */
+async function movingQueue(name: string, count: number, options: { withoutTarget?: boolean } = {}) {
+  const address = `${name}@example.test`;
+  fx.bed.identity.addUser({ username: address, password: QUEUE.password });
+  if (!options.withoutTarget) await fx.bed.dovecot.createFolder(address, "Handled");
+  const [moving] = fx.queues([{ name, address, password: QUEUE.password, options: { afterSpool: "move", moveTo: "Handled" } }]) as [QueueConfig];
+  const logger = fx.logger.child({ queue: moving.name });
+  const mailbox = new ImapMailbox(moving, fx.provider(moving), logger);
+  const source = new ImapSource(moving, mailbox, logger);
+  const events = new DaemonEvents();
+  for (const message of sampleMessages(count, { seed: name, to: address })) await fx.bed.dovecot.deliver(address, message.raw);
+  return { address, moving, mailbox, source, events, sink: () => new QueueSpoolSink(moving, source.kind, spool, events) };
+}
+
 describe("IMAP as a MailSource", () => {
   it("spools by neutral location, commits the IMAP cursor, takes the owed actions and answers probes through its watch", async () => {
     const logger = fx.logger.child({ queue: queue.name });
@@ -121,14 +138,7 @@ describe("IMAP as a MailSource", () => {
 
 describe("IMAP server-side actions the server refuses", () => {
   it("keeps a move owed while the server refuses it (no such folder), keeps fetching, and moves once the folder exists", async () => {
-    const address = "refuse@example.test";
-    fx.bed.identity.addUser({ username: address, password: QUEUE.password });
-    const [moving] = fx.queues([{ name: "refuse", address, password: QUEUE.password, options: { afterSpool: "move", moveTo: "Handled" } }]) as [QueueConfig];
-    const logger = fx.logger.child({ queue: moving.name });
-    const source = new ImapSource(moving, new ImapMailbox(moving, fx.provider(moving), logger), logger);
-    const events = new DaemonEvents();
-    const sink = () => new QueueSpoolSink(moving, source.kind, spool, events);
-    for (const message of sampleMessages(3, { seed: "refused-move", to: address })) await fx.bed.dovecot.deliver(address, message.raw);
+    const { address, moving, source, sink } = await movingQueue("refuse", 3, { withoutTarget: true });
 
     // "Handled" does not exist: imapflow answers the refused MOVE with false, not an error.
     const first = sink();
@@ -153,14 +163,7 @@ describe("IMAP server-side actions the server refuses", () => {
   });
 
   it("keeps the actions owed when the connection drops before they are taken (imapflow's 'nothing to do' is no answer)", async () => {
-    const address = "dropped@example.test";
-    fx.bed.identity.addUser({ username: address, password: QUEUE.password });
-    await fx.bed.dovecot.createFolder(address, "Handled");
-    const [moving] = fx.queues([{ name: "dropped", address, password: QUEUE.password, options: { afterSpool: "move", moveTo: "Handled" } }]) as [QueueConfig];
-    const logger = fx.logger.child({ queue: moving.name });
-    const source = new ImapSource(moving, new ImapMailbox(moving, fx.provider(moving), logger), logger);
-    const events = new DaemonEvents();
-    for (const message of sampleMessages(2, { seed: "dropped-connection", to: address })) await fx.bed.dovecot.deliver(address, message.raw);
+    const { address, moving, source, events, sink } = await movingQueue("dropped", 2);
 
     // The server drops the session just as the spooled messages' moves are read from the outbox.
     class DroppingSink extends QueueSpoolSink {
@@ -179,24 +182,14 @@ describe("IMAP server-side actions the server refuses", () => {
     expect(await spool.pendingServerActions(moving.name, "imap", "INBOX")).toHaveLength(2);
     expect(await fx.bed.dovecot.countMessages(address)).toBe(2);
 
-    await source.sync(new QueueSpoolSink(moving, source.kind, spool, events));
+    await source.sync(sink());
     expect(await spool.pendingServerActions(moving.name, "imap", "INBOX")).toEqual([]);
     expect(await fx.bed.dovecot.countMessages(address)).toBe(0);
     expect(await fx.bed.dovecot.countMessages(address, "Handled")).toBe(2);
   });
 
   it("takes a move again when another session moved part of the set meanwhile (Dovecot answers OK and moves nothing)", async () => {
-    const address = "shared-move@example.test";
-    fx.bed.identity.addUser({ username: address, password: QUEUE.password });
-    await fx.bed.dovecot.createFolder(address, "Handled");
-    const [moving] = fx.queues([{ name: "shared-move", address, password: QUEUE.password, options: { afterSpool: "move", moveTo: "Handled" } }]) as [
-      QueueConfig,
-    ];
-    const logger = fx.logger.child({ queue: moving.name });
-    const mailbox = new ImapMailbox(moving, fx.provider(moving), logger);
-    const source = new ImapSource(moving, mailbox, logger);
-    const events = new DaemonEvents();
-    for (const message of sampleMessages(4, { seed: "shared-move", to: address })) await fx.bed.dovecot.deliver(address, message.raw);
+    const { address, moving, mailbox, source, events } = await movingQueue("shared-move", 4);
 
     // Another session (the replica that held the queue before) moves two of the four just as
     // this sync reads the moves it owes: this session's view still shows all four.
