@@ -92,6 +92,7 @@ export class QueueOwnership implements QueueFence {
 
   /** For /metrics. */
   figures(): { leasesHeld: number; takeovers: number; fencingRejections: number; renewFailures: number } {
+    this.expireOverdue();
     return {
       leasesHeld: this.held.size,
       takeovers: this.counters.takeovers,
@@ -100,8 +101,12 @@ export class QueueOwnership implements QueueFence {
     };
   }
 
-  /** Leases held now, for status. */
+  /**
+   * Leases held now, for status. Those that ran out by this replica's clock are dropped first:
+   * between two rounds (or while a round hangs) the list is as current as epochOf's answer.
+   */
   leases(): HeldLease[] {
+    this.expireOverdue();
     return [...this.held.values()].map(({ queue, epoch, since }) => ({ queue, epoch, since }));
   }
 
