@@ -10,7 +10,7 @@ import { describeBytes } from "../metrics/size-format.js";
 import type { Command } from "commander";
 import { loadConfig } from "../config/load.js";
 import { attentionHints, currentError, healthToJson, needsAttention, readQueueHealth, type QueueHealth } from "../metrics/queue-health.js";
-import { describeLastSuccess, describeTokenExpiry, relativeTime, shortDuration } from "../metrics/time-format.js";
+import { describeLastSuccess, describeTokenExpiry, relativeTime, waitedFor } from "../metrics/time-format.js";
 import { openStateStoreReadOnly } from "../store/open-store.js";
 import { clusterToJson, describeReplica, readClusterView, UNHELD_HINT, unheldQueues, type ClusterView } from "../metrics/cluster-view.js";
 import { configPathOf, EXIT, withConfigOption } from "./common.js";
@@ -59,13 +59,7 @@ export function registerStatus(program: Command): void {
 export function renderCluster(cluster: ClusterView, now: Date): string {
   const header = ["QUEUE", "HELD BY", "SINCE", "EPOCH", "TAKEOVERS"];
   const rows = cluster.leases.map((l) => [l.queue, l.heldBy ?? "nobody", l.since ? relativeTime(l.since, now) : "-", String(l.epoch), String(l.takeovers)]);
-  const widths = header.map((title, i) => Math.max(title.length, ...rows.map((row) => row[i]!.length)));
-  const line = (cells: readonly string[]) =>
-    cells
-      .map((cell, i) => (i >= 3 ? cell.padStart(widths[i]!) : cell.padEnd(widths[i]!)))
-      .join("  ")
-      .trimEnd();
-  const out = [line(header), ...rows.map(line), ""];
+  const out = [...columns(header, rows, 3), ""];
   for (const r of cluster.replicas) out.push(describeReplica(r, now));
   if (unheldQueues(cluster).length > 0) out.push("", UNHELD_HINT);
   return `${out.join("\n")}\n`;
@@ -82,17 +76,11 @@ export function renderTable(health: readonly QueueHealth[], now: Date): string {
     String(h.backlog),
     // How long the oldest message not yet handed to every handler has waited: a backlog that
     // moves stays young; one that is stuck ages.
-    h.oldestUndeliveredAt ? shortDuration(Math.max(0, now.getTime() - h.oldestUndeliveredAt.getTime())) : "-",
+    h.oldestUndeliveredAt ? waitedFor(h.oldestUndeliveredAt, now) : "-",
     String(h.deadLetters),
     describeBytes(h.spoolBytes),
   ]);
-  const widths = header.map((title, i) => Math.max(title.length, ...rows.map((row) => row[i]!.length)));
-  const line = (cells: readonly string[]) =>
-    cells
-      .map((cell, i) => (i >= 4 ? cell.padStart(widths[i]!) : cell.padEnd(widths[i]!)))
-      .join("  ")
-      .trimEnd();
-  const out = [line(header), ...rows.map(line)];
+  const out = columns(header, rows, 4);
   for (const h of health) {
     const error = currentError(h);
     const hints = attentionHints(h);
@@ -107,4 +95,15 @@ export function renderTable(health: readonly QueueHealth[], now: Date): string {
     for (const hint of hints) out.push(`  ${hint}`);
   }
   return `${out.join("\n")}\n`;
+}
+
+/** A header and rows lined up in columns two spaces apart; columns from `rightFrom` on (figures) aligned right. */
+function columns(header: readonly string[], rows: ReadonlyArray<readonly string[]>, rightFrom: number): string[] {
+  const widths = header.map((title, i) => Math.max(title.length, ...rows.map((row) => row[i]!.length)));
+  const line = (cells: readonly string[]) =>
+    cells
+      .map((cell, i) => (i >= rightFrom ? cell.padStart(widths[i]!) : cell.padEnd(widths[i]!)))
+      .join("  ")
+      .trimEnd();
+  return [line(header), ...rows.map(line)];
 }

@@ -7,7 +7,7 @@
 import { describeBytes } from "../metrics/size-format.js";
 import { createHash } from "node:crypto";
 import { attentionHints, currentError, needsAttention, type QueueHealth } from "../metrics/queue-health.js";
-import { describeLastSuccess, describeTokenExpiry, relativeTime, shortDuration, utcTime } from "../metrics/time-format.js";
+import { describeLastSuccess, describeTokenExpiry, relativeTime, utcTime, waitedFor } from "../metrics/time-format.js";
 import type { HourActivity } from "../state/queue-activity.js";
 import { describeReplica, UNHELD_HINT, unheldQueues, type ClusterView } from "../metrics/cluster-view.js";
 import { escapeHtml as e } from "./html.js";
@@ -114,7 +114,7 @@ function renderRow(q: QueueHealth, now: Date, hours: readonly HourActivity[] | u
     `<td${title(q.tokenExpiresAt)}>${e(describeTokenExpiry(q.tokenExpiresAt, now))}</td>`,
     `<td${title(q.lastSuccessAt)}>${e(describeLastSuccess(q.lastSuccessAt, now))}</td>`,
     `<td class="num backlog">${q.backlog}</td>`,
-    `<td class="num oldest-waiting"${title(q.oldestUndeliveredAt)}>${q.oldestUndeliveredAt ? e(shortDuration(Math.max(0, now.getTime() - q.oldestUndeliveredAt.getTime()))) : `<span class="muted">none</span>`}</td>`,
+    `<td class="num oldest-waiting"${title(q.oldestUndeliveredAt)}>${q.oldestUndeliveredAt ? e(waitedFor(q.oldestUndeliveredAt, now)) : `<span class="muted">none</span>`}</td>`,
     `<td class="num dead-letters">${q.deadLetters}</td>`,
     `<td class="num spool-bytes">${e(describeBytes(q.spoolBytes))}</td>`,
     `<td class="activity">${hours ? renderChart(hours) : `<span class="muted">no data</span>`}</td>`,

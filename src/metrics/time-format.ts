@@ -17,6 +17,11 @@ export function shortDuration(ms: number): string {
   return `${Math.floor(h / 24)}d`;
 }
 
+/** How long something has waited since `since` ("43m"); never negative when clocks disagree a little. */
+export function waitedFor(since: Date, now: Date): string {
+  return shortDuration(Math.max(0, now.getTime() - since.getTime()));
+}
+
 /** 2026-05-20 10:32:05Z: sortable, unambiguous, short. */
 export function utcTime(at: Date): string {
   return at

@@ -152,13 +152,8 @@ export class PostgresMessages implements MessageStore, DeliveryStore, ServerActi
     return rows[0]?.due ?? undefined;
   }
 
-  async backlog(queue: string): Promise<number> {
-    const rows = await this.db.query<{ n: number }>(
-      "count the backlog",
-      `SELECT COUNT(*)::int AS n FROM deliveries d JOIN messages m ON m.seq = d.message_seq WHERE m.queue = $1 AND d.state = 'pending'`,
-      [queue],
-    );
-    return rows[0]?.n ?? 0;
+  backlog(queue: string): Promise<number> {
+    return this.countDeliveries("count the backlog", queue, "pending");
   }
 
   markDelivered(deliveries: ReadonlyArray<{ readonly seq: number; readonly handler: string }>): Promise<void> {
@@ -198,6 +193,16 @@ export class PostgresMessages implements MessageStore, DeliveryStore, ServerActi
         handler,
       ]);
     });
+  }
+
+  /** The queue's deliveries in one state: the backlog (pending) or the dead letters. */
+  private async countDeliveries(doing: string, queue: string, state: "pending" | "dead"): Promise<number> {
+    const rows = await this.db.query<{ n: number }>(
+      doing,
+      "SELECT COUNT(*)::int AS n FROM deliveries d JOIN messages m ON m.seq = d.message_seq WHERE m.queue = $1 AND d.state = $2",
+      [queue, state],
+    );
+    return rows[0]?.n ?? 0;
   }
 
   /** The fence of the queues these messages belong to. */
@@ -250,13 +255,8 @@ export class PostgresMessages implements MessageStore, DeliveryStore, ServerActi
     return rows.map(deadLetterOf);
   }
 
-  async count(queue: string): Promise<number> {
-    const rows = await this.db.query<{ n: number }>(
-      "count dead letters",
-      `SELECT COUNT(*)::int AS n FROM deliveries d JOIN messages m ON m.seq = d.message_seq WHERE m.queue = $1 AND d.state = 'dead'`,
-      [queue],
-    );
-    return rows[0]?.n ?? 0;
+  count(queue: string): Promise<number> {
+    return this.countDeliveries("count dead letters", queue, "dead");
   }
 
   retry(
