@@ -26,6 +26,7 @@ export interface CeilingResult {
   readonly ms: number;
   readonly maxRssBytes: number;
   readonly cpuMicros: number;
+  readonly cpuSystemMicros: number;
 }
 
 /** Messages handed to the workers and not yet parsed, at most: without a bound, the whole mailbox would queue in memory. */
@@ -64,6 +65,7 @@ async function main(): Promise<void> {
     ms: performance.now() - started,
     maxRssBytes: process.resourceUsage().maxRSS * 1024,
     cpuMicros: cpu.user + cpu.system,
+    cpuSystemMicros: cpu.system,
   };
   process.send?.(result);
   await pool?.close();

@@ -40,6 +40,8 @@ export interface ProbeVitals {
   readonly maxRssBytes: number;
   /** CPU time (user + system, all threads) since the last reset, microseconds. */
   readonly cpuMicros: number;
+  /** Of cpuMicros, the kernel's part (writes, fsyncs, copies, TLS sockets). */
+  readonly cpuSystemMicros: number;
   /** Wall time since the last reset, milliseconds. */
   readonly wallMs: number;
   /** Event-loop delay since the last reset, milliseconds. */
@@ -99,6 +101,7 @@ async function main(): Promise<void> {
         externalBytes: memory.external,
         maxRssBytes: process.resourceUsage().maxRSS * 1024,
         cpuMicros: cpu.user + cpu.system,
+        cpuSystemMicros: cpu.system,
         wallMs: now() - wallFrom,
         loopDelayMs: { p50: ms(loopDelay.percentile(50)), p99: ms(loopDelay.percentile(99)), max: ms(loopDelay.max) },
       });

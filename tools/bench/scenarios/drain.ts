@@ -134,6 +134,9 @@ async function ceiling(ctx: BenchContext, mailbox: DrainMailbox, token: string, 
     let result: CeilingResult | undefined;
     child.on("message", (message: CeilingResult) => (result = message));
     child.on("exit", (code) => (result ? resolve(result) : reject(new Error(`ceiling (${mode}) exited ${code} without a result`))));
+  }).then((result) => {
+    ctx.log(`ceiling (${mode}): CPU ${(result.cpuMicros / 1e6).toFixed(1)} s, of it system ${(result.cpuSystemMicros / 1e6).toFixed(1)} s`);
+    return result;
   });
 }
 
@@ -175,7 +178,8 @@ export async function mailfetchd(
     };
     ctx.log(
       `${label}: first spooled ${at("spooled", "first").toFixed(1)} s, last spooled ${at("spooled", "last").toFixed(1)} s, ` +
-        `first delivered ${at("delivered", "first").toFixed(1)} s, last ${at("delivered", "last").toFixed(1)} s; peak RSS ${(vitals.maxRssBytes / 1048576).toFixed(0)} MB`,
+        `first delivered ${at("delivered", "first").toFixed(1)} s, last ${at("delivered", "last").toFixed(1)} s; peak RSS ${(vitals.maxRssBytes / 1048576).toFixed(0)} MB; ` +
+        `CPU ${(vitals.cpuMicros / 1e6).toFixed(1)} s, of it system ${(vitals.cpuSystemMicros / 1e6).toFixed(1)} s`,
     );
     const dead = probe.count("dead-lettered");
     if (dead > 0) ctx.log(`${label}: ${dead} dead letters!`);
