@@ -11,10 +11,11 @@
  * could pick up. A redelivery (at-least-once) of an id whose directory exists is a no-op.
  *
  * The raw message and big attachments are files already (the spool's, the parser's scratch),
- * never read into memory here. message.eml is a hard link to the spool's file when both are on
- * one file system: no byte is copied, and its data is durable already (the spool fsynced it).
- * Elsewhere, and for attachments, the kernel copies (a reflink where the file system can). So
- * consumers must not modify these files in place (README "Directory handler"). The files are
+ * never read into memory here. message.eml is a hard link to the spool's file, and a big
+ * attachment one to its scratch file, when both are on one file system: no byte is copied (the
+ * spool's file is durable already; a scratch file is fsynced here). Elsewhere the kernel copies
+ * (a reflink where the file system can). So consumers must not modify these files in place
+ * (README "Directory handler"). The files are
  * written first and fsynced together: one journal commit for all rather than one per file.
  *
  * A crash (SIGKILL, power loss) mid-write leaves a temp directory behind, never a message under
@@ -223,23 +224,31 @@ const LINK_FALLBACK = new Set(["EXDEV", "EPERM", "EACCES", "EMLINK", "ENOTSUP", 
 
 /** "durable": linked to the spool's fsynced file; "unsynced": new data that still needs an fsync. */
 async function writeRaw(path: string, raw: RawMessage): Promise<"durable" | "unsynced"> {
-  if (raw.file !== undefined) {
-    try {
-      await link(raw.file, path);
-      return "durable";
-    } catch (error) {
-      if (!LINK_FALLBACK.has(errorCode(error) ?? "")) throw error;
-    }
-    await copyFile(raw.file, path, COPY_FLAGS);
-    return "unsynced";
-  }
+  if (raw.file !== undefined) return (await linkOrCopy(raw.file, path)) === "linked" ? "durable" : "unsynced";
   await writeNewFile(path, await raw.read());
   return "unsynced";
 }
 
+/**
+ * A big attachment is a parser scratch file already: linked like message.eml rather than copied
+ * (issue 17: the copy read and wrote every byte of it again). Unlike the spool's file, a scratch
+ * file was never fsynced, so it is in the caller's list of files to sync either way.
+ */
 async function writeAttachment(path: string, attachment: ParsedAttachment): Promise<void> {
-  if (attachment.content === undefined && attachment.file !== undefined) await copyFile(attachment.file, path, COPY_FLAGS);
+  if (attachment.content === undefined && attachment.file !== undefined) await linkOrCopy(attachment.file, path);
   else await writeNewFile(path, attachment.content ?? Buffer.alloc(0));
+}
+
+/** A hard link to `from` where the file system allows one; a copy (never overwriting) elsewhere. */
+async function linkOrCopy(from: string, to: string): Promise<"linked" | "copied"> {
+  try {
+    await link(from, to);
+    return "linked";
+  } catch (error) {
+    if (!LINK_FALLBACK.has(errorCode(error) ?? "")) throw error;
+  }
+  await copyFile(from, to, COPY_FLAGS);
+  return "copied";
 }
 
 async function writeNewFile(path: string, data: Buffer): Promise<void> {

@@ -414,7 +414,7 @@ describe("directory handler", () => {
     expect(await readdir(root)).toEqual([]);
   });
 
-  it("links message.eml to the spool's file on the same file system, and copies it from another (tmpfs)", async () => {
+  it("links message.eml to the spool's file and a big attachment to its scratch file on the same file system, and copies them from another (tmpfs)", async () => {
     const bytes = Buffer.from("Subject: linked\r\n\r\nbody\r\n");
     const bigBytes = Buffer.alloc(2 * 1024 * 1024, 0x42);
     for (const [where, spoolDir] of [
@@ -442,10 +442,14 @@ describe("directory handler", () => {
         expect((await readFile(join(dir, "attachments", "big.bin"))).equals(bigBytes)).toBe(true);
         const linked = (await stat(join(dir, "message.eml"))).ino === (await stat(spoolFile)).ino;
         expect(linked).toBe(where === "same");
-        // The attachment is copied either way: the scratch file goes after the delivery round.
-        expect((await stat(join(dir, "attachments", "big.bin"))).ino).not.toBe((await stat(scratchFile)).ino);
+        const attachmentLinked = (await stat(join(dir, "attachments", "big.bin"))).ino === (await stat(scratchFile)).ino;
+        expect(attachmentLinked).toBe(where === "same");
         expect(await mode(join(dir, "message.eml"))).toBe(0o600);
+        expect(await mode(join(dir, "attachments", "big.bin"))).toBe(0o600);
         expect(await readFile(spoolFile)).toEqual(bytes);
+        // The scratch file goes after the delivery round; the delivered attachment stays whole.
+        await rm(scratchFile);
+        expect((await readFile(join(dir, "attachments", "big.bin"))).equals(bigBytes)).toBe(true);
       } finally {
         await rm(source, { recursive: true, force: true });
       }
