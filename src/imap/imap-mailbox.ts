@@ -43,6 +43,21 @@ export interface FetchBudget {
 /** Fetching is never abandoned while waiting for a share: the connection's own end stops it. */
 const NEVER_ABORTED = new AbortController().signal;
 
+/**
+ * While the queue holds IDLE, a sync's session stays open this long for the next sync: new mail
+ * comes in bursts, each arrival is a sync, and a new session (TLS, sign-in, LIST) costs more
+ * than fetching a small message (issue 17: IDLE latency). Poll-only queues sync minutes apart
+ * and keep nothing.
+ */
+const KEEP_SESSION_MS = 30_000;
+/** A kept session is not used this close to its token's expiry (Exchange ends the session then): a fresh one is. */
+const KEPT_TOKEN_MARGIN_MS = 5 * 60_000;
+
+interface Session {
+  readonly client: ImapFlow;
+  readonly tokenExpiresOn: Date;
+}
+
 export interface SyncResult {
   readonly state: ImapFolderState;
   readonly fetched: number;
@@ -61,15 +76,74 @@ export class ImapMailbox {
     private readonly fetchBudget?: FetchBudget,
   ) {}
 
+  /** Kept sessions between syncs: on while the queue's IDLE watch runs (imap-source.ts). */
+  private keepSessions = false;
+  private kept?: Session & { readonly timer: NodeJS.Timeout };
+
   async sync(target: SpoolSink): Promise<SyncResult> {
-    const { client } = await this.connect();
+    const kept = this.takeKeptSession();
+    if (kept) {
+      try {
+        return await this.syncWith(kept, target);
+      } catch (error) {
+        // The server ended the kept session (idle timeout, restart): not a failure of the
+        // queue, a fresh session does the sync. Anything else is the sync's own failure.
+        if (kept.client.usable) throw error;
+        this.logger.debug({ err: error }, "kept IMAP session was closed by the server; syncing on a new one");
+      }
+    }
+    return this.syncWith(await this.connect(), target);
+  }
+
+  /**
+   * Keeps each sync's session open for the next one (KEEP_SESSION_MS), or stops doing so and
+   * logs out the one kept. Never rejects.
+   */
+  async keepSessionsBetweenSyncs(keep: boolean): Promise<void> {
+    this.keepSessions = keep;
+    if (!keep)
+      await this.takeKeptSession()
+        ?.client.logout()
+        .catch(() => undefined);
+  }
+
+  private async syncWith(session: Session, target: SpoolSink): Promise<SyncResult> {
+    const { client } = session;
+    let synced = false;
     try {
-      return await this.syncOn(client, target);
+      const result = await this.syncOn(client, target);
+      synced = true;
+      return result;
     } catch (error) {
       throw classifyImapError(error, this.queue.name, { folder: this.queue.folder, host: this.queue.imap.host });
     } finally {
-      await client.logout().catch(() => client.close());
+      // Only after a sync that went through: after a failure the next one starts afresh.
+      if (synced && this.keepSessions && client.usable) this.keepSession(session);
+      else await client.logout().catch(() => client.close());
     }
+  }
+
+  private keepSession(session: Session): void {
+    const timer = setTimeout(
+      () =>
+        void this.takeKeptSession()
+          ?.client.logout()
+          .catch(() => undefined),
+      KEEP_SESSION_MS,
+    );
+    timer.unref();
+    this.kept = { ...session, timer };
+  }
+
+  /** The kept session, now the caller's; none when it closed or its token is near expiry (then logged out). */
+  private takeKeptSession(): Session | undefined {
+    const kept = this.kept;
+    if (kept === undefined) return undefined;
+    this.kept = undefined;
+    clearTimeout(kept.timer);
+    if (kept.client.usable && kept.tokenExpiresOn.getTime() - Date.now() > KEPT_TOKEN_MARGIN_MS) return kept;
+    void kept.client.logout().catch(() => kept.client.close());
+    return undefined;
   }
 
   private async syncOn(client: ImapFlow, target: SpoolSink): Promise<SyncResult> {
@@ -113,8 +187,14 @@ export class ImapMailbox {
     let fetched = 0;
     if (mailbox.exists > 0 && (state.uidNext === undefined || state.uidNext > lastUid + 1)) {
       const found = await client.search({ uid: `${lastUid + 1}:*` }, { uid: true });
+      // imapflow answers nothing, rather than throwing, when the connection ended before the
+      // search: that is no answer, not an empty folder (the sync would report success having fetched nothing).
+      if (!Array.isArray(found)) {
+        this.requireSelected(client);
+        throw new Error("the IMAP server gave no answer to UID SEARCH");
+      }
       // "n:*" always matches the highest UID, even when it is below n.
-      const uids = (found || []).filter((uid) => uid > lastUid).sort((a, b) => a - b);
+      const uids = found.filter((uid) => uid > lastUid).sort((a, b) => a - b);
       for (let start = 0; start < uids.length; start += FETCH_BATCH) {
         fetched += await this.fetchBatch(client, target, state, uids.slice(start, start + FETCH_BATCH));
         if (!readOnly) actionsTaken += await this.takeActions(client, target, state.uidValidity, refused);
@@ -335,7 +415,7 @@ export class ImapMailbox {
   /** Throws a retryable error when the connection can no longer act on the queue's folder. */
   private requireSelected(client: ImapFlow): void {
     if (client.usable && client.mailbox) return;
-    throw Object.assign(new Error("the IMAP connection closed before the server-side actions were taken"), { code: "NoConnection" });
+    throw Object.assign(new Error("the IMAP connection closed in the middle of the sync"), { code: "NoConnection" });
   }
 
   /** A logged-in connection, and when its token (so the session, on Exchange) expires. */

@@ -1,7 +1,7 @@
 /**
- * IMAP as a MailSource (src/source/mail-source.ts): a sync is one ImapMailbox session, push is
- * an IDLE session (IdleWatcher), and the probe is one STATUS on that session compared with the
- * spool's cursor. The UID arithmetic lives here and in imap-mailbox.ts, nowhere else.
+ * IMAP as a MailSource (src/source/mail-source.ts): a sync is one ImapMailbox session (kept for
+ * the next sync while push runs), push is an IDLE session (IdleWatcher), and the probe is one
+ * STATUS on that session compared with the spool's cursor. The UID arithmetic lives here and in imap-mailbox.ts, nowhere else.
  */
 import type { QueueConfig } from "../config/schema.js";
 import type { MailSource, SourceWatch, WatchSignals } from "../source/mail-source.js";
@@ -42,10 +42,16 @@ export class ImapSource implements MailSource {
     );
     this.watcher = watcher;
     return {
-      start: () => watcher.start(),
+      start: () => {
+        // New mail comes in bursts: while IDLE signals each arrival, a sync's session serves the next.
+        void this.mailbox.keepSessionsBetweenSyncs(true);
+        watcher.start();
+      },
       stop: async () => {
         await watcher.stop();
-        if (this.watcher === watcher) this.watcher = undefined;
+        if (this.watcher !== watcher) return; // a newer watch runs on
+        this.watcher = undefined;
+        await this.mailbox.keepSessionsBetweenSyncs(false);
       },
     };
   }

@@ -214,6 +214,107 @@ describe("IMAP server-side actions the server refuses", () => {
   });
 });
 
+describe("IMAP sessions kept between syncs while IDLE runs", () => {
+  /** A queue of its own; `connects` counts the sessions its syncs opened (not the IDLE session's). */
+  async function burstQueue(name: string) {
+    const address = `${name}@example.test`;
+    fx.bed.identity.addUser({ username: address, password: QUEUE.password });
+    const [burst] = fx.queues([{ name, address, password: QUEUE.password, options: { afterSpool: "seen", idle: true } }]) as [QueueConfig];
+    const logger = fx.logger.child({ queue: burst.name });
+    const mailbox = new ImapMailbox(burst, fx.provider(burst), logger);
+    const sessions: Array<Awaited<ReturnType<ImapMailbox["connect"]>>["client"]> = [];
+    const connect = mailbox.connect.bind(mailbox);
+    mailbox.connect = async (options) => {
+      const session = await connect(options);
+      if (!options?.idle) sessions.push(session.client);
+      return session;
+    };
+    const source = new ImapSource(burst, mailbox, logger);
+    const events = new DaemonEvents();
+    const sink = () => new QueueSpoolSink(burst, source.kind, spool, events);
+    const arrive = async (count: number, seed: string) => {
+      for (const message of sampleMessages(count, { seed, to: address })) await fx.bed.dovecot.deliver(address, message.raw);
+    };
+    return { address, source, sink, sessions, arrive };
+  }
+
+  it("syncs a burst of arrivals on one session while the watch runs, and logs it out when the watch stops", async () => {
+    const { source, sink, sessions, arrive } = await burstQueue("burst");
+    const watch = source.watch({ newMail: () => undefined, sessionOpened: () => undefined }, sink());
+    watch.start();
+    try {
+      for (const round of [1, 2, 3]) {
+        await arrive(1, `burst-${round}`);
+        const synced = sink();
+        await source.sync(synced);
+        expect(synced.spooled).toBe(1);
+      }
+      expect(sessions).toHaveLength(1);
+      expect(sessions[0]!.usable).toBe(true);
+    } finally {
+      await watch.stop();
+    }
+    expect(sessions[0]!.usable).toBe(false);
+
+    // Without a watch every sync has a session of its own, logged out at its end.
+    await arrive(1, "burst-4");
+    const alone = sink();
+    await source.sync(alone);
+    expect(alone.spooled).toBe(1);
+    expect(sessions).toHaveLength(2);
+    expect(sessions[1]!.usable).toBe(false);
+  });
+
+  it("syncs on a new session, with no failure, when the server ended the kept one", async () => {
+    const { address, source, sink, sessions, arrive } = await burstQueue("kicked");
+    const watch = source.watch({ newMail: () => undefined, sessionOpened: () => undefined }, sink());
+    watch.start();
+    try {
+      await arrive(1, "kicked-1");
+      await source.sync(sink());
+      expect(sessions[0]!.usable).toBe(true);
+      await fx.bed.dovecot.kick(address);
+      await until("the kept session to see its end", async () => !sessions[0]!.usable);
+      await arrive(2, "kicked-2");
+      const after = sink();
+      await source.sync(after);
+      expect(after.spooled).toBe(2);
+      expect(sessions).toHaveLength(2);
+    } finally {
+      await watch.stop();
+    }
+  });
+
+  it("syncs again on a new session when the kept one ends in the middle of a sync", async () => {
+    const { address, source, sink, sessions, arrive } = await burstQueue("dropped-kept");
+    const watch = source.watch({ newMail: () => undefined, sessionOpened: () => undefined }, sink());
+    watch.start();
+    try {
+      await arrive(1, "dropped-kept-1");
+      await source.sync(sink());
+      await arrive(1, "dropped-kept-2");
+      // The server drops the kept session after it opened the folder, as this sync reads its cursor.
+      let kicked = false;
+      const dropping = sink();
+      const cursor = dropping.cursor.bind(dropping);
+      dropping.cursor = async (folder) => {
+        if (!kicked) {
+          kicked = true;
+          await fx.bed.dovecot.kick(address);
+          await until("the kept session to see its end", async () => !sessions[0]!.usable);
+        }
+        return cursor(folder);
+      };
+      await source.sync(dropping);
+      expect(kicked).toBe(true);
+      expect(dropping.spooled).toBe(1);
+      expect(sessions).toHaveLength(2);
+    } finally {
+      await watch.stop();
+    }
+  });
+});
+
 describe("uidSet", () => {
   it("writes runs of consecutive UIDs as ranges and names exactly the UIDs given", () => {
     expect(uidSet([9, 3, 4, 5, 7, 4])).toBe("3:5,7,9");
