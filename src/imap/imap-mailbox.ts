@@ -44,10 +44,10 @@ export interface FetchBudget {
 const NEVER_ABORTED = new AbortController().signal;
 
 /**
- * While the queue holds IDLE, a sync's session stays open this long for the next sync: new mail
- * comes in bursts, each arrival is a sync, and a new session (TLS, sign-in, LIST) costs more
- * than fetching a small message (issue 17: IDLE latency). Poll-only queues sync minutes apart
- * and keep nothing.
+ * While the queue holds IDLE, the session of a sync that fetched mail stays open this long for
+ * the next sync: new mail comes in bursts, each arrival is a sync, and a new session (TLS,
+ * sign-in, LIST) costs more than fetching a small message (issue 17: IDLE latency). Poll-only
+ * queues sync minutes apart and keep nothing.
  */
 const KEEP_SESSION_MS = 30_000;
 /** A kept session is not used this close to its token's expiry (Exchange ends the session then): a fresh one is. */
@@ -109,16 +109,18 @@ export class ImapMailbox {
 
   private async syncWith(session: Session, target: SpoolSink): Promise<SyncResult> {
     const { client } = session;
-    let synced = false;
+    let keep = false;
     try {
       const result = await this.syncOn(client, target);
-      synced = true;
+      // Only after a sync that went through (after a failure the next one starts afresh) and
+      // found mail: a sync that found none (the safety net, a catch-up) is no burst, and
+      // keeping its session would double the connections of 1,000 quiet queues.
+      keep = result.fetched > 0;
       return result;
     } catch (error) {
       throw classifyImapError(error, this.queue.name, { folder: this.queue.folder, host: this.queue.imap.host });
     } finally {
-      // Only after a sync that went through: after a failure the next one starts afresh.
-      if (synced && this.keepSessions && client.usable) this.keepSession(session);
+      if (keep && this.keepSessions && client.usable) this.keepSession(session);
       else await client.logout().catch(() => client.close());
     }
   }

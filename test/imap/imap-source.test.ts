@@ -251,18 +251,27 @@ describe("IMAP sessions kept between syncs while IDLE runs", () => {
       }
       expect(sessions).toHaveLength(1);
       expect(sessions[0]!.usable).toBe(true);
+
+      // A sync that finds nothing uses the kept session and does not keep it: no burst is under way.
+      await source.sync(sink());
+      expect(sessions).toHaveLength(1);
+      expect(sessions[0]!.usable).toBe(false);
+      await arrive(1, "burst-4");
+      await source.sync(sink());
+      expect(sessions).toHaveLength(2);
+      expect(sessions[1]!.usable).toBe(true);
     } finally {
       await watch.stop();
     }
-    expect(sessions[0]!.usable).toBe(false);
+    expect(sessions[1]!.usable).toBe(false);
 
     // Without a watch every sync has a session of its own, logged out at its end.
-    await arrive(1, "burst-4");
+    await arrive(1, "burst-5");
     const alone = sink();
     await source.sync(alone);
     expect(alone.spooled).toBe(1);
-    expect(sessions).toHaveLength(2);
-    expect(sessions[1]!.usable).toBe(false);
+    expect(sessions).toHaveLength(3);
+    expect(sessions[2]!.usable).toBe(false);
   });
 
   it("syncs on a new session, with no failure, when the server ended the kept one", async () => {
