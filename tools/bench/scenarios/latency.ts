@@ -49,7 +49,8 @@ export async function latencyScenario(ctx: BenchContext, input: LatencyInput): P
         [row("IDLE", idle, true), row(`poll-only (${input.poll})`, polled, false)],
       ),
       "",
-      `- IDLE own share p99 <= 100 ms: ${round(ownP99, 0)} ms — ${ownP99 <= 100 ? "holds" : "missed"}`,
+      // Issue 8 asked for 100 ms, issue 17 for 50 ms.
+      `- IDLE own share p99 <= 50 ms: ${round(ownP99, 0)} ms — ${ownP99 <= 50 ? "holds" : "missed"}`,
     ].join("\n"),
   };
 }
