@@ -16,6 +16,7 @@ import type { QueueConfig } from "../config/schema.js";
 import { describeError } from "../errors.js";
 import type { Logger } from "../interfaces.js";
 import { backoffDelay, sleep } from "../support/backoff.js";
+import { endSession } from "./end-session.js";
 import type { ImapMailbox } from "./imap-mailbox.js";
 
 /**
@@ -69,7 +70,7 @@ export class IdleWatcher {
 
   async stop(): Promise<void> {
     this.stopping.abort();
-    await this.client?.logout().catch(() => this.client?.close());
+    if (this.client) await endSession(this.client);
     await this.running;
   }
 
@@ -159,7 +160,7 @@ export class IdleWatcher {
     } finally {
       this.ready = false;
       this.client = undefined;
-      await client.logout().catch(() => client.close());
+      await endSession(client);
     }
   }
 }

@@ -20,6 +20,7 @@ import type { SpoolSink } from "../source/spool-sink.js";
 import { planFetchRuns } from "./fetch-plan.js";
 import { imapCursorPosition, imapLocation, parseImapCursor, parseImapItem, type ImapFolderState } from "./imap-location.js";
 import { classifyImapError } from "./imap-errors.js";
+import { endSession } from "./end-session.js";
 
 /** UIDs per FETCH command: bounds the command line and the work redone after a drop. */
 const FETCH_BATCH = 100;
@@ -52,6 +53,12 @@ const NEVER_ABORTED = new AbortController().signal;
 const KEEP_SESSION_MS = 30_000;
 /** A kept session is not used this close to its token's expiry (Exchange ends the session then): a fresh one is. */
 const KEPT_TOKEN_MARGIN_MS = 5 * 60_000;
+/**
+ * A kept session must answer a NOOP this fast to be used. A connection a middlebox dropped
+ * without a word looks open; without this check the sync would wait for the 5-minute socket
+ * timeout, where a new session takes a second.
+ */
+const KEPT_ANSWER_TIMEOUT_MS = 5_000;
 
 interface Session {
   readonly client: ImapFlow;
@@ -81,7 +88,7 @@ export class ImapMailbox {
   private kept?: Session & { readonly timer: NodeJS.Timeout };
 
   async sync(target: SpoolSink): Promise<SyncResult> {
-    const kept = this.takeKeptSession();
+    const kept = await this.answeringKeptSession();
     if (kept) {
       try {
         return await this.syncWith(kept, target);
@@ -101,10 +108,8 @@ export class ImapMailbox {
    */
   async keepSessionsBetweenSyncs(keep: boolean): Promise<void> {
     this.keepSessions = keep;
-    if (!keep)
-      await this.takeKeptSession()
-        ?.client.logout()
-        .catch(() => undefined);
+    const kept = keep ? undefined : this.takeKeptSession();
+    if (kept) await endSession(kept.client);
   }
 
   private async syncWith(session: Session, target: SpoolSink): Promise<SyncResult> {
@@ -121,20 +126,35 @@ export class ImapMailbox {
       throw classifyImapError(error, this.queue.name, { folder: this.queue.folder, host: this.queue.imap.host });
     } finally {
       if (keep && this.keepSessions && client.usable) this.keepSession(session);
-      else await client.logout().catch(() => client.close());
+      else await endSession(client);
     }
   }
 
   private keepSession(session: Session): void {
-    const timer = setTimeout(
-      () =>
-        void this.takeKeptSession()
-          ?.client.logout()
-          .catch(() => undefined),
-      KEEP_SESSION_MS,
-    );
+    const timer = setTimeout(() => {
+      const kept = this.takeKeptSession();
+      if (kept) void endSession(kept.client);
+    }, KEEP_SESSION_MS);
     timer.unref();
     this.kept = { ...session, timer };
+  }
+
+  /** The kept session when it answers a NOOP in time; else none (and it is closed). */
+  private async answeringKeptSession(): Promise<Session | undefined> {
+    const kept = this.takeKeptSession();
+    if (kept === undefined) return undefined;
+    let timer: NodeJS.Timeout | undefined;
+    const answered = await Promise.race([
+      kept.client.noop().then(
+        () => kept.client.usable,
+        () => false,
+      ),
+      new Promise<false>((resolve) => (timer = setTimeout(() => resolve(false), KEPT_ANSWER_TIMEOUT_MS))),
+    ]).finally(() => clearTimeout(timer));
+    if (answered) return kept;
+    this.logger.debug("kept IMAP session did not answer; syncing on a new one");
+    kept.client.close();
+    return undefined;
   }
 
   /** The kept session, now the caller's; none when it closed or its token is near expiry (then logged out). */
@@ -144,7 +164,7 @@ export class ImapMailbox {
     this.kept = undefined;
     clearTimeout(kept.timer);
     if (kept.client.usable && kept.tokenExpiresOn.getTime() - Date.now() > KEPT_TOKEN_MARGIN_MS) return kept;
-    void kept.client.logout().catch(() => kept.client.close());
+    void endSession(kept.client);
     return undefined;
   }
 

@@ -14,6 +14,7 @@ import { ImapSource } from "../../src/imap/imap-source.js";
 import { QueueSpoolSink } from "../../src/queue/queue-spool-sink.js";
 import { Spool } from "../../src/spool/spool.js";
 import { sampleMessages } from "../../tools/testbed/sample-messages.js";
+import { startFaultProxy } from "../../tools/testbed/fault-proxy.js";
 import { startTokenFixture, type TokenFixture } from "../../tools/testbed/helpers/token-fixture.js";
 
 const QUEUE = { name: "portal", address: "portal@example.test", password: "portal-Pa55word!" };
@@ -216,10 +217,11 @@ describe("IMAP server-side actions the server refuses", () => {
 
 describe("IMAP sessions kept between syncs while IDLE runs", () => {
   /** A queue of its own; `connects` counts the sessions its syncs opened (not the IDLE session's). */
-  async function burstQueue(name: string) {
+  async function burstQueue(name: string, imapPort?: number) {
     const address = `${name}@example.test`;
     fx.bed.identity.addUser({ username: address, password: QUEUE.password });
-    const [burst] = fx.queues([{ name, address, password: QUEUE.password, options: { afterSpool: "seen", idle: true } }]) as [QueueConfig];
+    const [configured] = fx.queues([{ name, address, password: QUEUE.password, options: { afterSpool: "seen", idle: true } }]) as [QueueConfig];
+    const burst = imapPort === undefined ? configured : { ...configured, imap: { ...configured.imap, port: imapPort } };
     const logger = fx.logger.child({ queue: burst.name });
     const mailbox = new ImapMailbox(burst, fx.provider(burst), logger);
     const sessions: Array<Awaited<ReturnType<ImapMailbox["connect"]>>["client"]> = [];
@@ -322,6 +324,33 @@ describe("IMAP sessions kept between syncs while IDLE runs", () => {
       await watch.stop();
     }
   });
+
+  it("syncs on a new session, within seconds, when the kept one went silent (a middlebox dropped it without a word)", async () => {
+    const proxy = await startFaultProxy(fx.bed.dovecot.port);
+    try {
+      const { source, sink, sessions, arrive } = await burstQueue("silenced", proxy.port);
+      const watch = source.watch({ newMail: () => undefined, sessionOpened: () => undefined }, sink());
+      watch.start();
+      try {
+        await arrive(1, "silenced-1");
+        await source.sync(sink());
+        expect(sessions[0]!.usable).toBe(true);
+        proxy.silenceAll();
+        await arrive(1, "silenced-2");
+        const started = Date.now();
+        const after = sink();
+        await source.sync(after);
+        expect(after.spooled).toBe(1);
+        expect(sessions).toHaveLength(2);
+        // The kept session's 5 s to answer, not imapflow's 5-minute socket timeout.
+        expect(Date.now() - started).toBeLessThan(60_000);
+      } finally {
+        await watch.stop();
+      }
+    } finally {
+      await proxy.close();
+    }
+  }, 120_000);
 });
 
 describe("uidSet", () => {

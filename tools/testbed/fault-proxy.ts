@@ -13,6 +13,11 @@ export interface FaultProxy {
   setDelay(ms: number): void;
   /** Destroy every open connection now. */
   cutAll(): void;
+  /**
+   * From now on the connections open now carry nothing either way and are never closed, as a
+   * middlebox that dropped them without a word; new connections work.
+   */
+  silenceAll(): void;
   readonly cuts: number;
   close(): Promise<void>;
 }
@@ -22,6 +27,7 @@ export async function startFaultProxy(targetPort: number, targetHost = "127.0.0.
   let cutPlan: { bytes: number; times: number } | undefined;
   let delayMs = 0;
   let cuts = 0;
+  const silenced = new WeakSet<net.Socket>();
 
   const server = net.createServer((client) => {
     const upstream = net.connect(targetPort, targetHost);
@@ -35,8 +41,11 @@ export async function startFaultProxy(targetPort: number, targetHost = "127.0.0.
       sockets.delete(client);
       sockets.delete(upstream);
     };
-    client.on("data", (chunk) => upstream.write(chunk));
+    client.on("data", (chunk) => {
+      if (!silenced.has(client)) upstream.write(chunk);
+    });
     upstream.on("data", (chunk: Buffer) => {
+      if (silenced.has(upstream)) return;
       fromServer += chunk.length;
       if (plan && fromServer >= plan.bytes) {
         cuts++;
@@ -71,6 +80,9 @@ export async function startFaultProxy(targetPort: number, targetHost = "127.0.0.
       cuts += sockets.size > 0 ? 1 : 0;
       for (const socket of sockets) socket.destroy();
       sockets.clear();
+    },
+    silenceAll() {
+      for (const socket of sockets) silenced.add(socket);
     },
     get cuts() {
       return cuts;
