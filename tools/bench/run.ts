@@ -133,31 +133,45 @@ async function main(): Promise<void> {
   const bed = await startTestBed({ dovecotConfig: DOVECOT_LIMITS });
   const ctx: BenchContext = { bed, options, workDir, log };
   const reports: ScenarioReport[] = [];
+  // A scenario that fails costs its own section, not the figures of the others.
+  let failed = 0;
+  const measure = async (title: string, scenario: () => Promise<ScenarioReport>): Promise<void> => {
+    try {
+      reports.push(await scenario());
+    } catch (error) {
+      failed++;
+      const reason = error instanceof Error ? error.message : String(error);
+      log(`${title}: failed: ${reason}`);
+      reports.push({ title, markdown: `Failed in this run: ${reason.split("\n")[0]}` });
+    }
+  };
   try {
     const wantsReplicas = wants("replicas") && (!options.quick || options.only.includes("replicas"));
     const drain = wants("drain") || wants("graph") || wantsReplicas ? await prepareDrain(ctx) : undefined;
-    if (wants("drain")) reports.push(await drainScenario(ctx, drain!));
+    if (wants("drain")) await measure("1. Backlog drain", () => drainScenario(ctx, drain!));
     if (wants("graph")) {
       // The same bytes as in Dovecot (the corpus is deterministic), for the Graph stand-in.
       const messages = planCorpus(drain!.messages, CORPUS_SEED).map((entry) => renderCorpusMessage(entry, CORPUS_SEED, drain!.single.address));
-      reports.push(await graphDrainScenario(ctx, { imap: drain!.single, messages }));
+      await measure("1b. Backlog drain over Microsoft Graph, next to IMAP", () => graphDrainScenario(ctx, { imap: drain!.single, messages }));
     }
     if (wants("latency")) {
       const mailbox = { name: "live", address: "live@bench.test", password: "live-password-1" };
       const messages = options.quick ? 10 : Math.max(20, Math.round(200 * options.scale));
-      reports.push(await latencyScenario(ctx, { mailbox, messages, poll: "1s" }));
+      await measure("2. New-mail latency", () => latencyScenario(ctx, { mailbox, messages, poll: "1s" }));
     }
     if (wants("many")) {
       const queues = options.quick ? 20 : Math.max(50, Math.round(1000 * options.scale));
       const steadyMs = options.quick ? 10_000 : Math.max(60_000, Math.round(180_000 * options.scale));
-      reports.push(await manyQueuesScenario(ctx, { queues, steadyMs }));
+      await measure("3. Many queues", () => manyQueuesScenario(ctx, { queues, steadyMs }));
     }
     if (wants("big")) {
-      reports.push(await bigMessageScenario(ctx, options.quick ? { bytes: 10 * MB, smallQueues: 3 } : { bytes: 50 * MB, smallQueues: 10 }));
+      await measure("4. One big message among small mail", () =>
+        bigMessageScenario(ctx, options.quick ? { bytes: 10 * MB, smallQueues: 3 } : { bytes: 50 * MB, smallQueues: 10 }),
+      );
     }
     if (wants("worst")) {
-      reports.push(
-        await worstCaseScenario(
+      await measure("5. Worst-case parse cost and fairness between queues", () =>
+        worstCaseScenario(
           ctx,
           options.quick
             ? { bytes: 32 * 1024, corpusMessages: 10, floodMessages: 2, aloneMessages: 6 }
@@ -172,7 +186,9 @@ async function main(): Promise<void> {
     }
     // Three setups and 20 kills take minutes: the smoke run (--quick) leaves it out unless asked for by name.
     if (wants("replicas") && (!options.quick || options.only.includes("replicas")))
-      reports.push(await replicasScenario(ctx, { mailboxes: drain!.spread, messages: drain!.messages, kills: options.quick ? 2 : 20 }));
+      await measure("Several replicas on PostgreSQL", () =>
+        replicasScenario(ctx, { mailboxes: drain!.spread, messages: drain!.messages, kills: options.quick ? 2 : 20 }),
+      );
   } finally {
     await bed.close();
     await rm(workDir, { recursive: true, force: true });
@@ -182,6 +198,10 @@ async function main(): Promise<void> {
   if (options.out) {
     writeReport(options.out, body);
     log(`figures written to ${options.out}`);
+  }
+  if (failed > 0) {
+    log(`${failed} scenario(s) failed: see above`);
+    process.exitCode = 1;
   }
 }
 

@@ -79,7 +79,19 @@ async function drain(ctx: BenchContext, input: ReplicasInput, url: string | unde
     const started = performance.now();
     for (const p of probes) p.reset();
     const delivered = () => probes.reduce((n, p) => n + p.count("delivered"), 0);
-    await probes[0]!.waitFor(`${label}: ${input.messages} messages delivered`, () => delivered() >= input.messages, Math.max(300_000, input.messages * 300));
+    try {
+      await probes[0]!.waitFor(`${label}: ${input.messages} messages delivered`, () => delivered() >= input.messages, Math.max(300_000, input.messages * 300));
+    } catch (error) {
+      // Which mailboxes fell behind, and what each replica said last: a slow drain and a stuck queue look alike from outside.
+      const distinct = new Map<string, Set<string>>();
+      for (const probe of probes)
+        for (const event of probe.events)
+          if (event.name === "delivered" && event.queue !== undefined) distinct.set(event.queue, (distinct.get(event.queue) ?? new Set()).add(event.id ?? ""));
+      ctx.log(`${label}: delivered per replica ${probes.map((p) => p.count("delivered")).join(", ")}`);
+      ctx.log(`${label}: distinct per mailbox ${[...distinct].map(([queue, ids]) => `${queue} ${ids.size}`).join(", ")}`);
+      probes.forEach((probe, i) => ctx.log(`${label}: replica ${i} said last:\n${probe.tail()}`));
+      throw error;
+    }
     const ms = performance.now() - started;
     const rss = await Promise.all(probes.map(async (p) => (await p.vitals()).maxRssBytes));
     return { ms, rss };
