@@ -15,8 +15,8 @@
  * attachment one to its scratch file, when both are on one file system: no byte is copied (the
  * spool's file is durable already; a scratch file is fsynced here). Elsewhere the kernel copies
  * (a reflink where the file system can). So consumers must not modify these files in place
- * (README "Directory handler"). The files are
- * written first and fsynced together: one journal commit for all rather than one per file.
+ * (README "Directory handler"). The files are written first and fsynced together: one journal
+ * commit for all rather than one per file.
  *
  * A crash (SIGKILL, power loss) mid-write leaves a temp directory behind, never a message under
  * its final name. The queue's start (or else its first delivery) sweeps such leftovers: every temp

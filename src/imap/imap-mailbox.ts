@@ -20,7 +20,7 @@ import type { SpoolSink } from "../source/spool-sink.js";
 import { planFetchRuns } from "./fetch-plan.js";
 import { imapCursorPosition, imapLocation, parseImapCursor, parseImapItem, type ImapFolderState } from "./imap-location.js";
 import { classifyImapError } from "./imap-errors.js";
-import { endSession } from "./end-session.js";
+import { answersWithin, endSession } from "./end-session.js";
 
 /** UIDs per FETCH command: bounds the command line and the work redone after a drop. */
 const FETCH_BATCH = 100;
@@ -143,15 +143,7 @@ export class ImapMailbox {
   private async answeringKeptSession(): Promise<Session | undefined> {
     const kept = this.takeKeptSession();
     if (kept === undefined) return undefined;
-    let timer: NodeJS.Timeout | undefined;
-    const answered = await Promise.race([
-      kept.client.noop().then(
-        () => kept.client.usable,
-        () => false,
-      ),
-      new Promise<false>((resolve) => (timer = setTimeout(() => resolve(false), KEPT_ANSWER_TIMEOUT_MS))),
-    ]).finally(() => clearTimeout(timer));
-    if (answered) return kept;
+    if ((await answersWithin(kept.client.noop(), KEPT_ANSWER_TIMEOUT_MS)) && kept.client.usable) return kept;
     this.logger.debug("kept IMAP session did not answer; syncing on a new one");
     kept.client.close();
     return undefined;

@@ -1,7 +1,8 @@
 /**
  * IMAP as a MailSource (src/source/mail-source.ts): a sync is one ImapMailbox session (kept for
  * the next sync while push runs), push is an IDLE session (IdleWatcher), and the probe is one
- * STATUS on that session compared with the spool's cursor. The UID arithmetic lives here and in imap-mailbox.ts, nowhere else.
+ * STATUS on that session compared with the spool's cursor. The UID arithmetic lives here and in
+ * imap-mailbox.ts, nowhere else.
  */
 import type { QueueConfig } from "../config/schema.js";
 import type { MailSource, SourceWatch, WatchSignals } from "../source/mail-source.js";

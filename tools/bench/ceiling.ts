@@ -9,6 +9,7 @@ import { readFileSync } from "node:fs";
 import { rootCertificates } from "node:tls";
 import { Worker } from "node:worker_threads";
 import { ImapFlow } from "imapflow";
+import { peakRssBytes } from "../testbed/peak-rss.js";
 
 export interface CeilingInput {
   readonly host: string;
@@ -63,7 +64,7 @@ async function main(): Promise<void> {
     messages,
     bytes,
     ms: performance.now() - started,
-    maxRssBytes: process.resourceUsage().maxRSS * 1024,
+    maxRssBytes: peakRssBytes(),
     cpuMicros: cpu.user + cpu.system,
     cpuSystemMicros: cpu.system,
   };

@@ -16,6 +16,7 @@ import { Daemon } from "../../src/app.js";
 import { loadConfig } from "../../src/config/load.js";
 import type { DaemonEventMap } from "../../src/events.js";
 import { createLogger, SecretRegistry } from "../../src/log.js";
+import { peakRssBytes } from "./peak-rss.js";
 
 export interface ProbeEvent {
   readonly type: "event";
@@ -99,7 +100,7 @@ async function main(): Promise<void> {
         heapUsedBytes: memory.heapUsed,
         heapTotalBytes: memory.heapTotal,
         externalBytes: memory.external,
-        maxRssBytes: process.resourceUsage().maxRSS * 1024,
+        maxRssBytes: peakRssBytes(),
         cpuMicros: cpu.user + cpu.system,
         cpuSystemMicros: cpu.system,
         wallMs: now() - wallFrom,
