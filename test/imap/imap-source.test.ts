@@ -216,7 +216,7 @@ describe("IMAP server-side actions the server refuses", () => {
 });
 
 describe("IMAP sessions kept between syncs while IDLE runs", () => {
-  /** A queue of its own; `connects` counts the sessions its syncs opened (not the IDLE session's). */
+  /** A queue of its own; `sessions` lists the sessions its syncs opened (not the IDLE session's); `watching` starts its IDLE watch. */
   async function burstQueue(name: string, imapPort?: number) {
     const address = `${name}@example.test`;
     fx.bed.identity.addUser({ username: address, password: QUEUE.password });
@@ -237,13 +237,17 @@ describe("IMAP sessions kept between syncs while IDLE runs", () => {
     const arrive = async (count: number, seed: string) => {
       for (const message of sampleMessages(count, { seed, to: address })) await fx.bed.dovecot.deliver(address, message.raw);
     };
-    return { address, source, sink, sessions, arrive };
+    const watching = () => {
+      const watch = source.watch({ newMail: () => undefined, sessionOpened: () => undefined }, sink());
+      watch.start();
+      return watch;
+    };
+    return { address, source, sink, sessions, arrive, watching };
   }
 
   it("syncs a burst of arrivals on one session while the watch runs, and logs it out when the watch stops", async () => {
-    const { source, sink, sessions, arrive } = await burstQueue("burst");
-    const watch = source.watch({ newMail: () => undefined, sessionOpened: () => undefined }, sink());
-    watch.start();
+    const { source, sink, sessions, arrive, watching } = await burstQueue("burst");
+    const watch = watching();
     try {
       for (const round of [1, 2, 3]) {
         await arrive(1, `burst-${round}`);
@@ -277,9 +281,8 @@ describe("IMAP sessions kept between syncs while IDLE runs", () => {
   });
 
   it("syncs on a new session, with no failure, when the server ended the kept one", async () => {
-    const { address, source, sink, sessions, arrive } = await burstQueue("kicked");
-    const watch = source.watch({ newMail: () => undefined, sessionOpened: () => undefined }, sink());
-    watch.start();
+    const { address, source, sink, sessions, arrive, watching } = await burstQueue("kicked");
+    const watch = watching();
     try {
       await arrive(1, "kicked-1");
       await source.sync(sink());
@@ -297,9 +300,8 @@ describe("IMAP sessions kept between syncs while IDLE runs", () => {
   });
 
   it("syncs again on a new session when the kept one ends in the middle of a sync", async () => {
-    const { address, source, sink, sessions, arrive } = await burstQueue("dropped-kept");
-    const watch = source.watch({ newMail: () => undefined, sessionOpened: () => undefined }, sink());
-    watch.start();
+    const { address, source, sink, sessions, arrive, watching } = await burstQueue("dropped-kept");
+    const watch = watching();
     try {
       await arrive(1, "dropped-kept-1");
       await source.sync(sink());
@@ -328,9 +330,8 @@ describe("IMAP sessions kept between syncs while IDLE runs", () => {
   it("syncs on a new session, within seconds, when the kept one went silent (a middlebox dropped it without a word)", async () => {
     const proxy = await startFaultProxy(fx.bed.dovecot.port);
     try {
-      const { source, sink, sessions, arrive } = await burstQueue("silenced", proxy.port);
-      const watch = source.watch({ newMail: () => undefined, sessionOpened: () => undefined }, sink());
-      watch.start();
+      const { source, sink, sessions, arrive, watching } = await burstQueue("silenced", proxy.port);
+      const watch = watching();
       try {
         await arrive(1, "silenced-1");
         await source.sync(sink());
