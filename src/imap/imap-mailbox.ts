@@ -108,8 +108,7 @@ export class ImapMailbox {
    */
   async keepSessionsBetweenSyncs(keep: boolean): Promise<void> {
     this.keepSessions = keep;
-    const kept = keep ? undefined : this.takeKeptSession();
-    if (kept) await endSession(kept.client);
+    if (!keep) await this.endKeptSession();
   }
 
   private async syncWith(session: Session, target: SpoolSink): Promise<SyncResult> {
@@ -131,12 +130,15 @@ export class ImapMailbox {
   }
 
   private keepSession(session: Session): void {
-    const timer = setTimeout(() => {
-      const kept = this.takeKeptSession();
-      if (kept) void endSession(kept.client);
-    }, KEEP_SESSION_MS);
+    const timer = setTimeout(() => void this.endKeptSession(), KEEP_SESSION_MS);
     timer.unref();
     this.kept = { ...session, timer };
+  }
+
+  /** Logs out the kept session, if any. Never rejects. */
+  private async endKeptSession(): Promise<void> {
+    const kept = this.takeKeptSession();
+    if (kept) await endSession(kept.client);
   }
 
   /** The kept session when it answers a NOOP in time; else none (and it is closed). */
