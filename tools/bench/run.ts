@@ -24,13 +24,13 @@ import type { BenchContext, BenchOptions, ScenarioReport } from "./context.js";
 import { mailOwner, maildirOf } from "./context.js";
 import { linkCorpus, planCorpus, renderCorpusMessage, writeCorpus } from "./corpus.js";
 import { renderReport, writeReport } from "./report.js";
-import { bigMessageScenario } from "./scenarios/big-message.js";
-import { drainScenario, type DrainMailbox } from "./scenarios/drain.js";
-import { graphDrainScenario } from "./scenarios/graph-drain.js";
-import { latencyScenario } from "./scenarios/latency.js";
-import { manyQueuesScenario } from "./scenarios/many-queues.js";
-import { replicasScenario } from "./scenarios/replicas.js";
-import { worstCaseScenario } from "./scenarios/worst-case.js";
+import { BIG_MESSAGE_TITLE, bigMessageScenario } from "./scenarios/big-message.js";
+import { DRAIN_TITLE, drainScenario, type DrainMailbox } from "./scenarios/drain.js";
+import { GRAPH_DRAIN_TITLE, graphDrainScenario } from "./scenarios/graph-drain.js";
+import { LATENCY_TITLE, latencyScenario } from "./scenarios/latency.js";
+import { MANY_QUEUES_TITLE, manyQueuesScenario } from "./scenarios/many-queues.js";
+import { REPLICAS_TITLE, replicasScenario } from "./scenarios/replicas.js";
+import { WORST_CASE_TITLE, worstCaseScenario } from "./scenarios/worst-case.js";
 import { MB } from "./stats.js";
 
 const SCENARIOS = ["drain", "graph", "latency", "many", "big", "worst", "replicas"] as const;
@@ -148,29 +148,27 @@ async function main(): Promise<void> {
   try {
     const wantsReplicas = wants("replicas") && (!options.quick || options.only.includes("replicas"));
     const drain = wants("drain") || wants("graph") || wantsReplicas ? await prepareDrain(ctx) : undefined;
-    if (wants("drain")) await measure("1. Backlog drain", () => drainScenario(ctx, drain!));
+    if (wants("drain")) await measure(DRAIN_TITLE, () => drainScenario(ctx, drain!));
     if (wants("graph")) {
       // The same bytes as in Dovecot (the corpus is deterministic), for the Graph stand-in.
       const messages = planCorpus(drain!.messages, CORPUS_SEED).map((entry) => renderCorpusMessage(entry, CORPUS_SEED, drain!.single.address));
-      await measure("1b. Backlog drain over Microsoft Graph, next to IMAP", () => graphDrainScenario(ctx, { imap: drain!.single, messages }));
+      await measure(GRAPH_DRAIN_TITLE, () => graphDrainScenario(ctx, { imap: drain!.single, messages }));
     }
     if (wants("latency")) {
       const mailbox = { name: "live", address: "live@bench.test", password: "live-password-1" };
       const messages = options.quick ? 10 : Math.max(20, Math.round(200 * options.scale));
-      await measure("2. New-mail latency", () => latencyScenario(ctx, { mailbox, messages, poll: "1s" }));
+      await measure(LATENCY_TITLE, () => latencyScenario(ctx, { mailbox, messages, poll: "1s" }));
     }
     if (wants("many")) {
       const queues = options.quick ? 20 : Math.max(50, Math.round(1000 * options.scale));
       const steadyMs = options.quick ? 10_000 : Math.max(60_000, Math.round(180_000 * options.scale));
-      await measure("3. Many queues", () => manyQueuesScenario(ctx, { queues, steadyMs }));
+      await measure(MANY_QUEUES_TITLE, () => manyQueuesScenario(ctx, { queues, steadyMs }));
     }
     if (wants("big")) {
-      await measure("4. One big message among small mail", () =>
-        bigMessageScenario(ctx, options.quick ? { bytes: 10 * MB, smallQueues: 3 } : { bytes: 50 * MB, smallQueues: 10 }),
-      );
+      await measure(BIG_MESSAGE_TITLE, () => bigMessageScenario(ctx, options.quick ? { bytes: 10 * MB, smallQueues: 3 } : { bytes: 50 * MB, smallQueues: 10 }));
     }
     if (wants("worst")) {
-      await measure("5. Worst-case parse cost and fairness between queues", () =>
+      await measure(WORST_CASE_TITLE, () =>
         worstCaseScenario(
           ctx,
           options.quick
@@ -186,9 +184,7 @@ async function main(): Promise<void> {
     }
     // Three setups and 20 kills take minutes: the smoke run (--quick) leaves it out unless asked for by name.
     if (wants("replicas") && (!options.quick || options.only.includes("replicas")))
-      await measure("Several replicas on PostgreSQL", () =>
-        replicasScenario(ctx, { mailboxes: drain!.spread, messages: drain!.messages, kills: options.quick ? 2 : 20 }),
-      );
+      await measure(REPLICAS_TITLE, () => replicasScenario(ctx, { mailboxes: drain!.spread, messages: drain!.messages, kills: options.quick ? 2 : 20 }));
   } finally {
     await bed.close();
     await rm(workDir, { recursive: true, force: true });

@@ -26,6 +26,9 @@ interface Measure {
   readonly smallCount: number;
 }
 
+/** The report section's title (also the section a failed run of this scenario leaves). */
+export const BIG_MESSAGE_TITLE = "4. One big message among small mail";
+
 export async function bigMessageScenario(ctx: BenchContext, input: BigMessageInput): Promise<ScenarioReport> {
   const { bed } = ctx;
   const message = bigMessage({ seed: "bench-big", to: "bigq@big.bench.test", totalBytes: input.bytes, htmlBytes: 3 * MB });
@@ -47,7 +50,7 @@ export async function bigMessageScenario(ctx: BenchContext, input: BigMessageInp
   const rss = spread(measures.map((m) => m.maxRssMb)).median;
   const rssTarget = 150 + (2 * input.bytes) / MB;
   return {
-    title: "4. One big message among small mail",
+    title: BIG_MESSAGE_TITLE,
     markdown: [
       `One ${(input.bytes / MB).toFixed(0)} MB message (3 MB HTML body, one base64 attachment) into one queue while ${input.smallQueues} other queues receive a small message every 200 ms (IDLE). ` +
         `Median of ${ctx.options.repetitions} (min-max). Event-loop delay from the big message's save to its delivery.`,

@@ -38,6 +38,9 @@ export interface Measure {
   readonly cpuMicros: number;
 }
 
+/** The report section's title (also the section a failed run of this scenario leaves). */
+export const DRAIN_TITLE = "1. Backlog drain";
+
 export async function drainScenario(ctx: BenchContext, input: DrainInput): Promise<ScenarioReport> {
   const { bed, options } = ctx;
   // The smoke run checks the harness, not the peer: getmail6 takes a minute or more on its own.
@@ -103,7 +106,7 @@ export async function drainScenario(ctx: BenchContext, input: DrainInput): Promi
     `- peak RSS during the drain <= 300 MB: ${mfRss.toFixed(0)} MB — ${mfRss <= 300 ? "holds" : "missed"}`,
   ];
   return {
-    title: "1. Backlog drain",
+    title: DRAIN_TITLE,
     markdown: [
       `${input.messages} messages, ${(input.bytes / MB).toFixed(0)} MB, in one mailbox over TLS (and the same files spread over ${input.spread.length} mailboxes). ` +
         `Median of ${options.repetitions} (min-max). mailfetchd: fetched, spooled (fsync), parsed, delivered by the directory handler (fsync); ` +

@@ -17,6 +17,9 @@ export interface GraphDrainInput {
   readonly messages: readonly Buffer[];
 }
 
+/** The report section's title (also the section a failed run of this scenario leaves). */
+export const GRAPH_DRAIN_TITLE = "1b. Backlog drain over Microsoft Graph, next to IMAP";
+
 export async function graphDrainScenario(ctx: BenchContext, input: GraphDrainInput): Promise<ScenarioReport> {
   const { bed, options } = ctx;
   const graph = { name: "graphdrain", address: "graphdrain@bench.test", password: "graphdrain-password-1" };
@@ -64,7 +67,7 @@ export async function graphDrainScenario(ctx: BenchContext, input: GraphDrainInp
     ],
   );
   return {
-    title: "1b. Backlog drain over Microsoft Graph, next to IMAP",
+    title: GRAPH_DRAIN_TITLE,
     markdown: [
       `${count} messages, ${(bytes / MB).toFixed(0)} MB (the drain corpus), in one mailbox. Median of ${options.repetitions} (min-max), IMAP and Graph runs interleaved. ` +
         "Graph: delta pages of 50, one `$value` per message (at most 3 requests in flight per mailbox), spooled (fsync), parsed and delivered as for IMAP. " +

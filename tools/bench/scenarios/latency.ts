@@ -23,6 +23,9 @@ interface Samples {
   readonly own: number[];
 }
 
+/** The report section's title (also the section a failed run of this scenario leaves). */
+export const LATENCY_TITLE = "2. New-mail latency";
+
 export async function latencyScenario(ctx: BenchContext, input: LatencyInput): Promise<ScenarioReport> {
   ctx.log(`latency: IDLE, ${input.messages} messages`);
   const idle = await measure(ctx, input, "idle");
@@ -38,7 +41,7 @@ export async function latencyScenario(ctx: BenchContext, input: LatencyInput): P
   ];
   const ownP99 = percentile(idle.own, 99);
   return {
-    title: "2. New-mail latency",
+    title: LATENCY_TITLE,
     markdown: [
       `${input.messages} small messages saved one by one; each waits for the previous one's delivery. Milliseconds. ` +
         `"own share" runs from the IDLE EXISTS notification to the handler's write (Dovecot itself waits ~500 ms before notifying). ` +

@@ -16,6 +16,9 @@ export interface ManyQueuesInput {
   readonly steadyMs: number;
 }
 
+/** The report section's title (also the section a failed run of this scenario leaves). */
+export const MANY_QUEUES_TITLE = "3. Many queues";
+
 export async function manyQueuesScenario(ctx: BenchContext, input: ManyQueuesInput): Promise<ScenarioReport> {
   const { bed } = ctx;
   const mailboxes = Array.from({ length: input.queues }, (_, i) => ({
@@ -76,7 +79,7 @@ export async function manyQueuesScenario(ctx: BenchContext, input: ManyQueuesInp
     const cpuPercent = (vitals.cpuMicros / 1000 / vitals.wallMs) * 100;
     const rssMax = Math.max(...rss, vitals.rssBytes / MB);
     return {
-      title: "3. Many queues",
+      title: MANY_QUEUES_TITLE,
       markdown: [
         `${input.queues} queues, poll every minute, IDLE on (the default); every queue signed in with its own password (ROPC). ` +
           `Steady state watched for ${Math.round(windowMs / 1000)} s after every queue had fetched once (${Math.round(firstRoundMs / 1000)} s after start, sign-ins included).`,

@@ -29,6 +29,9 @@ interface Run {
 
 const LEASE = "5s";
 
+/** The report section's title (also the section a failed run of this scenario leaves). */
+export const REPLICAS_TITLE = "Several replicas on PostgreSQL";
+
 export async function replicasScenario(ctx: BenchContext, input: ReplicasInput): Promise<ScenarioReport> {
   const postgres = await startPostgres();
   try {
@@ -65,7 +68,7 @@ export async function replicasScenario(ctx: BenchContext, input: ReplicasInput):
         ? `PostgreSQL per message (after the drain, before retention): ${perMessage.rows.toFixed(1)} rows, ${(perMessage.bytes / 1024).toFixed(1)} KiB on disk (tables, TOAST and indexes) for messages of ${(perMessage.size / 1024).toFixed(1)} KiB on average.`
         : "",
     ].join("\n");
-    return { title: "Several replicas on PostgreSQL", markdown: body };
+    return { title: REPLICAS_TITLE, markdown: body };
   } finally {
     await postgres.close();
   }

@@ -33,6 +33,9 @@ export interface WorstCaseInput {
 
 const KB = 1024;
 
+/** The report section's title (also the section a failed run of this scenario leaves). */
+export const WORST_CASE_TITLE = "5. Worst-case parse cost and fairness between queues";
+
 export async function worstCaseScenario(ctx: BenchContext, input: WorstCaseInput): Promise<ScenarioReport> {
   const parser = new MailparserParser();
   const cpuMsPerMb = async (raw: Buffer): Promise<number> => {
@@ -90,7 +93,7 @@ export async function worstCaseScenario(ctx: BenchContext, input: WorstCaseInput
 
   const fairness = await fairnessRun(ctx, input);
   return {
-    title: "5. Worst-case parse cost and fairness between queues",
+    title: WORST_CASE_TITLE,
     markdown: [
       `Parse CPU per MB (MailparserParser with the enrichers, median of ${ctx.options.repetitions}, min-max) of a generated worst case of each class at 1x and 4x size. ` +
         `Corpus reference over ${input.corpusMessages} corpus messages: ${round(corpusAll, 0)} ms/MB for all (mostly attachment bytes), ${round(corpusSmall, 0)} ms/MB for the small text/HTML ones (the like-for-like figure).`,
